@@ -1,0 +1,75 @@
+# The two commands: `make run` (install, prepare the host, start everything) and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST_SLUG ?= local
+BIND ?= 127.0.0.1:8000
+APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
+	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
+	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium
+
+.PHONY: run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests
+
+run: deps prepare-host db
+	@$(MAKE) --no-print-directory agent
+	@echo
+	@echo "  Console: http://$(BIND)/"
+	@$(BIN)/python manage.py ensure_admin | tail -1 | sed 's/^/  /'
+	@echo "  (agent log: var/log/agent.log; stop everything started here with 'make stop')"
+	@echo
+	$(BIN)/gunicorn console.wsgi:application --bind $(BIND) --workers 2 --threads 4 \
+		--access-logfile - --pid var/web.pid
+
+deps: system-packages venv
+
+system-packages:
+	@if [ "$$(id -u)" != 0 ]; then echo "make run must be run as root" >&2; exit 1; fi
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+prepare-host:
+	scripts/prepare-host
+
+db: venv
+	mkdir -p var/log
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py ensure_admin >/dev/null
+
+# The agent of this machine, in the background; its PID in var/agent.pid.
+agent: venv
+	@mkdir -p var/log
+	@if [ -s var/agent.pid ] && kill -0 $$(cat var/agent.pid) 2>/dev/null; then \
+		echo "agent already running (pid $$(cat var/agent.pid))"; \
+	else \
+		nohup $(BIN)/python manage.py agent --host $(HOST_SLUG) >> var/log/agent.log 2>&1 & echo $$! > var/agent.pid; \
+		echo "agent for host '$(HOST_SLUG)' started (pid $$(cat var/agent.pid))"; \
+	fi
+
+stop:
+	-@for f in var/web.pid var/agent.pid; do [ -s $$f ] && kill $$(cat $$f) 2>/dev/null && echo "stopped $$f"; rm -f $$f; done; true
+
+test: deps prepare-host
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest -m "not host and not browser"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -1,0 +1,170 @@
+"""Core models: managed hosts, long operations and the append-only audit trail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from console.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, AuditResult, OperationStatus
+
+
+class Host(models.Model):
+    """A machine managed by the console; its agent consumes the queue ``host.<slug>``."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=255, blank=True)
+    libvirt_uri = models.CharField(max_length=255, default="lxc:///")
+    lxc_path = models.CharField(max_length=4096, default="/var/lib/lxc")
+    # LXC paths besides the default one (pools, other stores): list of absolute paths.
+    extra_lxc_paths = models.JSONField(default=list, blank=True)
+    agent_name = models.CharField(max_length=255, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    # Detected by the agent: {"lxc": {...}, "libvirt": {...}, "btrfs": {...}, ...}
+    capabilities = models.JSONField(default=dict, blank=True)
+    capabilities_detected_at = models.DateTimeField(null=True, blank=True)
+    last_inventory_sync = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def queue_name(self) -> str:
+        return f"host.{self.slug}"
+
+    @property
+    def lxc_paths(self) -> list[str]:
+        return [self.lxc_path, *[p for p in self.extra_lxc_paths if p != self.lxc_path]]
+
+    @property
+    def agent_online(self) -> bool:
+        if self.last_heartbeat is None:
+            return False
+        age = timezone.now() - self.last_heartbeat
+        return age < timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS)
+
+
+class Operation(models.Model):
+    """A job run by a host's agent: lifecycle actions, creates, snapshots, attaches."""
+
+    kind = models.CharField(max_length=64)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="operations")
+    # Human-readable target ("container local/web1") and the lock key that keeps one
+    # active operation per target ("container:local:web1").
+    target = models.CharField(max_length=255)
+    lock_key = models.CharField(max_length=255)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=OperationStatus.choices, default=OperationStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_label = models.CharField(max_length=255, blank=True)
+    log = models.TextField(blank=True)
+    # Every command run, in order: [{"argv": [...], "exit": 0, "seconds": 0.3}]
+    commands = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    celery_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The database itself enforces one pending/running operation per target.
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=Q(status__in=["pending", "running"]),
+                name="one_active_operation_per_target",
+            )
+        ]
+        indexes = [models.Index(fields=["host", "status"]), models.Index(fields=["lock_key"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.target}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def equivalent_commands(self) -> list[str]:
+        import shlex
+
+        return [shlex.join(c["argv"]) for c in self.commands]
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def append_log(self, text: str) -> None:
+        """Append to the log in the database without reading it (safe beside other writers)."""
+        Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(text)))
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.rstrip("\n").split("\n")[-lines:])
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
+
+    def delete(self):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """One row per mutating request (or sensitive read), never edited or deleted."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target = models.CharField(max_length=255, blank=True, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    result = models.CharField(max_length=16, choices=AuditResult.choices)
+    message = models.TextField(blank=True)
+    operation = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.pk is not None or not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")

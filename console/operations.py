@@ -1,0 +1,189 @@
+"""The one path for every change: audit, lock, record the operation, enqueue on commit.
+
+Services call :func:`start_operation` after validating input and authorizing the actor.
+It writes the ``Operation`` and its ``AuditEvent`` in one transaction, relying on the
+database's partial unique index for "one active operation per target", and sends the
+Celery task to the host's queue only once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from console.choices import ACTIVE_STATUSES, AuditResult, OperationStatus
+from console.errors import Busy, ServiceError
+from console.models import AuditEvent, Host, Operation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asked, from where: what an audit row needs from the request."""
+
+    ip: str | None = None
+    request_id: str = ""
+
+    @classmethod
+    def from_request(cls, request: Any) -> RequestContext:
+        return cls(ip=getattr(request, "client_ip", None), request_id=getattr(request, "request_id", ""))
+
+
+SYSTEM = RequestContext()
+
+
+def _actor_name(actor: Any) -> str:
+    if actor is None:
+        return "system"
+    return actor.get_username()
+
+
+def audit(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    action: str,
+    result: str,
+    host: Host | None = None,
+    target: str = "",
+    params: dict | None = None,
+    before: Any = None,
+    after: Any = None,
+    message: str = "",
+    operation: Operation | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=_actor_name(actor),
+        ip=ctx.ip,
+        request_id=ctx.request_id,
+        action=action,
+        host=host,
+        target=target,
+        params=params or {},
+        before=before,
+        after=after,
+        result=result,
+        message=message,
+        operation=operation,
+    )
+
+
+@contextmanager
+def audited_refusal(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    action: str,
+    host: Host | None = None,
+    target: str = "",
+    params: dict | None = None,
+) -> Iterator[None]:
+    """Record a refused request (bad input, busy, forbidden) as an audit row, then re-raise."""
+    try:
+        yield
+    except ServiceError as exc:
+        audit(
+            actor=actor,
+            ctx=ctx,
+            action=action,
+            result=AuditResult.REFUSED,
+            host=host,
+            target=target,
+            params=params,
+            message=exc.message,
+        )
+        raise
+
+
+def active_operation(lock_key: str) -> Operation | None:
+    return Operation.objects.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
+
+
+def start_operation(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    host: Host,
+    kind: str,
+    target: str,
+    lock_key: str,
+    params: dict,
+    before: Any = None,
+    audit_params: dict | None = None,
+) -> Operation:
+    """Create the operation and its audit row atomically; enqueue it when the transaction commits."""
+    existing = active_operation(lock_key)
+    if existing is not None:
+        raise Busy(
+            f"busy: operation #{existing.pk} ({existing.kind}) is {existing.status} on {target}",
+            operation_id=existing.pk,
+        )
+    try:
+        with transaction.atomic():
+            op = Operation.objects.create(
+                kind=kind,
+                actor=actor if getattr(actor, "pk", None) else None,
+                host=host,
+                target=target,
+                lock_key=lock_key,
+                params=params,
+            )
+            audit(
+                actor=actor,
+                ctx=ctx,
+                action=kind,
+                result=AuditResult.ACCEPTED,
+                host=host,
+                target=target,
+                params=audit_params if audit_params is not None else params,
+                before=before,
+                operation=op,
+            )
+            transaction.on_commit(lambda: enqueue(op))
+    except IntegrityError as exc:
+        # Lost a race with another request for the same target.
+        existing = active_operation(lock_key)
+        raise Busy(
+            f"busy: operation #{existing.pk if existing else '?'} is running on {target}",
+            operation_id=existing.pk if existing else None,
+        ) from exc
+    return op
+
+
+def enqueue(op: Operation) -> None:
+    """Send the operation to its host's queue; a broker that cannot be reached fails it at once."""
+    from console.tasks import run_operation
+
+    try:
+        result = run_operation.apply_async(args=[op.pk], queue=op.host.queue_name)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        logger.exception("could not enqueue operation %s", op.pk)
+        finish(op, OperationStatus.FAILED, error=f"could not reach the task queue (Redis): {exc}")
+        return
+    Operation.objects.filter(pk=op.pk).update(celery_id=result.id or "")
+
+
+def set_progress(op: Operation, percent: int, label: str = "") -> None:
+    percent = max(0, min(100, int(percent)))
+    op.progress, op.progress_label = percent, label or op.progress_label
+    Operation.objects.filter(pk=op.pk).update(progress=percent, progress_label=op.progress_label)
+
+
+def finish(op: Operation, status: str, *, error: str = "", result: dict | None = None) -> None:
+    """Make the operation terminal: this also releases its target lock."""
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
+    if status == OperationStatus.SUCCEEDED:
+        fields["progress"] = 100
+    if result is not None:
+        fields["result"] = result
+    Operation.objects.filter(pk=op.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(op, key, value)

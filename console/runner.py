@@ -1,0 +1,285 @@
+"""Run host commands as argv lists (never a shell) and record them in an Operation.
+
+Each command is written to the operation log as a transcript line (``$ lxc-start -n web``)
+followed by its output, streamed line by line while it runs, so the page can show a
+live tail. Drivers receive a :class:`Runner`; only drivers build argv.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from console.models import Operation
+
+LineCallback = Callable[[str, str], None]  # (stream name "out"/"err", line without newline)
+
+# Output kept in memory per command; the log in the database keeps everything streamed.
+_MAX_CAPTURE = 4 * 1024 * 1024
+
+
+class CommandError(Exception):
+    """A host command failed: carries the command, exit status, stderr and a human message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stderr: str = "",
+        stdout: str = "",
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.stdout = stdout
+        self.retryable = retryable
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CommandTimeout(CommandError):
+    pass
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+def _check_argv(argv: Sequence[str]) -> list[str]:
+    if isinstance(argv, (str, bytes)) or not argv:
+        raise TypeError("argv must be a non-empty list of strings, never a shell string")
+    out = []
+    for arg in argv:
+        if not isinstance(arg, str):
+            raise TypeError(f"argv items must be str, got {type(arg).__name__}")
+        if "\x00" in arg:
+            raise ValueError("argv items must not contain NUL")
+        out.append(arg)
+    return out
+
+
+@dataclass
+class _LogSink:
+    """Buffers log text and flushes it to the Operation at most every ``interval`` seconds."""
+
+    operation: Operation | None
+    interval: float = 0.25
+    _buf: list[str] = field(default_factory=list)
+    _last: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write(self, text: str) -> None:
+        if self.operation is None:
+            return
+        with self._lock:
+            self._buf.append(text)
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._flush_locked(now)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked(time.monotonic())
+
+    def _flush_locked(self, now: float) -> None:
+        if self._buf and self.operation is not None:
+            self.operation.append_log("".join(self._buf))
+            self._buf.clear()
+        self._last = now
+
+
+class Runner:
+    """Executes argv lists on this host for one operation (or none, for read-only probes)."""
+
+    def __init__(self, operation: Operation | None = None, *, default_timeout: float | None = None):
+        self.operation = operation
+        self.default_timeout = default_timeout or settings.COMMAND_TIMEOUT_SECONDS
+        self.sink = _LogSink(operation)
+
+    def log(self, text: str) -> None:
+        """Write a note into the operation log (not a command)."""
+        self.sink.write(text if text.endswith("\n") else text + "\n")
+        self.sink.flush()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_line: LineCallback | None = None,
+        error_message: str | None = None,
+        record: bool = True,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` and return its result; raise :class:`CommandError` when it fails and ``check``."""
+        args = _check_argv(argv)
+        timeout = self.default_timeout if timeout is None else timeout
+        if record:
+            self.sink.write(f"$ {shlex.join(args)}\n")
+        started = time.monotonic()
+        full_env = None
+        if env is not None:
+            full_env = {**os.environ, **env}
+        try:
+            proc = subprocess.Popen(  # noqa: S603 (argv list, no shell)
+                args,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            self.sink.flush()
+            raise CommandError(
+                f"{args[0]} is not installed on this host", argv=args, returncode=None, stderr=str(exc)
+            ) from exc
+        except PermissionError as exc:
+            self.sink.flush()
+            raise CommandError(f"{args[0]} cannot be executed: {exc}", argv=args) from exc
+
+        out_parts: list[str] = []
+        err_parts: list[str] = []
+        sizes = {"out": 0, "err": 0}
+        if input is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(input.encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+        sel = selectors.DefaultSelector()
+        assert proc.stdout is not None and proc.stderr is not None
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        pending = {"out": b"", "err": b""}
+        deadline = started + timeout
+        timed_out = False
+
+        def emit(stream: str, raw: bytes) -> None:
+            line = raw.decode(errors="replace")
+            target = out_parts if stream == "out" else err_parts
+            if sizes[stream] < _MAX_CAPTURE:
+                target.append(line + "\n")
+                sizes[stream] += len(line) + 1
+            if record:
+                self.sink.write(line + "\n")
+            if on_line is not None:
+                on_line(stream, line)
+
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(timeout=min(remaining, 0.5)):
+                stream = key.data
+                chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    if pending[stream]:
+                        emit(stream, pending[stream])
+                        pending[stream] = b""
+                    continue
+                data = pending[stream] + chunk
+                *complete, pending[stream] = data.split(b"\n")
+                for raw in complete:
+                    emit(stream, raw.rstrip(b"\r"))
+        sel.close()
+
+        if timed_out:
+            self._kill(proc)
+        try:
+            returncode = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
+        except subprocess.TimeoutExpired:
+            self._kill(proc)
+            returncode = proc.wait()
+            timed_out = True
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        seconds = time.monotonic() - started
+        result = CommandResult(args, returncode, "".join(out_parts), "".join(err_parts), seconds)
+        if record:
+            if returncode != 0 or timed_out:
+                self.sink.write(f"# exit status {returncode}{' (timed out)' if timed_out else ''}\n")
+            self.sink.flush()
+            self._record_command(args, returncode, seconds)
+        if timed_out:
+            raise CommandTimeout(
+                f"{args[0]} did not finish within {timeout:g} seconds",
+                argv=args,
+                returncode=returncode,
+                stderr=result.stderr,
+                stdout=result.stdout,
+                retryable=True,
+            )
+        if check and returncode != 0:
+            raise CommandError(
+                error_message or _default_message(args, returncode, result.stderr),
+                argv=args,
+                returncode=returncode,
+                stderr=result.stderr,
+                stdout=result.stdout,
+            )
+        return result
+
+    def _record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
+        if self.operation is None:
+            return
+        from console.models import Operation
+
+        op = Operation.objects.only("commands").get(pk=self.operation.pk)
+        commands = [*op.commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}]
+        Operation.objects.filter(pk=self.operation.pk).update(commands=commands)
+        self.operation.commands = commands
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        # The command runs in its own session: end it and whatever it started.
+        try:
+            os.killpg(proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+
+
+def _default_message(argv: list[str], returncode: int, stderr: str) -> str:
+    last = [line.strip() for line in stderr.splitlines() if line.strip()]
+    detail = last[-1] if last else f"exit status {returncode}"
+    return f"{argv[0]} failed: {detail}"

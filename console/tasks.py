@@ -1,0 +1,84 @@
+"""The agent's task: run one Operation with the handler registered for its kind."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from celery import shared_task
+from django.utils import timezone
+
+from console import agent
+from console.choices import OperationStatus
+from console.errors import ServiceError
+from console.models import Operation
+from console.operations import finish
+from console.runner import CommandError, Runner
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Operation, Runner], "dict[str, Any] | None"]
+HANDLERS: dict[str, Handler] = {}
+
+
+def operation_handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the function that carries out operations of ``kind`` on the agent."""
+
+    def register(func: Handler) -> Handler:
+        HANDLERS[kind] = func
+        return func
+
+    return register
+
+
+def execute(op: Operation, *, worker: str = "") -> Operation:
+    """Run ``op`` here, now: mark it running, call its handler, record the outcome."""
+    claimed = Operation.objects.filter(pk=op.pk, status=OperationStatus.PENDING).update(
+        status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
+    )
+    if not claimed:
+        logger.info("operation %s is no longer pending; skipped", op.pk)
+        op.refresh_from_db()
+        return op
+    op.refresh_from_db()
+    runner = Runner(op)
+    handler = HANDLERS.get(op.kind)
+    try:
+        if handler is None:
+            raise ServiceError(f"this agent does not know how to run '{op.kind}' operations")
+        result = handler(op, runner) or {}
+    except CommandError as exc:
+        runner.log(f"# failed: {exc.message}")
+        finish(op, OperationStatus.FAILED, error=exc.message)
+    except ServiceError as exc:
+        runner.log(f"# failed: {exc.message}")
+        finish(op, OperationStatus.FAILED, error=exc.message)
+    except Exception as exc:  # a bug must still end the operation and release its lock
+        logger.exception("operation %s crashed", op.pk)
+        runner.log("# internal error\n" + traceback.format_exc())
+        finish(op, OperationStatus.FAILED, error=f"internal error: {exc!r}")
+    else:
+        finish(op, OperationStatus.SUCCEEDED, result=result)
+    finally:
+        runner.sink.flush()
+    op.refresh_from_db()
+    return op
+
+
+@shared_task(name="console.run_operation", acks_late=True)
+def run_operation(operation_id: int) -> str:
+    op = Operation.objects.select_related("host").filter(pk=operation_id).first()
+    if op is None:
+        return "missing"
+    me = agent.current_host_slug()
+    if me != op.host.slug:
+        # Queues are per host, so this means a misconfigured agent: never act on another host.
+        finish(
+            op,
+            OperationStatus.FAILED,
+            error=f"delivered to the agent of host '{me}', not of '{op.host.slug}'; nothing was run",
+        )
+        return "wrong-host"
+    return execute(op, worker=agent.worker_name()).status

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ContainersConfig(AppConfig):
+    name = "containers"
+
+    def ready(self) -> None:
+        from console import agent
+        from containers import inventory
+
+        if inventory.sync_host not in agent.INVENTORY_SYNCERS:
+            agent.INVENTORY_SYNCERS.append(inventory.sync_host)

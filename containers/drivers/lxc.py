@@ -1,0 +1,293 @@
+"""Native LXC through the ``lxc-*`` tools (argument lists, never a shell string).
+
+The PyPI ``lxc`` binding does not build on these hosts, and the tools are what also
+works on remote hosts, so this driver builds argv for ``lxc-create``, ``lxc-start``,
+``lxc-stop``, ``lxc-destroy``, ``lxc-info`` and ``lxc-ls`` and parses their output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from console.runner import CommandError, Runner
+from containers.validators import validate_container_name
+
+# lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.
+_INFO_KEYS = {
+    "Name": "name",
+    "State": "state",
+    "PID": "pid",
+    "IP": "ips",
+    "CPU use": "cpu_ns",
+    "BlkIO use": "blkio_bytes",
+    "Memory use": "memory_bytes",
+    "KMem use": "kmem_bytes",
+    "Link": "link",
+    "TX bytes": "tx_bytes",
+    "RX bytes": "rx_bytes",
+    "Total bytes": "total_bytes",
+}
+_LOG_LINE = re.compile(r"^\S+ \S+ \d+\.\d+ (?P<level>[A-Z]+)\s+\S+ - [^ ]+ - (?P<message>.*)$")
+
+
+@dataclass
+class ContainerInfo:
+    name: str
+    state: str = "UNKNOWN"
+    pid: int | None = None
+    ips: list[str] = field(default_factory=list)
+    autostart: bool = False
+    groups: list[str] = field(default_factory=list)
+    usage: dict[str, int | str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerConfig:
+    """The keys of a container's config file the inventory keeps."""
+
+    rootfs: str = ""
+    store: str = ""
+    autostart: bool = False
+    start_delay: int = 0
+    start_order: int = 0
+    groups: list[str] = field(default_factory=list)
+
+
+def parse_info(text: str) -> ContainerInfo:
+    """Parse ``lxc-info -H`` output (several ``IP:`` lines are possible)."""
+    values: dict[str, object] = {"ips": []}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        name = _INFO_KEYS.get(key.strip())
+        value = value.strip()
+        if name is None:
+            continue
+        if name == "ips":
+            values["ips"].append(value)  # type: ignore[union-attr]
+        else:
+            values[name] = value
+    usage: dict[str, int | str] = {}
+    for key in ("cpu_ns", "blkio_bytes", "memory_bytes", "kmem_bytes", "tx_bytes", "rx_bytes", "total_bytes"):
+        if str(values.get(key, "")).isdigit():
+            usage[key] = int(values[key])  # type: ignore[arg-type]
+    if values.get("link"):
+        usage["link"] = str(values["link"])
+    pid = values.get("pid")
+    return ContainerInfo(
+        name=str(values.get("name", "")),
+        state=str(values.get("state", "UNKNOWN")),
+        pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
+        ips=list(values["ips"]),  # type: ignore[arg-type]
+        usage=usage,
+    )
+
+
+def parse_fancy_list(text: str) -> list[ContainerInfo]:
+    """Parse ``lxc-ls -f -F NAME,STATE,PID,AUTOSTART,GROUPS,IPV4,IPV6`` by header column offsets.
+
+    Values may contain ", " (several addresses), so splitting on whitespace is wrong;
+    lxc-ls pads every column to its widest value, so the header gives the offsets.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    out = []
+    for line in lines[1:]:
+        cells = {}
+        for i, col in enumerate(names):
+            end = starts[i + 1] if i + 1 < len(starts) else len(line)
+            cells[col] = line[starts[i] : end].strip()
+        ips = [
+            ip.strip()
+            for key in ("IPV4", "IPV6")
+            for ip in cells.get(key, "").split(",")
+            if ip.strip() and ip.strip() != "-"
+        ]
+        groups = [g for g in cells.get("GROUPS", "").split(",") if g and g != "-"]
+        pid = cells.get("PID", "")
+        out.append(
+            ContainerInfo(
+                name=cells.get("NAME", ""),
+                state=cells.get("STATE", "UNKNOWN") or "UNKNOWN",
+                pid=int(pid) if pid.isdigit() else None,
+                ips=ips,
+                autostart=cells.get("AUTOSTART", "0") in ("1", "YES"),
+                groups=groups,
+            )
+        )
+    return out
+
+
+def parse_config(text: str) -> ContainerConfig:
+    """Read the inventory's keys from an LXC config file (last value wins, groups add up)."""
+    cfg = ContainerConfig()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = (part.strip() for part in line.partition("="))
+        if key == "lxc.rootfs.path":
+            cfg.rootfs = value
+            store, sep, _rest = value.partition(":")
+            cfg.store = store if sep and store.isalpha() else "dir"
+        elif key == "lxc.start.auto":
+            cfg.autostart = value == "1"
+        elif key == "lxc.start.delay" and value.isdigit():
+            cfg.start_delay = int(value)
+        elif key == "lxc.start.order" and re.fullmatch(r"-?\d+", value):
+            cfg.start_order = int(value)
+        elif key == "lxc.group":
+            if value:
+                cfg.groups.extend(g for g in value.split(",") if g)
+            else:
+                cfg.groups = []
+    return cfg
+
+
+def first_error_in_log(text: str) -> str:
+    """The first ERROR line of an LXC log file: the cause, before the cascade of consequences."""
+    for line in text.splitlines():
+        m = _LOG_LINE.match(line)
+        if m and m.group("level") == "ERROR":
+            return m.group("message")
+    return ""
+
+
+class LxcDriver:
+    """Native LXC containers under one LXC path of this host."""
+
+    def __init__(self, runner: Runner, lxc_path: str) -> None:
+        if not lxc_path.startswith("/"):
+            raise ValueError("lxc_path must be absolute")
+        self.runner = runner
+        self.lxc_path = lxc_path
+
+    def _n(self, name: str) -> list[str]:
+        return ["-P", self.lxc_path, "-n", validate_container_name(name)]
+
+    def config_path(self, name: str) -> Path:
+        return Path(self.lxc_path) / validate_container_name(name) / "config"
+
+    def exists(self, name: str) -> bool:
+        return self.config_path(name).is_file()
+
+    def create(self, name: str, template: str, template_args: list[str] | None = None) -> None:
+        """``lxc-create -t TEMPLATE``; a failed create leaves nothing behind."""
+        if self.exists(name):
+            raise CommandError(f"a container named {name!r} already exists in {self.lxc_path}")
+        argv = ["lxc-create", *self._n(name), "-t", template]
+        if template_args:
+            argv += ["--", *template_args]
+        os.makedirs(self.lxc_path, exist_ok=True)
+        try:
+            self.runner.run(argv, error_message=f"lxc-create could not create {name!r}")
+        except CommandError:
+            self._remove_half_made(name)
+            raise
+        # The host kernel has no AppArmor: "generated" would abort every start.
+        self.set_config_value(name, "lxc.apparmor.profile", "unconfined")
+
+    def _remove_half_made(self, name: str) -> None:
+        if (Path(self.lxc_path) / name).exists():
+            self.runner.log(f"# removing the half-made container {name}")
+            self.runner.run(["lxc-destroy", *self._n(name), "-f"], check=False)
+
+    def start(self, name: str, *, wait_seconds: int = 10) -> None:
+        fd, log_path = tempfile.mkstemp(prefix=f"lxc-start-{name}-", suffix=".log")
+        os.close(fd)
+        try:
+            result = self.runner.run(
+                ["lxc-start", *self._n(name), "-d", "-o", log_path, "-l", "ERROR"], check=False
+            )
+            if result.returncode != 0:
+                log = Path(log_path).read_text(errors="replace")
+                cause = (
+                    first_error_in_log(log) or (result.stderr.strip().splitlines() or ["unknown cause"])[0]
+                )
+                if log.strip():
+                    self.runner.log("# lxc-start log:\n" + log.strip())
+                raise CommandError(
+                    f"container {name!r} failed to start: {cause}",
+                    argv=result.argv,
+                    returncode=result.returncode,
+                    stderr=result.stderr,
+                )
+        finally:
+            os.unlink(log_path)
+        self.runner.run(
+            ["lxc-wait", *self._n(name), "-s", "RUNNING", "-t", str(wait_seconds)],
+            error_message=f"container {name!r} did not reach RUNNING within {wait_seconds} s",
+        )
+
+    def stop(self, name: str, *, timeout: int = 30) -> None:
+        """Clean stop (the halt signal), killed after ``timeout`` seconds (lxc-stop's own rule)."""
+        self.runner.run(
+            ["lxc-stop", *self._n(name), "-t", str(timeout)],
+            timeout=timeout + 30,
+            error_message=f"lxc-stop could not stop {name!r}",
+        )
+
+    def kill(self, name: str) -> None:
+        self.runner.run(["lxc-stop", *self._n(name), "-k"], error_message=f"could not kill {name!r}")
+
+    def destroy(self, name: str) -> None:
+        self.runner.run(
+            ["lxc-destroy", *self._n(name)], error_message=f"lxc-destroy could not destroy {name!r}"
+        )
+
+    def info(self, name: str) -> ContainerInfo:
+        result = self.runner.run(["lxc-info", *self._n(name), "-H"], record=False)
+        return parse_info(result.stdout)
+
+    def state(self, name: str) -> str:
+        result = self.runner.run(["lxc-info", *self._n(name), "-s", "-H"], record=False)
+        return result.stdout.strip() or "UNKNOWN"
+
+    def list(self) -> list[ContainerInfo]:
+        if not os.path.isdir(self.lxc_path):
+            return []
+        result = self.runner.run(
+            ["lxc-ls", "-P", self.lxc_path, "-f", "-F", "NAME,STATE,PID,AUTOSTART,GROUPS,IPV4,IPV6"],
+            record=False,
+            timeout=60,
+        )
+        return parse_fancy_list(result.stdout)
+
+    def read_config(self, name: str) -> str:
+        return self.config_path(name).read_text()
+
+    def config(self, name: str) -> ContainerConfig:
+        try:
+            return parse_config(self.read_config(name))
+        except OSError:
+            return ContainerConfig()
+
+    def set_config_value(self, name: str, key: str, value: str) -> None:
+        """Set ``key = value`` in the container's config, replacing every earlier line of that key."""
+        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or "\n" in value:
+            raise ValueError(f"invalid config key or value: {key!r}")
+        path = self.config_path(name)
+        lines = path.read_text().splitlines()
+        out, placed = [], False
+        for line in lines:
+            if line.split("=", 1)[0].strip() == key:
+                if not placed:
+                    out.append(f"{key} = {value}")
+                    placed = True
+                continue
+            out.append(line)
+        if not placed:
+            out.append(f"{key} = {value}")
+        tmp = path.with_suffix(".console-tmp")
+        tmp.write_text("\n".join(out) + "\n")
+        os.replace(tmp, path)
+        self.runner.log(f"# {path}: {key} = {value}")

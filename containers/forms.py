@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django import forms
+
+from console.models import Host
+from containers.choices import Template
+
+
+class CreateContainerForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
+    name = forms.CharField(
+        max_length=200,
+        help_text="1-63 characters: letters, digits, '-', '_' and '.'; not starting with '-' or '.'",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
+    )
+    template = forms.ChoiceField(choices=Template.choices, initial=Template.BUSYBOX)
+    lxc_path = forms.CharField(
+        required=False, label="LXC path", help_text="Leave empty for the host's default LXC path."
+    )
+
+
+class StopForm(forms.Form):
+    timeout = forms.IntegerField(min_value=0, max_value=3600, required=False)
+    force = forms.BooleanField(required=False)
+
+
+class DestroyForm(forms.Form):
+    stop_first = forms.BooleanField(required=False, label="Stop it first if it is running")
+    confirm = forms.CharField(label="Type the container's name to confirm")

@@ -1,0 +1,63 @@
+"""The container inventory: what the agents last saw on their hosts."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from console.models import Host
+from containers.choices import Backend, State
+
+
+class Container(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="containers")
+    name = models.CharField(max_length=63)
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LXC)
+    lxc_path = models.CharField(max_length=4096, blank=True)
+    # Backing store as LXC reports it in lxc.rootfs.path ("dir", "btrfs", "lvm", "zfs", ...)
+    store = models.CharField(max_length=32, blank=True)
+    rootfs = models.CharField(max_length=4096, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    ips = models.JSONField(default=list, blank=True)
+    autostart = models.BooleanField(default=False)
+    start_delay = models.PositiveIntegerField(default=0)
+    start_order = models.IntegerField(default=0)
+    groups = models.JSONField(default=list, blank=True)
+    # lxc-info's usage figures: cpu_ns, blkio_bytes, memory_bytes, kmem_bytes, link, tx/rx/total
+    usage = models.JSONField(default=dict, blank=True)
+    # Where this container was copied or snapshotted from.
+    origin = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
+    origin_kind = models.CharField(max_length=16, blank=True)  # "snapshot" | "copy"
+    last_seen = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["host__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host", "backend", "lxc_path", "name"], name="unique_container_per_store"
+            )
+        ]
+        indexes = [models.Index(fields=["name"]), models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"{self.host.slug}/{self.name}"
+
+    @property
+    def lock_key(self) -> str:
+        return container_lock_key(self.host.slug, self.lxc_path, self.name)
+
+    @property
+    def target(self) -> str:
+        return f"container {self.host.slug}/{self.name}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (State.RUNNING, State.FROZEN, State.FREEZING, State.THAWED)
+
+
+def container_lock_key(host_slug: str, lxc_path: str, name: str) -> str:
+    return f"container:{host_slug}:{lxc_path}:{name}"

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from containers import views
+
+app_name = "containers"
+urlpatterns = [
+    path("", views.container_list, name="list"),
+    path("new/", views.container_create, name="create"),
+    path("<int:pk>/", views.container_detail, name="detail"),
+    path("<int:pk>/destroy/", views.container_destroy, name="destroy"),
+    path("<int:pk>/<str:action>/", views.container_action, name="action"),
+]
