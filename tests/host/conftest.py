@@ -1,0 +1,158 @@
+"""Host-test fixtures: a private Redis, real agents (Celery workers) and a private LXC path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from console.celery import app as celery_app
+from console.models import Host
+from tests.hosttools import free_port, require_root, require_tool, stop_process, wait_for
+
+ROOT = Path(settings.BASE_DIR)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis server of the test session's own, on loopback; ended by its PID."""
+    require_tool("redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    wait_for(lambda: _ping(client), 10, what="redis-server")
+    # The web side of the tests (this process) publishes to this Redis.
+    old = celery_app.conf.broker_url
+    celery_app.conf.broker_url = url
+    _reset_producer_pool()
+    yield url
+    celery_app.conf.broker_url = old
+    _reset_producer_pool()
+    stop_process(proc)
+
+
+def _ping(client) -> bool:  # noqa: ANN001
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def _reset_producer_pool() -> None:
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def lxc_root():
+    """A directory for test LXC paths; every container made under it is destroyed at the end."""
+    require_root()
+    require_tool("lxc-create", "lxc-start", "lxc-stop", "lxc-destroy", "lxc-info", "lxc-ls")
+    root = Path(tempfile.mkdtemp(prefix="console-test-lxc-", dir="/var/tmp"))
+    yield root
+    for path in [root, *[p for p in root.iterdir() if p.is_dir()]]:
+        destroy_all_containers(str(path))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def destroy_all_containers(lxc_path: str) -> None:
+    for cfg in Path(lxc_path).glob("*/config"):
+        name = cfg.parent.name
+        subprocess.run(["lxc-stop", "-P", lxc_path, "-n", name, "-k"], capture_output=True, timeout=60)
+        subprocess.run(["lxc-destroy", "-P", lxc_path, "-n", name, "-f"], capture_output=True, timeout=60)
+
+
+class Agent:
+    """A real agent process (Celery worker) for one host slug and LXC path."""
+
+    def __init__(self, slug: str, lxc_path: str, redis_url: str, log_dir: Path) -> None:
+        self.slug = slug
+        self.lxc_path = lxc_path
+        self.log_path = log_dir / f"agent-{slug}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "REDIS_URL": redis_url,
+            "AGENT_HEARTBEAT_SECONDS": "1",
+            "INVENTORY_SYNC_SECONDS": "2",
+            "CONSOLE_AGENT_NAME": f"agent-{slug}",
+        }
+        self.log = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "agent",
+                "--host",
+                slug,
+                "--lxc-path",
+                lxc_path,
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_registered(self, timeout: float = 30) -> Host:
+        def registered():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent {self.slug} exited:\n{self.log_path.read_text()[-3000:]}")
+            return Host.objects.filter(slug=self.slug, capabilities__has_key="lxc").first()
+
+        return wait_for(registered, timeout, interval=0.2, what=f"agent {self.slug} to register")
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=20)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def agent_log_dir():
+    path = ROOT / "var" / "test-logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir):
+    """Start agents for the test; each is stopped (by PID) at the end of the test."""
+    agents: list[Agent] = []
+
+    def start(slug: str | None = None, lxc_path: str | None = None) -> Agent:
+        slug = slug or f"t-{uuid.uuid4().hex[:8]}"
+        path = lxc_path or str(lxc_root / slug)
+        os.makedirs(path, exist_ok=True)
+        agent = Agent(slug, path, redis_url, agent_log_dir)
+        agents.append(agent)
+        agent.wait_registered()
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.stop()
+        destroy_all_containers(agent.lxc_path)
+
+
+@pytest.fixture
+def local_agent(start_agent) -> Agent:
+    return start_agent()
