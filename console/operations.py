@@ -182,6 +182,7 @@ def finish(op: Operation, status: str, *, error: str = "", result: dict | None =
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
     if status == OperationStatus.SUCCEEDED:
         fields["progress"] = 100
+        fields["progress_label"] = "done"
     if result is not None:
         fields["result"] = result
     Operation.objects.filter(pk=op.pk).update(**fields)
