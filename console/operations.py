@@ -117,6 +117,7 @@ def start_operation(
     lock_key: str,
     params: dict,
     before: Any = None,
+    after: Any = None,
     audit_params: dict | None = None,
 ) -> Operation:
     """Create the operation and its audit row atomically; enqueue it when the transaction commits."""
@@ -145,6 +146,7 @@ def start_operation(
                 target=target,
                 params=audit_params if audit_params is not None else params,
                 before=before,
+                after=after,
                 operation=op,
             )
             transaction.on_commit(lambda: enqueue(op))

@@ -167,6 +167,7 @@ AGENT_HEARTBEAT_SECONDS = int(os.environ.get("AGENT_HEARTBEAT_SECONDS", "5"))
 # A host whose agent has not sent a heartbeat for this long is shown as offline.
 AGENT_OFFLINE_AFTER_SECONDS = int(os.environ.get("AGENT_OFFLINE_AFTER_SECONDS", "20"))
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "30"))
+USAGE_REFRESH_SECONDS = int(os.environ.get("USAGE_REFRESH_SECONDS", "5"))
 COMMAND_TIMEOUT_SECONDS = int(os.environ.get("COMMAND_TIMEOUT_SECONDS", "600"))
 CONTAINER_STOP_TIMEOUT_SECONDS = int(os.environ.get("CONTAINER_STOP_TIMEOUT_SECONDS", "30"))
 # The first page of a list holds this many rows.

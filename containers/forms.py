@@ -27,3 +27,18 @@ class StopForm(forms.Form):
 class DestroyForm(forms.Form):
     stop_first = forms.BooleanField(required=False, label="Stop it first if it is running")
     confirm = forms.CharField(label="Type the container's name to confirm")
+
+
+class CopyForm(forms.Form):
+    new_name = forms.CharField(max_length=200, label="Name of the copy")
+    snapshot = forms.BooleanField(
+        required=False, initial=True, label="Copy-on-write snapshot (lxc-copy -s) instead of a full copy"
+    )
+    lxc_path = forms.CharField(required=False, label="LXC path of the copy")
+
+
+class AttachForm(forms.Form):
+    command = forms.CharField(
+        max_length=4096, label="Command", help_text="Split like a shell would, but no shell runs it"
+    )
+    timeout = forms.IntegerField(min_value=1, max_value=600, required=False, initial=60)

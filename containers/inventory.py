@@ -10,14 +10,18 @@ from django.utils import timezone
 from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
-from containers.drivers.lxc import ContainerInfo, LxcDriver
+from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, parse_config
 from containers.models import Container
 
 logger = logging.getLogger(__name__)
 
 
 def _apply(container: Container, info: ContainerInfo, driver: LxcDriver) -> None:
-    cfg = driver.config(container.name)
+    try:
+        container.config_text = driver.read_config(container.name)
+    except OSError:
+        container.config_text = ""
+    cfg = parse_config(container.config_text)
     container.state = info.state if info.state in State.values else State.UNKNOWN
     container.pid = info.pid if container.state != State.STOPPED else None
     container.ips = info.ips if container.state != State.STOPPED else []
@@ -32,6 +36,23 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver) -> None
     elif container.state == State.STOPPED:
         container.usage = {}
     container.last_seen = timezone.now()
+
+
+def _link_snapshot_origin(container: Container) -> None:
+    """An overlay snapshot names its origin's rootfs: record the origin row (LXC itself refuses
+    to destroy an origin with snapshots: "has clones")."""
+    origin_rootfs = overlay_origin(container.rootfs)
+    if origin_rootfs is None:
+        return
+    rootfs_dir = origin_rootfs.removeprefix("dir:").rstrip("/")
+    container_dir, _, _ = rootfs_dir.rpartition("/")
+    lxc_path, _, name = container_dir.rpartition("/")
+    origin = Container.objects.filter(
+        host=container.host, backend=Backend.LXC, lxc_path=lxc_path or "/", name=name
+    ).first()
+    if origin is not None and (container.origin_id != origin.pk or container.origin_kind != "snapshot"):
+        container.origin, container.origin_kind = origin, "snapshot"
+        container.save(update_fields=["origin", "origin_kind"])
 
 
 def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> list[str]:
@@ -50,11 +71,14 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
             _apply(container, info, driver)
             container.save()
             seen.append(info.name)
+            existing[info.name] = container
         gone = [name for name in existing if name not in seen]
         if gone:
             Container.objects.filter(
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=gone
             ).delete()
+        for name in seen:
+            _link_snapshot_origin(existing[name])
     return seen
 
 
@@ -78,4 +102,21 @@ def refresh_container(host: Host, lxc_path: str, name: str, runner: Runner | Non
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     _apply(container, info, driver)
     container.save()
+    _link_snapshot_origin(container)
     return container
+
+
+def refresh_running(host: Host) -> int:
+    """Refresh lxc-info figures (CPU, memory, I/O, network) of the running containers."""
+    runner = Runner(None)
+    count = 0
+    running = Container.objects.filter(
+        host=host, backend=Backend.LXC, state__in=[State.RUNNING, State.FROZEN]
+    ).values_list("lxc_path", "name")
+    for lxc_path, name in running:
+        try:
+            refresh_container(host, lxc_path, name, runner)
+            count += 1
+        except CommandError as exc:
+            logger.info("usage refresh of %s failed: %s", name, exc)
+    return count

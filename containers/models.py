@@ -31,6 +31,8 @@ class Container(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
     )
     origin_kind = models.CharField(max_length=16, blank=True)  # "snapshot" | "copy"
+    # The container's config file as the agent last read it (pages never read the host).
+    config_text = models.TextField(blank=True)
     last_seen = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from django.conf import settings
@@ -9,8 +10,9 @@ from django.conf import settings
 from console import access
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
-from console.operations import RequestContext, audited_refusal, start_operation
+from console.operations import RequestContext, active_operation, audited_refusal, start_operation
 from containers.choices import State, Template
+from containers.config import config_hash, current_values, validate_config_text, validate_key_value
 from containers.models import Container, container_lock_key
 from containers.validators import validate_container_name, validate_lxc_path
 
@@ -67,14 +69,17 @@ def _lifecycle(
     role: str,
     params: dict | None = None,
     check: Any = None,
+    before: Any = None,
+    after: Any = None,
 ) -> Operation:
-    params = {"name": container.name, "lxc_path": container.lxc_path, **(params or {})}
+    extra = params if params is not None else {}
+    audit_params = {"name": container.name, "lxc_path": container.lxc_path, **extra}
     with audited_refusal(
-        actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=params
+        actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=audit_params
     ):
         access.require(actor, role, container.host)
         if check is not None:
-            check(container)
+            check(container)  # may add derived values (argv, normalised text) to ``extra``
         return start_operation(
             actor=actor,
             ctx=ctx,
@@ -82,8 +87,10 @@ def _lifecycle(
             kind=kind,
             target=container.target,
             lock_key=container.lock_key,
-            params=params,
-            before={"state": container.state, "pid": container.pid},
+            params={"name": container.name, "lxc_path": container.lxc_path, **extra},
+            before=before if before is not None else {"state": container.state, "pid": container.pid},
+            after=after() if callable(after) else after,
+            audit_params={k: v for k, v in audit_params.items() if k != "text"},
         )
 
 
@@ -145,3 +152,170 @@ def get_container(pk: int) -> Container:
     if container is None:
         raise NotFound("no such container")
     return container
+
+
+def restart_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
+    def check(c: Container) -> None:
+        if c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be restarted")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.restart",
+        role="operate",
+        params={"timeout": settings.CONTAINER_STOP_TIMEOUT_SECONDS},
+        check=check,
+    )
+
+
+def freeze_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
+    def check(c: Container) -> None:
+        if c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be frozen")
+
+    return _lifecycle(
+        actor=actor, ctx=ctx, container=container, kind="container.freeze", role="operate", check=check
+    )
+
+
+def unfreeze_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
+    def check(c: Container) -> None:
+        if c.state != State.FROZEN:
+            raise Conflict(f"{c.name} is {c.state.lower()}, not frozen")
+
+    return _lifecycle(
+        actor=actor, ctx=ctx, container=container, kind="container.unfreeze", role="operate", check=check
+    )
+
+
+def copy_container(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    container: Container,
+    new_name: str,
+    snapshot: bool,
+    new_lxc_path: str | None = None,
+) -> Operation:
+    """``lxc-copy``: a copy-on-write snapshot (``-s``) or a full copy, into this or another LXC path."""
+    host = container.host
+    params: dict[str, Any] = {"new_name": new_name, "snapshot": bool(snapshot)}
+
+    def check(c: Container) -> None:
+        name = validate_container_name(new_name)
+        path = validate_lxc_path(new_lxc_path or c.lxc_path, host.lxc_paths)
+        if c.is_running:
+            raise Conflict(f"{c.name} is {c.state.lower()}: stop it first, so the copy is consistent")
+        if Container.objects.filter(host=host, lxc_path=path, name=name).exists():
+            raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="new_name")
+        if active_operation(container_lock_key(host.slug, path, name)):
+            raise Conflict(f"an operation on {name!r} is already running", field="new_name")
+        params["new_lxc_path"] = path
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.snapshot" if snapshot else "container.copy",
+        role="operate",
+        params=params,
+        check=check,
+    )
+
+
+MAX_ATTACH_ARGS = 64
+
+
+def attach_command(
+    *, actor: Any, ctx: RequestContext, container: Container, command: str, timeout: int = 60
+) -> Operation:
+    """Run one command in a running container (``lxc-attach -n NAME -- argv``), no shell involved."""
+    params: dict[str, Any] = {"command": command, "timeout": timeout}
+
+    def check(c: Container) -> None:
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidInput("a command is required", field="command")
+        if "\x00" in command or "\n" in command or "\r" in command:
+            raise InvalidInput("the command must be a single line without NUL", field="command")
+        if len(command) > 4096:
+            raise InvalidInput("the command is longer than 4096 characters", field="command")
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"the command cannot be split into arguments: {exc}", field="command"
+            ) from None
+        if len(argv) > MAX_ATTACH_ARGS:
+            raise InvalidInput(f"at most {MAX_ATTACH_ARGS} arguments", field="command")
+        if not isinstance(timeout, int) or not 1 <= timeout <= 600:
+            raise InvalidInput("the timeout must be between 1 and 600 seconds", field="timeout")
+        if c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: commands run only in a running container")
+        params["argv"] = argv
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.attach",
+        role="operate",
+        params=params,
+        check=check,
+    )
+
+
+def set_config_values(
+    *, actor: Any, ctx: RequestContext, container: Container, values: dict[str, str]
+) -> Operation:
+    """Change editable config keys (validated one by one); old and new values go into the audit row."""
+    current = current_values(container.config_text)
+    changes: dict[str, str] = {}
+
+    def check(c: Container) -> None:
+        for key, value in values.items():
+            normal = validate_key_value(key, value)
+            if current.get(key, "") != normal:
+                changes[key] = normal
+        if not changes:
+            raise InvalidInput("nothing to change: these values are the ones already saved")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.config.set",
+        role="admin",
+        params={"changes": changes},
+        check=check,
+        before={k: current.get(k, "") for k in values},
+        after=lambda: dict(changes),
+    )
+
+
+def replace_config(
+    *, actor: Any, ctx: RequestContext, container: Container, text: str, base_hash: str
+) -> Operation:
+    """Replace the whole config file (admins); refused when it changed since the editor loaded it."""
+    params: dict[str, Any] = {"base_hash": base_hash}
+
+    def check(c: Container) -> None:
+        new_text = validate_config_text(text)
+        if base_hash != config_hash(c.config_text):
+            raise Conflict("the configuration changed since you opened the editor; reload it and edit again")
+        if new_text == c.config_text:
+            raise InvalidInput("nothing to change: the text is the one already saved")
+        params["text"] = new_text
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.config.replace",
+        role="admin",
+        params=params,
+        check=check,
+        before={"config": container.config_text},
+        after=lambda: {"config": params["text"]},
+    )

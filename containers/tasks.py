@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
 from console.runner import Runner
 from console.tasks import operation_handler
+from containers.config import config_hash
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
 
@@ -77,4 +79,82 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
             driver.stop(name, timeout=30)
         set_progress(op, 50, "lxc-destroy")
         driver.destroy(name)
+    return _refresh(op, runner)
+
+
+@operation_handler("container.restart")
+def restart(op: Operation, runner: Runner) -> dict[str, Any]:
+    driver = _driver(op, runner)
+    with _refresh_on_failure(op):
+        set_progress(op, 10, "stopping")
+        driver.stop(op.params["name"], timeout=int(op.params.get("timeout", 30)))
+        set_progress(op, 60, "starting")
+        driver.start(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("container.freeze")
+def freeze(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        set_progress(op, 20, "lxc-freeze")
+        _driver(op, runner).freeze(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("container.unfreeze")
+def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        set_progress(op, 20, "lxc-unfreeze")
+        _driver(op, runner).unfreeze(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("container.snapshot")
+@operation_handler("container.copy")
+def copy(op: Operation, runner: Runner) -> dict[str, Any]:
+    snapshot = bool(op.params["snapshot"])
+    new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
+    set_progress(op, 10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
+    _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
+    set_progress(op, 90, "recording the copy")
+    source = refresh_container(op.host, op.params["lxc_path"], op.params["name"], runner)
+    copy_row = refresh_container(op.host, new_path, new_name, runner)
+    if copy_row is None:
+        raise ServiceError(f"lxc-copy reported success but {new_name!r} is not in {new_path}")
+    if source is not None and copy_row.origin_id is None:
+        copy_row.origin, copy_row.origin_kind = source, "snapshot" if snapshot else "copy"
+        copy_row.save(update_fields=["origin", "origin_kind"])
+    return {"container_id": copy_row.pk, "store": copy_row.store, "rootfs": copy_row.rootfs}
+
+
+@operation_handler("container.attach")
+def attach(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 10, "lxc-attach")
+    result = _driver(op, runner).attach(
+        op.params["name"], list(op.params["argv"]), timeout=op.params["timeout"]
+    )
+    outcome = {"exit": result.returncode, "stdout": result.stdout[-65536:], "stderr": result.stderr[-65536:]}
+    if result.returncode != 0:
+        Operation.objects.filter(pk=op.pk).update(result=outcome)
+        raise ServiceError(f"the command exited with status {result.returncode}")
+    return outcome
+
+
+@operation_handler("container.config.set")
+def config_set(op: Operation, runner: Runner) -> dict[str, Any]:
+    driver = _driver(op, runner)
+    for key, value in op.params["changes"].items():
+        driver.set_config_value(op.params["name"], key, value)
+    return _refresh(op, runner)
+
+
+@operation_handler("container.config.replace")
+def config_replace(op: Operation, runner: Runner) -> dict[str, Any]:
+    driver = _driver(op, runner)
+    if config_hash(driver.read_config(op.params["name"])) != op.params["base_hash"]:
+        raise ServiceError(
+            "the config file changed on the host since the editor loaded it; nothing was written"
+        )
+    driver.write_config(op.params["name"], op.params["text"])
+    runner.log(f"# wrote {driver.config_path(op.params['name'])}")
     return _refresh(op, runner)

@@ -10,5 +10,6 @@ urlpatterns = [
     path("new/", views.container_create, name="create"),
     path("<int:pk>/", views.container_detail, name="detail"),
     path("<int:pk>/destroy/", views.container_destroy, name="destroy"),
+    path("<int:pk>/config/", views.container_config, name="config"),
     path("<int:pk>/<str:action>/", views.container_action, name="action"),
 ]

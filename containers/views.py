@@ -17,7 +17,8 @@ from console.operations import RequestContext
 from console.views import paginate
 from containers import services
 from containers.choices import State
-from containers.forms import CreateContainerForm, DestroyForm, StopForm
+from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
+from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.models import Container
 
 
@@ -53,6 +54,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context = {
         "container": container,
+        "graph": clone_graph(container),
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
@@ -62,6 +64,36 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
         partial = request.htmx.target.removeprefix("container-")
         return render(request, f"containers/container_detail.html#{partial}", context)
     return render(request, "containers/container_detail.html", context)
+
+
+def clone_graph(container: Container) -> dict:
+    """Where the container came from and what was copied from it, in two queries."""
+    rows = {
+        c.pk: c
+        for c in Container.objects.filter(host=container.host).only(
+            "pk", "name", "origin_id", "origin_kind", "state", "host_id"
+        )
+    }
+    ancestors = []
+    cursor = rows.get(container.pk)
+    while cursor is not None and cursor.origin_id and len(ancestors) < 50:
+        cursor = rows.get(cursor.origin_id)
+        if cursor is not None:
+            ancestors.append(cursor)
+    children: dict[int, list[Container]] = {}
+    for c in rows.values():
+        if c.origin_id:
+            children.setdefault(c.origin_id, []).append(c)
+
+    def subtree(pk: int, depth: int = 0) -> list[dict]:
+        if depth > 50:
+            return []
+        return [
+            {"c": c, "children": subtree(c.pk, depth + 1)}
+            for c in sorted(children.get(pk, []), key=lambda x: x.name)
+        ]
+
+    return {"ancestors": list(reversed(ancestors)), "descendants": subtree(container.pk)}
 
 
 def _error(request: HttpRequest, exc: ServiceError, fallback: str) -> HttpResponse:
@@ -104,6 +136,14 @@ def container_create(request: HttpRequest) -> HttpResponse:
     return render(request, "containers/container_create.html", {"form": form}, status=status)
 
 
+_SIMPLE_ACTIONS = {
+    "start": services.start_container,
+    "restart": services.restart_container,
+    "freeze": services.freeze_container,
+    "unfreeze": services.unfreeze_container,
+}
+
+
 @require_POST
 @login_required
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
@@ -111,8 +151,8 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     back = reverse("containers:detail", args=[pk])
     ctx = RequestContext.from_request(request)
     try:
-        if action == "start":
-            op = services.start_container(actor=request.user, ctx=ctx, container=container)
+        if action in _SIMPLE_ACTIONS:
+            op = _SIMPLE_ACTIONS[action](actor=request.user, ctx=ctx, container=container)
         elif action == "stop":
             form = StopForm(request.POST)
             if not form.is_valid():
@@ -124,11 +164,38 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
                 timeout=form.cleaned_data["timeout"],
                 force=form.cleaned_data["force"],
             )
+        elif action == "copy":
+            form = CopyForm(request.POST)
+            if not form.is_valid():
+                raise ServiceError(_form_errors(form))
+            op = services.copy_container(
+                actor=request.user,
+                ctx=ctx,
+                container=container,
+                new_name=form.cleaned_data["new_name"],
+                snapshot=form.cleaned_data["snapshot"],
+                new_lxc_path=form.cleaned_data["lxc_path"] or None,
+            )
+        elif action == "attach":
+            form = AttachForm(request.POST)
+            if not form.is_valid():
+                raise ServiceError(_form_errors(form))
+            op = services.attach_command(
+                actor=request.user,
+                ctx=ctx,
+                container=container,
+                command=form.cleaned_data["command"],
+                timeout=form.cleaned_data["timeout"] or 60,
+            )
         else:
             return HttpResponse(status=404)
     except ServiceError as exc:
         return _error(request, exc, back)
     return _accepted(request, op, back)
+
+
+def _form_errors(form) -> str:  # noqa: ANN001
+    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
 
 @login_required
@@ -157,3 +224,52 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "containers/container_destroy.html", {"container": container, "form": form}, status=status
     )
+
+
+@login_required
+def container_config(request: HttpRequest, pk: int) -> HttpResponse:
+    """The config file as the agent last read it; key form (admins) and raw editor with a diff."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    current = current_values(container.config_text)
+    context: dict = {
+        "container": container,
+        "keys": [(k, current.get(k.key, "")) for k in EDITABLE_KEYS],
+        "can_admin": access.can(request.user, "admin", container.host),
+        "base_hash": config_hash(container.config_text),
+        "raw_text": container.config_text,
+    }
+    status = 200
+    if request.method == "POST":
+        ctx = RequestContext.from_request(request)
+        mode = request.POST.get("mode")
+        try:
+            if mode == "keys":
+                values = {k.key: request.POST.get(k.key, "") for k in EDITABLE_KEYS if k.key in request.POST}
+                op = services.set_config_values(
+                    actor=request.user, ctx=ctx, container=container, values=values
+                )
+                return redirect("operation-detail", pk=op.pk)
+            if mode == "preview":
+                access.require(request.user, "admin", container.host)
+                text = validate_config_text(request.POST.get("text", ""))
+                context.update(
+                    raw_text=text,
+                    base_hash=request.POST.get("base_hash", ""),
+                    diff=unified_diff(container.config_text, text, f"{container.name}/config"),
+                )
+            elif mode == "save":
+                op = services.replace_config(
+                    actor=request.user,
+                    ctx=ctx,
+                    container=container,
+                    text=request.POST.get("text", ""),
+                    base_hash=request.POST.get("base_hash", ""),
+                )
+                return redirect("operation-detail", pk=op.pk)
+            else:
+                return HttpResponse("unknown form", status=400)
+        except ServiceError as exc:
+            context["error"] = exc.message
+            context["raw_text"] = request.POST.get("text", container.config_text)
+            status = exc.status_code
+    return render(request, "containers/container_config.html", context, status=status)

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from console.runner import CommandError, Runner
+from console.runner import CommandError, CommandResult, Runner
 from containers.validators import validate_container_name
 
 # lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.
@@ -146,11 +146,29 @@ def parse_config(text: str) -> ContainerConfig:
         elif key == "lxc.start.order" and re.fullmatch(r"-?\d+", value):
             cfg.start_order = int(value)
         elif key == "lxc.group":
+            # LXC splits one line's groups on blanks; an empty value clears the list.
             if value:
-                cfg.groups.extend(g for g in value.split(",") if g)
+                cfg.groups.extend(value.split())
             else:
                 cfg.groups = []
     return cfg
+
+
+_MONITOR_LINE = re.compile(r"^'(?P<name>[^']+)' changed state to \[(?P<state>[A-Z]+)\]")
+
+
+def parse_monitor_line(line: str) -> tuple[str, str] | None:
+    """``lxc-monitor`` prints ``'NAME' changed state to [STATE]``: return (name, state)."""
+    m = _MONITOR_LINE.match(line.strip())
+    return (m.group("name"), m.group("state")) if m else None
+
+
+def overlay_origin(rootfs: str) -> str | None:
+    """The rootfs an overlay snapshot was made from (``overlay:/lxc/a/rootfs:/lxc/b/overlay/delta``)."""
+    if not rootfs.startswith("overlay:") and not rootfs.startswith("overlayfs:"):
+        return None
+    parts = rootfs.split(":")
+    return parts[1] if len(parts) >= 3 else None
 
 
 def first_error_in_log(text: str) -> str:
@@ -239,6 +257,54 @@ class LxcDriver:
     def kill(self, name: str) -> None:
         self.runner.run(["lxc-stop", *self._n(name), "-k"], error_message=f"could not kill {name!r}")
 
+    def freeze(self, name: str) -> None:
+        self.runner.run(["lxc-freeze", *self._n(name)], error_message=f"lxc-freeze could not freeze {name!r}")
+        self.runner.run(
+            ["lxc-wait", *self._n(name), "-s", "FROZEN", "-t", "10"],
+            error_message=f"{name!r} did not reach FROZEN",
+        )
+
+    def unfreeze(self, name: str) -> None:
+        self.runner.run(
+            ["lxc-unfreeze", *self._n(name)], error_message=f"lxc-unfreeze could not thaw {name!r}"
+        )
+        self.runner.run(
+            ["lxc-wait", *self._n(name), "-s", "RUNNING", "-t", "10"],
+            error_message=f"{name!r} did not return to RUNNING",
+        )
+
+    def copy(self, name: str, new_name: str, *, snapshot: bool, new_path: str | None = None) -> None:
+        """``lxc-copy``: a copy-on-write snapshot (``-s``) where the store allows it, else a full copy."""
+        validate_container_name(new_name)
+        target_path = new_path or self.lxc_path
+        if (Path(target_path) / new_name / "config").exists():
+            raise CommandError(f"a container named {new_name!r} already exists in {target_path}")
+        argv = ["lxc-copy", *self._n(name), "-N", new_name]
+        if new_path and new_path != self.lxc_path:
+            argv += ["-p", new_path]
+        if snapshot:
+            argv.append("-s")
+        try:
+            result = self.runner.run(argv, check=False)
+            if result.returncode != 0 or not (Path(target_path) / new_name / "config").is_file():
+                detail = (result.stderr.strip().splitlines() or ["no error printed"])[-1]
+                raise CommandError(
+                    f"lxc-copy could not copy {name!r} to {new_name!r}: {detail}",
+                    argv=argv,
+                    returncode=result.returncode,
+                    stderr=result.stderr,
+                )
+        except CommandError:
+            if (Path(target_path) / new_name).exists():
+                LxcDriver(self.runner, target_path)._remove_half_made(new_name)
+            raise
+
+    def attach(self, name: str, argv: list[str], *, timeout: float = 60) -> CommandResult:
+        """Run one command inside the container (``lxc-attach -- argv``); returns its result."""
+        if not argv:
+            raise ValueError("a command is required")
+        return self.runner.run(["lxc-attach", *self._n(name), "--", *argv], timeout=timeout, check=False)
+
     def destroy(self, name: str) -> None:
         self.runner.run(
             ["lxc-destroy", *self._n(name)], error_message=f"lxc-destroy could not destroy {name!r}"
@@ -273,21 +339,31 @@ class LxcDriver:
 
     def set_config_value(self, name: str, key: str, value: str) -> None:
         """Set ``key = value`` in the container's config, replacing every earlier line of that key."""
-        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or "\n" in value:
+        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or "\n" in value or "\r" in value:
             raise ValueError(f"invalid config key or value: {key!r}")
         path = self.config_path(name)
-        lines = path.read_text().splitlines()
+        # lxc.group is multi-valued: one line per group ("web,db" would name one group).
+        if key == "lxc.group":
+            new_lines = [f"{key} = {g}" for g in value.split(",") if g] or [f"{key} ="]
+        else:
+            new_lines = [f"{key} = {value}"]
         out, placed = [], False
-        for line in lines:
+        for line in path.read_text().splitlines():
             if line.split("=", 1)[0].strip() == key:
                 if not placed:
-                    out.append(f"{key} = {value}")
+                    out.extend(new_lines)
                     placed = True
                 continue
             out.append(line)
         if not placed:
-            out.append(f"{key} = {value}")
-        tmp = path.with_suffix(".console-tmp")
-        tmp.write_text("\n".join(out) + "\n")
-        os.replace(tmp, path)
+            out.extend(new_lines)
+        self.write_config(name, "\n".join(out) + "\n")
         self.runner.log(f"# {path}: {key} = {value}")
+
+    def write_config(self, name: str, text: str) -> None:
+        """Replace the config file atomically (same directory, then rename)."""
+        path = self.config_path(name)
+        tmp = path.with_name(".config.console-tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)

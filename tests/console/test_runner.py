@@ -87,7 +87,8 @@ def test_invalid_utf8_is_replaced_not_fatal():
 def test_on_line_receives_stream_name_and_line_without_newline():
     seen = []
     Runner(None).run(
-        ["sh", "-c", "echo o1; echo e1 >&2; echo o2"], on_line=lambda stream, line: seen.append((stream, line))
+        ["sh", "-c", "echo o1; echo e1 >&2; echo o2"],
+        on_line=lambda stream, line: seen.append((stream, line)),
     )
     assert [line for s, line in seen if s == "out"] == ["o1", "o2"]
     assert [line for s, line in seen if s == "err"] == ["e1"]
@@ -294,7 +295,7 @@ def test_timeout_holds_while_input_is_being_written():
     ["echo hi", b"echo hi", [], (), ["echo", 1], ["echo", None], [b"echo"]],
     ids=["str", "bytes", "empty-list", "empty-tuple", "int-item", "none-item", "bytes-item"],
 )
-def test_argv_that_is_not_a_list_of_str_raises_type_error(argv, operation, tmp_path):
+def test_argv_that_is_not_a_list_of_str_raises_type_error(argv, operation):
     with pytest.raises(TypeError):
         Runner(operation).run(argv)
     op = fresh(operation)

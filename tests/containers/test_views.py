@@ -1,0 +1,330 @@
+"""Container pages through the Django test client (nothing is enqueued: no transaction commits)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from console.models import AuditEvent, Operation
+from containers.models import Container
+
+
+@pytest.fixture
+def make_container(host):
+    def make(name="web1", state="STOPPED", **kwargs):
+        kwargs.setdefault("lxc_path", host.lxc_path)
+        return Container.objects.create(host=host, name=name, state=state, **kwargs)
+
+    return make
+
+
+def rows(body):
+    """Names of the containers listed in the table, in order."""
+    return re.findall(r'<tr data-name="([^"]+)">', body)
+
+
+# --- login required -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        lambda c: reverse("containers:list"),
+        lambda c: reverse("containers:detail", args=[c.pk]),
+        lambda c: reverse("containers:create"),
+        lambda c: reverse("containers:destroy", args=[c.pk]),
+    ],
+    ids=["list", "detail", "create", "destroy"],
+)
+def test_anonymous_users_are_sent_to_the_login_page(client, make_container, url):
+    path = url(make_container())
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={quote(path)}"
+
+
+@pytest.mark.parametrize("action", ["start", "stop"])
+def test_anonymous_post_of_an_action_queues_nothing(client, make_container, action):
+    container = make_container(state="RUNNING" if action == "stop" else "STOPPED")
+    response = client.post(reverse("containers:action", args=[container.pk, action]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert Operation.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+def test_anonymous_post_to_create_or_destroy_queues_nothing(client, host, make_container):
+    container = make_container()
+    client.post(reverse("containers:create"), {"host": "testhost", "name": "web9", "template": "busybox"})
+    client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": "web1"})
+    assert Operation.objects.count() == 0
+
+
+# --- create -------------------------------------------------------------------------------------
+
+
+def test_create_form_refuses_a_bad_name_with_the_validation_message(client, admin, host):
+    client.force_login(admin)
+    response = client.post(
+        reverse("containers:create"), {"host": "testhost", "name": "bad;name", "template": "busybox"}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert (
+        "container names may contain only letters, digits, &#x27;-&#x27;, &#x27;_&#x27; and &#x27;.&#x27;"
+        in body
+    )
+    assert 'value="bad;name"' in body  # the form is shown again with what was typed
+    assert Operation.objects.count() == 0
+    event = AuditEvent.objects.get()
+    assert event.result == "refused" and event.params["name"] == "bad;name"
+
+
+def test_create_form_refuses_a_template_that_is_not_offered(client, admin, host):
+    client.force_login(admin)
+    response = client.post(
+        reverse("containers:create"), {"host": "testhost", "name": "web1", "template": "debian"}
+    )
+    assert response.status_code == 400
+    assert Operation.objects.count() == 0
+
+
+def test_create_form_refuses_an_unknown_lxc_path(client, admin, host):
+    client.force_login(admin)
+    response = client.post(
+        reverse("containers:create"),
+        {"host": "testhost", "name": "web1", "template": "busybox", "lxc_path": "/etc"},
+    )
+    assert response.status_code == 400
+    assert "unknown LXC path" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_create_form_valid_post_redirects_to_the_operation(client, admin, host):
+    client.force_login(admin)
+    response = client.post(
+        reverse("containers:create"),
+        {"host": "testhost", "name": "web1", "template": "busybox"},
+        HTTP_X_REQUEST_ID="test-request-0001",
+        REMOTE_ADDR="192.0.2.55",
+    )
+    op = Operation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("operation-detail", args=[op.pk])
+    assert op.kind == "container.create"
+    assert op.params == {"name": "web1", "template": "busybox", "lxc_path": "/var/lib/lxc"}
+    event = AuditEvent.objects.get()
+    assert (event.result, event.operation, event.actor) == ("accepted", op, admin)
+    assert event.request_id == "test-request-0001" == response["X-Request-ID"]
+    assert event.ip == "192.0.2.55"
+
+
+def test_create_by_an_operator_is_forbidden(client, operator, host):
+    client.force_login(operator)
+    response = client.post(
+        reverse("containers:create"), {"host": "testhost", "name": "web1", "template": "busybox"}
+    )
+    assert response.status_code == 403
+    assert "your role does not allow" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_create_of_an_existing_name_conflicts(client, admin, make_container):
+    make_container("web1")
+    client.force_login(admin)
+    response = client.post(
+        reverse("containers:create"), {"host": "testhost", "name": "web1", "template": "busybox"}
+    )
+    assert response.status_code == 409
+    assert "already exists" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+# --- list ---------------------------------------------------------------------------------------
+
+
+def test_list_search_filters_rows(client, viewer, make_container):
+    make_container("alpha-web")
+    make_container("beta-db", ips=["10.0.3.48"])
+    make_container("gamma-cache")
+    client.force_login(viewer)
+    assert rows(client.get(reverse("containers:list")).content.decode()) == [
+        "alpha-web",
+        "beta-db",
+        "gamma-cache",
+    ]
+    assert rows(client.get(reverse("containers:list"), {"q": "beta"}).content.decode()) == ["beta-db"]
+    assert rows(client.get(reverse("containers:list"), {"q": "10.0.3.48"}).content.decode()) == ["beta-db"]
+    body = client.get(reverse("containers:list"), {"q": "nothing-like-this"}).content.decode()
+    assert rows(body) == [] and "No container matches these filters." in body
+
+
+def test_list_filters_by_state(client, viewer, make_container):
+    make_container("up", state="RUNNING")
+    make_container("down", state="STOPPED")
+    client.force_login(viewer)
+    assert rows(client.get(reverse("containers:list"), {"state": "RUNNING"}).content.decode()) == ["up"]
+
+
+def test_list_htmx_refresh_answers_only_the_rows(client, viewer, make_container):
+    make_container("alpha")
+    client.force_login(viewer)
+    response = client.get(reverse("containers:list"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="container-rows")
+    body = response.content.decode()
+    assert rows(body) == ["alpha"]
+    assert "<html" not in body and "<form" not in body
+
+
+def test_list_paginates(client, viewer, make_container, settings):
+    settings.PAGE_SIZE = 2
+    for name in ["c1", "c2", "c3", "c4", "c5"]:
+        make_container(name)
+    client.force_login(viewer)
+    body = client.get(reverse("containers:list")).content.decode()
+    assert "Page 1 of 3" in body
+    assert rows(body) == ["c1", "c2"]
+    body = client.get(reverse("containers:list"), {"page": 3}).content.decode()
+    assert "Page 3 of 3" in body
+    assert rows(body) == ["c5"]
+
+
+def test_list_pagination_links_keep_the_search(client, viewer, make_container, settings):
+    settings.PAGE_SIZE = 1
+    for name in ["web1", "web2", "db1"]:
+        make_container(name)
+    client.force_login(viewer)
+    body = client.get(reverse("containers:list"), {"q": "web"}).content.decode()
+    assert "Page 1 of 2" in body
+    assert 'href="?q=web&page=2"' in body
+
+
+def test_list_runs_a_constant_number_of_queries(client, viewer, make_container, settings):
+    settings.PAGE_SIZE = 50
+    client.force_login(viewer)
+    base = make_container("base")
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(reverse("containers:list"))
+        return len(ctx.captured_queries), rows(response.content.decode())
+
+    make_container("copy-0", origin=base, origin_kind="copy")
+    few, listed = count()
+    assert len(listed) == 2
+    for i in range(1, 29):
+        make_container(f"copy-{i}", origin=base, origin_kind="copy", ips=["10.0.3.1"], groups=["g"])
+    many, listed = count()
+    assert len(listed) == 30
+    assert many == few
+
+
+def test_detail_shows_the_container_and_its_origin(client, viewer, make_container):
+    base = make_container("base")
+    copy = make_container(
+        "copy", state="RUNNING", pid=4242, ips=["10.0.3.9"], origin=base, origin_kind="copy"
+    )
+    client.force_login(viewer)
+    body = client.get(reverse("containers:detail", args=[copy.pk])).content.decode()
+    assert "4242" in body and "10.0.3.9" in body
+    assert f'href="{reverse("containers:detail", args=[base.pk])}"' in body
+    assert reverse("containers:destroy", args=[copy.pk]) not in body  # viewers get no destroy button
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+def test_start_action_with_htmx_answers_the_operation_card(client, operator, make_container):
+    container = make_container()
+    client.force_login(operator)
+    response = client.post(reverse("containers:action", args=[container.pk, "start"]), HTTP_HX_REQUEST="true")
+    op = Operation.objects.get()
+    assert response.status_code == 202
+    assert f'id="operation-{op.pk}"' in response.content.decode()
+    assert op.kind == "container.start"
+
+
+def test_start_action_by_a_viewer_is_refused(client, viewer, make_container):
+    container = make_container()
+    client.force_login(viewer)
+    response = client.post(reverse("containers:action", args=[container.pk, "start"]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    assert "your role does not allow" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_stop_action_refuses_a_bad_timeout(client, operator, make_container):
+    container = make_container(state="RUNNING")
+    client.force_login(operator)
+    response = client.post(
+        reverse("containers:action", args=[container.pk, "stop"]), {"timeout": "soon"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 400
+    assert "between 0 and 3600" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_unknown_action_is_404(client, admin, make_container):
+    container = make_container()
+    client.force_login(admin)
+    response = client.post(reverse("containers:action", args=[container.pk, "reboot"]))
+    assert response.status_code == 404
+    assert Operation.objects.count() == 0
+
+
+def test_actions_need_post(client, admin, make_container):
+    container = make_container()
+    client.force_login(admin)
+    assert client.get(reverse("containers:action", args=[container.pk, "start"])).status_code == 405
+    assert Operation.objects.count() == 0
+
+
+# --- destroy ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("confirm", ["web2", "WEB1", "web", ""])
+def test_destroy_refuses_a_wrong_confirmation(client, admin, make_container, confirm):
+    container = make_container("web1")
+    client.force_login(admin)
+    response = client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": confirm})
+    assert response.status_code == 400
+    assert Operation.objects.count() == 0
+    assert Container.objects.filter(pk=container.pk).exists()
+    if confirm.strip():
+        assert "type web1 exactly to confirm" in response.content.decode()
+
+
+def test_destroy_with_the_right_name_redirects_to_the_operation(client, admin, make_container):
+    container = make_container("web1")
+    client.force_login(admin)
+    response = client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": "web1"})
+    op = Operation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("operation-detail", args=[op.pk])
+    assert op.kind == "container.destroy" and op.params["stop_first"] is False
+
+
+def test_destroy_of_a_running_container_without_stop_first_conflicts(client, admin, make_container):
+    container = make_container("web1", state="RUNNING")
+    client.force_login(admin)
+    response = client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": "web1"})
+    assert response.status_code == 409
+    assert "stop it first" in response.content.decode()
+    assert Operation.objects.count() == 0
+    response = client.post(
+        reverse("containers:destroy", args=[container.pk]), {"confirm": "web1", "stop_first": "on"}
+    )
+    assert response.status_code == 302
+    assert Operation.objects.get().params["stop_first"] is True
+
+
+def test_destroy_by_an_operator_is_forbidden(client, operator, make_container):
+    container = make_container("web1")
+    client.force_login(operator)
+    response = client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": "web1"})
+    assert response.status_code == 403
+    assert Operation.objects.count() == 0
