@@ -132,9 +132,12 @@ def destroy_container(
     def check(c: Container) -> None:
         if c.is_running and not stop_first:
             raise Conflict(f"{c.name} is {c.state.lower()}: stop it first, or choose 'stop and destroy'")
-        dependants = list(c.copies.values_list("name", flat=True))
+        # Full copies are independent; snapshots need their origin's rootfs.
+        dependants = list(c.copies.filter(origin_kind="snapshot").values_list("name", flat=True))
         if dependants:
-            raise Conflict(f"{c.name} cannot be destroyed: these depend on it: {', '.join(dependants)}")
+            raise Conflict(
+                f"{c.name} cannot be destroyed: these snapshots depend on it: {', '.join(dependants)}"
+            )
 
     return _lifecycle(
         actor=actor,

@@ -221,8 +221,12 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
             if form.is_valid():
                 form.add_error("confirm", f"type {container.name} exactly to confirm")
             status = 400
+    dependants = container.copies.filter(origin_kind="snapshot")
     return render(
-        request, "containers/container_destroy.html", {"container": container, "form": form}, status=status
+        request,
+        "containers/container_destroy.html",
+        {"container": container, "form": form, "dependants": dependants},
+        status=status,
     )
 
 

@@ -461,7 +461,10 @@ def list_dir(pid: int, path: str, *, limit: int = 1000) -> Listing:
 
         try:
             with os.scandir(dir_fd) as it:
-                chosen = heapq.nsmallest(limit, keys(it))
+                sort_keys = keys(it)
+                chosen = heapq.nsmallest(limit, sort_keys)
+                for _ in sort_keys:  # count the rest (nsmallest(0, ...) reads nothing)
+                    pass
         except OSError as exc:
             raise _oserror(exc, name)
         entries = [entry for _, item in chosen if (entry := _entry(dir_fd, item)) is not None]

@@ -188,7 +188,7 @@ lxc.start.auto = 1
 lxc.start.delay = 5
 lxc.start.order = -3
 lxc.group = web
-lxc.group = db,backup
+lxc.group = db	backup
 lxc.net.0.type = veth
 """
 
@@ -230,6 +230,11 @@ def test_parse_config_last_value_wins_and_spacing_does_not_matter():
     assert cfg.start_delay == 9
 
 
+def test_parse_config_splits_one_group_line_on_blanks_like_lxc():
+    # LXC's set_config_group splits on " \t" only: a comma is part of the group name.
+    assert parse_config("lxc.group = a b\nlxc.group = c,d\n").groups == ["a", "b", "c,d"]
+
+
 def test_parse_config_empty_group_line_clears_the_groups():
     assert parse_config("lxc.group = a\nlxc.group =\nlxc.group = b\n").groups == ["b"]
 
@@ -249,7 +254,10 @@ lxc-start tbad 20261129041223.854 ERROR    start - ../src/lxc/start.c:lxc_spawn:
 lxc-start tbad 20261129041223.854 ERROR    lxc_start - ../src/lxc/tools/lxc_start.c:main:306 - The container failed to start
 """  # noqa: E501
 
-CAUSE = 'No such file or directory - Failed to attach "vethi1dtYk" to bridge "nobr0", bridge interface doesn\'t exist'
+CAUSE = (
+    'No such file or directory - Failed to attach "vethi1dtYk" to bridge "nobr0", '
+    "bridge interface doesn't exist"
+)
 
 
 def test_first_error_in_log_is_the_cause_not_the_consequence():
@@ -334,17 +342,47 @@ def test_set_config_value_refuses_bad_keys_and_values(driver, key, value):
     assert path.read_text() == "lxc.uts.name = t1\n"
 
 
+@pytest.mark.parametrize("separator", ["\r", "\r\n"])
+def test_set_config_value_refuses_a_carriage_return_in_the_value(driver, separator):
+    path = write_config(driver, "lxc.uts.name = t1\n")
+    with pytest.raises(ValueError):
+        driver.set_config_value("t1", "lxc.uts.name", f"t1{separator}lxc.hook.pre-start = /tmp/evil")
+    assert path.read_text() == "lxc.uts.name = t1\n"
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG containers/drivers/lxc.py set_config_value: only '\\n' is refused in a value, but "
-    "the file is re-read with str.splitlines(), which also splits on '\\r' (and \\x0b, \\x0c, "
-    "\\x1c-\\x1e, \\x85, \\u2028, \\u2029): the next write turns the rest of the value into a "
+    reason="BUG containers/drivers/lxc.py set_config_value: only '\\n' and '\\r' are refused in a "
+    "value, but the file is re-read with str.splitlines(), which also splits on \\x0b, \\x0c, "
+    "\\x1c-\\x1e, \\x85, \\u2028 and \\u2029: the next write turns the rest of the value into a "
     "config line of its own (e.g. lxc.hook.pre-start)",
 )
-def test_set_config_value_refuses_a_value_with_a_carriage_return(driver):
-    write_config(driver, "lxc.uts.name = t1\n")
-    with pytest.raises(ValueError):
-        driver.set_config_value("t1", "lxc.uts.name", "t1\rlxc.hook.pre-start = /tmp/evil")
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_set_config_value_cannot_inject_a_line_with_other_line_separators(driver, separator):
+    path = write_config(driver, "lxc.uts.name = t1\n")
+    try:
+        driver.set_config_value("t1", "lxc.uts.name", f"t1{separator}lxc.hook.pre-start = /tmp/evil")
+    except ValueError:
+        return  # refused: fine
+    driver.set_config_value("t1", "lxc.start.auto", "1")  # any later edit re-reads the file
+    lines = path.read_text().split("\n")
+    assert "lxc.hook.pre-start = /tmp/evil" not in lines
+
+
+def test_set_config_value_writes_one_line_per_group(driver):
+    path = write_config(driver, "lxc.group = old\nlxc.uts.name = t1\nlxc.group = older\n")
+    driver.set_config_value("t1", "lxc.group", "web,db")
+    assert path.read_text() == "lxc.group = web\nlxc.group = db\nlxc.uts.name = t1\n"
+    assert parse_config(path.read_text()).groups == ["web", "db"]
+    driver.set_config_value("t1", "lxc.group", "")
+    assert parse_config(path.read_text()).groups == []
+
+
+def test_set_config_value_keeps_the_file_mode(driver):
+    path = write_config(driver, "lxc.uts.name = t1\n")
+    path.chmod(0o640)
+    driver.set_config_value("t1", "lxc.start.auto", "1")
+    assert path.stat().st_mode & 0o7777 == 0o640
 
 
 def test_set_config_value_refuses_a_bad_container_name(driver):

@@ -272,18 +272,27 @@ def test_destroy_with_stop_first_is_accepted(admin, make_container):
     assert op.params == {"name": "web1", "lxc_path": "/var/lib/lxc", "stop_first": True}
 
 
-def test_destroy_of_a_container_with_copies_lists_the_dependants(admin, make_container):
+def test_destroy_of_a_container_with_snapshots_lists_the_dependants(admin, make_container):
     base = make_container("base")
-    make_container("clone-a", origin=base, origin_kind="copy")
+    make_container("snap-a", origin=base, origin_kind="snapshot")
     make_container("snap-b", origin=base, origin_kind="snapshot")
+    make_container("full-copy", origin=base, origin_kind="copy")
     make_container("unrelated")
     with pytest.raises(Conflict) as info:
         services.destroy_container(actor=admin, ctx=CTX, container=base)
-    assert "these depend on it" in info.value.message
-    assert "clone-a" in info.value.message and "snap-b" in info.value.message
-    assert "unrelated" not in info.value.message
+    assert "depend on it" in info.value.message
+    assert "snap-a" in info.value.message and "snap-b" in info.value.message
+    assert "full-copy" not in info.value.message and "unrelated" not in info.value.message
     assert Operation.objects.count() == 0
     assert only_audit_event().message == info.value.message
+
+
+def test_destroy_of_a_container_with_only_full_copies_is_accepted(admin, make_container):
+    # A full copy has its own rootfs: it does not depend on its origin.
+    base = make_container("base")
+    make_container("full-copy", origin=base, origin_kind="copy")
+    op = services.destroy_container(actor=admin, ctx=CTX, container=base)
+    assert op.kind == "container.destroy" and op.params["name"] == "base"
 
 
 def test_a_second_operation_on_a_busy_container_names_the_active_one(admin, make_container):

@@ -1,0 +1,210 @@
+"""Freeze, snapshots and copies, attach, config editing and lxc-monitor events on real containers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from console.models import AuditEvent, Operation
+from console.operations import RequestContext
+from containers import services
+from console.errors import Conflict, InvalidInput
+from containers.config import config_hash
+from containers.models import Container
+from tests.host.helpers import wait_terminal
+from tests.hosttools import wait_for
+
+pytestmark = pytest.mark.host
+CTX = RequestContext(ip="127.0.0.1", request_id="feature-test")
+
+
+def lxc(*args: str) -> str:
+    return subprocess.run(list(args), capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def make_container(admin, local_agent):
+    def make(*, start: bool = False) -> Container:
+        name = f"f-{uuid.uuid4().hex[:6]}"
+        op = wait_terminal(
+            services.create_container(actor=admin, ctx=CTX, host=local_agent_host(local_agent), name=name)
+        )
+        assert op.status == "succeeded", op.error + op.log
+        container = Container.objects.get(pk=op.result["container_id"])
+        if start:
+            op = wait_terminal(services.start_container(actor=admin, ctx=CTX, container=container))
+            assert op.status == "succeeded", op.error + op.log
+            container.refresh_from_db()
+        return container
+
+    return make
+
+
+def local_agent_host(agent):
+    from console.models import Host
+
+    return Host.objects.get(slug=agent.slug)
+
+
+def run(op):
+    op = wait_terminal(op)
+    assert op.status == "succeeded", op.error + op.log
+    return op
+
+
+def test_freeze_and_unfreeze(admin, local_agent, make_container):
+    c = make_container(start=True)
+    run(services.freeze_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+    assert c.state == "FROZEN" == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-s", "-H")
+    # A frozen container cannot be frozen again.
+    with pytest.raises(Conflict):
+        services.freeze_container(actor=admin, ctx=CTX, container=c)
+    run(services.unfreeze_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+    assert c.state == "RUNNING" == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-s", "-H")
+
+
+def test_restart_gives_a_new_init_pid(admin, local_agent, make_container):
+    c = make_container(start=True)
+    old_pid = c.pid
+    run(services.restart_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+    assert c.state == "RUNNING" and c.pid and c.pid != old_pid
+
+
+def test_snapshot_records_origin_and_blocks_destroying_the_origin(admin, local_agent, make_container):
+    origin = make_container()
+    snap_name = f"{origin.name}-snap"
+    op = run(
+        services.copy_container(actor=admin, ctx=CTX, container=origin, new_name=snap_name, snapshot=True)
+    )
+    assert op.commands[0]["argv"][:1] == ["lxc-copy"] and "-s" in op.commands[0]["argv"]
+    snap = Container.objects.get(pk=op.result["container_id"])
+    assert snap.origin_id == origin.pk and snap.origin_kind == "snapshot"
+    assert snap.rootfs.startswith("overlay:") and f"/{origin.name}/rootfs" in snap.rootfs
+
+    copy_name = f"{origin.name}-full"
+    op = run(
+        services.copy_container(actor=admin, ctx=CTX, container=origin, new_name=copy_name, snapshot=False)
+    )
+    full = Container.objects.get(pk=op.result["container_id"])
+    assert full.origin_id == origin.pk and full.origin_kind == "copy" and full.store == "dir"
+    assert os.path.isfile(f"{full.lxc_path}/{copy_name}/rootfs/bin/busybox")
+
+    # The snapshot starts for real.
+    run(services.start_container(actor=admin, ctx=CTX, container=snap))
+
+    with pytest.raises(Conflict) as refused:
+        services.destroy_container(actor=admin, ctx=CTX, container=origin)
+    assert snap_name in refused.value.message and copy_name not in refused.value.message
+    assert os.path.isdir(f"{origin.lxc_path}/{origin.name}")
+
+    # The clone graph and list show the origin, from the inventory.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin)
+    page = client.get(f"/containers/{origin.pk}/").content.decode()
+    assert snap_name in page and copy_name in page
+    listing = client.get("/containers/").content.decode()
+    assert f'snapshot of <a href="/containers/{origin.pk}/">{origin.name}</a>' in listing
+
+    # Destroy in the safe order: snapshot (stop first), then the origin.
+    run(services.destroy_container(actor=admin, ctx=CTX, container=snap, stop_first=True))
+    origin.refresh_from_db()
+    run(services.destroy_container(actor=admin, ctx=CTX, container=origin))
+    assert not os.path.exists(f"{origin.lxc_path}/{origin.name}")
+    full.refresh_from_db()
+    assert full.origin_id is None  # the independent copy survives its origin
+
+
+def test_copy_of_a_running_container_is_refused(admin, local_agent, make_container):
+    c = make_container(start=True)
+    with pytest.raises(Conflict, match="stop it first"):
+        services.copy_container(actor=admin, ctx=CTX, container=c, new_name="x-copy", snapshot=True)
+    assert not Operation.objects.filter(kind="container.snapshot").exists()
+
+
+def test_attach_runs_the_command_inside_and_shows_its_output(admin, local_agent, make_container):
+    c = make_container(start=True)
+    op = run(services.attach_command(actor=admin, ctx=CTX, container=c, command="hostname"))
+    assert op.result["exit"] == 0
+    assert op.result["stdout"].strip() == c.name  # the container's own hostname, not the host's
+    assert "-- hostname" in op.log
+
+    # Shell metacharacters are arguments, not shell syntax: nothing is written on the host.
+    marker = f"/tmp/attach-{uuid.uuid4().hex}"
+    op = wait_terminal(
+        services.attach_command(actor=admin, ctx=CTX, container=c, command=f"echo hi; touch {marker}")
+    )
+    assert op.status == "succeeded"
+    assert op.result["stdout"].strip() == f"hi; touch {marker}"
+    assert not os.path.exists(marker)
+
+    op = wait_terminal(services.attach_command(actor=admin, ctx=CTX, container=c, command="sh -c 'exit 3'"))
+    assert op.status == "failed" and "status 3" in op.error and op.result["exit"] == 3
+
+
+def test_config_keys_and_raw_edit_are_written_and_audited(admin, local_agent, make_container):
+    c = make_container()
+    run(
+        services.set_config_values(
+            actor=admin,
+            ctx=CTX,
+            container=c,
+            values={"lxc.start.auto": "1", "lxc.start.delay": "5", "lxc.group": "web,db"},
+        )
+    )
+    text = open(f"{c.lxc_path}/{c.name}/config").read()
+    assert "lxc.start.auto = 1" in text and "lxc.start.delay = 5" in text
+    assert "lxc.group = web\nlxc.group = db" in text
+    listed = lxc("lxc-autostart", "-P", c.lxc_path, "--list", "--group", "db")
+    assert c.name in listed.split()
+    c.refresh_from_db()
+    assert c.autostart and c.start_delay == 5 and c.groups == ["web", "db"]
+    event = AuditEvent.objects.filter(action="container.config.set").latest("pk")
+    assert event.before == {"lxc.start.auto": "", "lxc.start.delay": "", "lxc.group": ""}
+    assert event.after == {"lxc.start.auto": "1", "lxc.start.delay": "5", "lxc.group": "web,db"}
+
+    old = c.config_text
+    new = old.replace("lxc.tty.max = 5", "lxc.tty.max = 3")
+    run(services.replace_config(actor=admin, ctx=CTX, container=c, text=new, base_hash=config_hash(old)))
+    assert "lxc.tty.max = 3" in open(f"{c.lxc_path}/{c.name}/config").read()
+    event = AuditEvent.objects.filter(action="container.config.replace").latest("pk")
+    assert event.before == {"config": old} and "lxc.tty.max = 3" in event.after["config"]
+
+    # A stale editor (based on the old text) is refused and writes nothing.
+    c.refresh_from_db()
+    with pytest.raises(Conflict):
+        services.replace_config(actor=admin, ctx=CTX, container=c, text=old, base_hash=config_hash(old))
+    # An invalid value is refused with the key named, and nothing is queued.
+    before = Operation.objects.count()
+    with pytest.raises(InvalidInput, match="lxc.start.delay"):
+        services.set_config_values(actor=admin, ctx=CTX, container=c, values={"lxc.start.delay": "soon"})
+    assert Operation.objects.count() == before
+
+
+def test_state_changes_made_outside_the_console_appear_within_two_seconds(admin, local_agent, make_container):
+    c = make_container(start=True)
+    started = time.monotonic()
+    subprocess.run(["lxc-stop", "-P", c.lxc_path, "-n", c.name, "-k"], check=True, capture_output=True)
+    wait_for(
+        lambda: Container.objects.filter(pk=c.pk, state="STOPPED").exists(),
+        2.0,
+        interval=0.02,
+        what="STOPPED",
+    )
+    latency = time.monotonic() - started
+    subprocess.run(["lxc-start", "-P", c.lxc_path, "-n", c.name, "-d"], check=True, capture_output=True)
+    wait_for(
+        lambda: Container.objects.filter(pk=c.pk, state="RUNNING").exists(),
+        2.0,
+        interval=0.02,
+        what="RUNNING",
+    )
+    print(f"\nstate-change latency (external lxc-stop -k -> STOPPED in the database): {latency:.3f} s")
