@@ -168,6 +168,8 @@ class Runner:
             )
         except FileNotFoundError as exc:
             self.sink.flush()
+            if cwd is not None and not os.path.isdir(cwd):
+                raise CommandError(f"the working directory {cwd} does not exist", argv=args) from exc
             raise CommandError(
                 f"{args[0]} is not installed on this host", argv=args, returncode=None, stderr=str(exc)
             ) from exc
@@ -179,11 +181,9 @@ class Runner:
         err_parts: list[str] = []
         sizes = {"out": 0, "err": 0}
         if input is not None and proc.stdin is not None:
-            try:
-                proc.stdin.write(input.encode())
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
+            # Written from a thread: a program that does not read its input must not
+            # block the output loop or escape the timeout.
+            threading.Thread(target=_feed, args=(proc.stdin, input.encode()), daemon=True).start()
 
         sel = selectors.DefaultSelector()
         assert proc.stdout is not None and proc.stderr is not None
@@ -277,6 +277,14 @@ class Runner:
             os.killpg(proc.pid, 9)
         except (ProcessLookupError, PermissionError):
             proc.kill()
+
+
+def _feed(pipe, data: bytes) -> None:  # noqa: ANN001
+    try:
+        pipe.write(data)
+        pipe.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
 
 
 def _default_message(argv: list[str], returncode: int, stderr: str) -> str:

@@ -170,6 +170,16 @@ INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "30"))
 USAGE_REFRESH_SECONDS = int(os.environ.get("USAGE_REFRESH_SECONDS", "5"))
 COMMAND_TIMEOUT_SECONDS = int(os.environ.get("COMMAND_TIMEOUT_SECONDS", "600"))
 CONTAINER_STOP_TIMEOUT_SECONDS = int(os.environ.get("CONTAINER_STOP_TIMEOUT_SECONDS", "30"))
+# Debian containers: debootstrap release, mirror (empty: the first Debian archive of the
+# host's apt sources), extra packages (an init so the container boots), cache directory.
+DEBIAN_RELEASE = os.environ.get("DEBIAN_RELEASE", "bookworm")
+DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "")
+DEBIAN_INCLUDE = os.environ.get("DEBIAN_INCLUDE", "systemd-sysv,ifupdown,isc-dhcp-client")
+DEBIAN_CACHE_DIR = os.environ.get("DEBIAN_CACHE_DIR", "/var/cache/lxc-console/debian")
+# Root filesystem tarballs may be used only from these host directories.
+ROOTFS_TARBALL_DIRS = [
+    p for p in os.environ.get("ROOTFS_TARBALL_DIRS", "/var/lib/lxc-console/images").split(":") if p
+]
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 

@@ -24,3 +24,5 @@ class State(models.TextChoices):
 
 class Template(models.TextChoices):
     BUSYBOX = "busybox", "busybox (offline, fast)"
+    DEBIAN = "debian", "Debian (debootstrap, cached per release)"
+    TARBALL = "tarball", "Root filesystem tarball on the host"

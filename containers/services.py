@@ -14,7 +14,12 @@ from console.operations import RequestContext, active_operation, audited_refusal
 from containers.choices import State, Template
 from containers.config import config_hash, current_values, validate_config_text, validate_key_value
 from containers.models import Container, container_lock_key
-from containers.validators import validate_container_name, validate_lxc_path
+from containers.validators import (
+    validate_container_name,
+    validate_lxc_path,
+    validate_release,
+    validate_tarball_path,
+)
 
 
 def create_container(
@@ -25,27 +30,37 @@ def create_container(
     name: str,
     template: str = Template.BUSYBOX,
     lxc_path: str | None = None,
+    release: str | None = None,
+    tarball: str | None = None,
 ) -> Operation:
-    """Queue ``lxc-create -t TEMPLATE`` for a new container on ``host``."""
-    params = {"name": name, "template": template, "lxc_path": lxc_path or host.lxc_path}
+    """Queue the creation of a container: busybox template, Debian via debootstrap, or a tarball."""
+    params: dict[str, Any] = {"name": name, "template": template, "lxc_path": lxc_path or host.lxc_path}
     with audited_refusal(
         actor=actor,
         ctx=ctx,
         action="container.create",
         host=host,
         target=f"container {host.slug}/{name}"[:255],
-        params=params,
+        params={**params, "release": release, "tarball": tarball},
     ):
         access.require(actor, "admin", host)
         name = validate_container_name(name)
         path = validate_lxc_path(lxc_path or host.lxc_path, host.lxc_paths)
         if template not in Template.values:
             raise InvalidInput(f"unknown template {template!r}", field="template")
-        installed = host.capabilities.get("lxc", {}).get("templates")
-        if installed is not None and template not in installed:
-            raise InvalidInput(
-                f"the {template} template is not installed on host {host.slug}", field="template"
-            )
+        caps = host.capabilities
+        if template == Template.BUSYBOX:
+            installed = caps.get("lxc", {}).get("templates")
+            if installed is not None and "busybox" not in installed:
+                raise InvalidInput(
+                    f"the busybox template is not installed on host {host.slug}", field="template"
+                )
+        elif template == Template.DEBIAN:
+            if caps and not caps.get("debootstrap", {}).get("available"):
+                raise InvalidInput(f"debootstrap is not installed on host {host.slug}", field="template")
+            params["release"] = validate_release(release or settings.DEBIAN_RELEASE)
+        elif template == Template.TARBALL:
+            params["tarball"] = validate_tarball_path(tarball)
         if Container.objects.filter(host=host, lxc_path=path, name=name).exists():
             raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="name")
         params.update(name=name, lxc_path=path)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
+
+from django.conf import settings
 
 from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
 from console.runner import Runner
 from console.tasks import operation_handler
+from containers.choices import Template
 from containers.config import config_hash
+from containers.drivers import debootstrap
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
 
@@ -41,11 +46,58 @@ def _refresh_on_failure(op: Operation) -> Iterator[None]:
 @operation_handler("container.create")
 def create(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
-    set_progress(op, 5, f"lxc-create -t {op.params['template']}")
+    template, name = op.params["template"], op.params["name"]
     with _refresh_on_failure(op):
-        driver.create(op.params["name"], op.params["template"])
-    set_progress(op, 90, "reading the new container's state")
+        if template == Template.DEBIAN:
+            _create_debian(op, runner, driver)
+        elif template == Template.TARBALL:
+            _create_from_tarball(op, runner, driver)
+        else:
+            set_progress(op, 5, f"lxc-create -t {template}")
+            driver.create(name, template)
+    set_progress(op, 98, "reading the new container's state")
     return _refresh(op, runner)
+
+
+def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
+    mirror = settings.DEBIAN_MIRROR or debootstrap.mirror_from_apt_sources()
+    if not mirror:
+        raise ServiceError(
+            "no Debian mirror: set DEBIAN_MIRROR or add a Debian archive to the host's apt sources"
+        )
+    release, arch = op.params["release"], debootstrap.host_arch()
+    set_progress(op, 2, f"debootstrap {release} ({arch}) from {mirror}")
+    tree, built = debootstrap.ensure_rootfs(
+        runner,
+        release=release,
+        arch=arch,
+        mirror=mirror,
+        cache_dir=settings.DEBIAN_CACHE_DIR,
+        include=settings.DEBIAN_INCLUDE,
+        progress=lambda percent, label: set_progress(op, percent, label),
+    )
+    Operation.objects.filter(pk=op.pk).update(result={"cache": str(tree), "cache_built": built})
+    set_progress(op, 96, f"copying the cached {release} root filesystem")
+    driver.create_from_tree(
+        op.params["name"],
+        populate=lambda rootfs: runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"]),
+        include="/usr/share/lxc/config/debian.common.conf",
+    )
+
+
+def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> None:
+    tarball = Path(op.params["tarball"])
+    if not tarball.is_file():
+        raise ServiceError(f"{tarball} does not exist on host {op.host.slug}")
+    set_progress(op, 10, f"extracting {tarball.name}")
+    driver.create_from_tree(
+        op.params["name"],
+        populate=lambda rootfs: runner.run(
+            ["tar", "-xpf", str(tarball), "-C", str(rootfs), "--numeric-owner"],
+            error_message=f"tar could not extract {tarball.name}",
+        ),
+        include="/usr/share/lxc/config/common.conf",
+    )
 
 
 @operation_handler("container.start")

@@ -9,7 +9,7 @@ from console.errors import InvalidInput
 
 # LXC's own rule plus ours: 1-63 characters, letters, digits, "-", "_", ".",
 # not starting with "-" (it would read as an option) or "." (hidden, "..").
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 
 
 def validate_container_name(value: object) -> str:
@@ -21,7 +21,7 @@ def validate_container_name(value: object) -> str:
         )
     if value[0] in "-.":
         raise InvalidInput("container names must not start with '-' or '.'", field="name")
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise InvalidInput("container names may contain only letters, digits, '-', '_' and '.'", field="name")
     return value
 
@@ -37,4 +37,33 @@ def validate_lxc_path(value: object, allowed: list[str]) -> str:
         raise InvalidInput(
             f"unknown LXC path {value!r}; this host has: {', '.join(allowed)}", field="lxc_path"
         )
+    return normal
+
+
+_RELEASE_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+_TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar.zst")
+
+
+def validate_release(value: object) -> str:
+    if not isinstance(value, str) or not _RELEASE_RE.match(value):
+        raise InvalidInput("a Debian release is a codename such as bookworm", field="release")
+    return value
+
+
+def validate_tarball_path(value: object) -> str:
+    """A rootfs tarball must sit in one of the directories an administrator allowed."""
+    from django.conf import settings
+
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("the path of a root filesystem tarball is required", field="tarball")
+    if "\x00" in value or "\n" in value or not value.startswith("/"):
+        raise InvalidInput("the tarball path must be an absolute path", field="tarball")
+    normal = os.path.normpath(value)
+    if not normal.endswith(_TARBALL_SUFFIXES):
+        raise InvalidInput(
+            f"the tarball must end with one of {', '.join(_TARBALL_SUFFIXES)}", field="tarball"
+        )
+    roots = [os.path.normpath(r) for r in settings.ROOTFS_TARBALL_DIRS]
+    if not any(normal.startswith(root + "/") for root in roots):
+        raise InvalidInput(f"tarballs are allowed only under {', '.join(roots)}", field="tarball")
     return normal

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def parse_fancy_list(text: str) -> list[ContainerInfo]:
             for ip in cells.get(key, "").split(",")
             if ip.strip() and ip.strip() != "-"
         ]
-        groups = [g for g in cells.get("GROUPS", "").split(",") if g and g != "-"]
+        groups = [g.strip() for g in cells.get("GROUPS", "").split(",") if g.strip() and g.strip() != "-"]
         pid = cells.get("PID", "")
         out.append(
             ContainerInfo(
@@ -213,6 +214,33 @@ class LxcDriver:
             raise
         # The host kernel has no AppArmor: "generated" would abort every start.
         self.set_config_value(name, "lxc.apparmor.profile", "unconfined")
+
+    def create_from_tree(self, name: str, *, populate: Callable[[Path], None], include: str) -> None:
+        """A container whose rootfs is filled by ``populate`` (a cached debootstrap tree, a tarball).
+
+        ``lxc-create -t none`` writes the config from the host's default.conf; the rootfs
+        path, the distribution's common config and the hostname are added here.
+        """
+        if self.exists(name):
+            raise CommandError(f"a container named {name!r} already exists in {self.lxc_path}")
+        os.makedirs(self.lxc_path, exist_ok=True)
+        self.runner.run(
+            ["lxc-create", *self._n(name), "-t", "none"],
+            error_message=f"lxc-create could not create {name!r}",
+        )
+        try:
+            rootfs = Path(self.lxc_path) / name / "rootfs"
+            rootfs.mkdir(mode=0o755)
+            populate(rootfs)
+            etc = rootfs / "etc"
+            if etc.is_dir() and not etc.is_symlink():
+                (etc / "hostname").write_text(name + "\n")
+            with self.config_path(name).open("a") as fh:
+                fh.write(f"lxc.include = {include}\nlxc.rootfs.path = dir:{rootfs}\nlxc.uts.name = {name}\n")
+            self.set_config_value(name, "lxc.apparmor.profile", "unconfined")
+        except BaseException:
+            self._remove_half_made(name)
+            raise
 
     def _remove_half_made(self, name: str) -> None:
         if (Path(self.lxc_path) / name).exists():
@@ -339,7 +367,12 @@ class LxcDriver:
 
     def set_config_value(self, name: str, key: str, value: str) -> None:
         """Set ``key = value`` in the container's config, replacing every earlier line of that key."""
-        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or "\n" in value or "\r" in value:
+        # Refuse every character str.splitlines() would split on, not only "\n" and "\r".
+        if (
+            not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key)
+            or len(value.splitlines()) > 1
+            or value != value.strip("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        ):
             raise ValueError(f"invalid config key or value: {key!r}")
         path = self.config_path(name)
         # lxc.group is multi-valued: one line per group ("web,db" would name one group).
@@ -348,7 +381,8 @@ class LxcDriver:
         else:
             new_lines = [f"{key} = {value}"]
         out, placed = [], False
-        for line in path.read_text().splitlines():
+        text = path.read_text()
+        for line in text.removesuffix("\n").split("\n") if text else []:
             if line.split("=", 1)[0].strip() == key:
                 if not placed:
                     out.extend(new_lines)
@@ -357,7 +391,7 @@ class LxcDriver:
             out.append(line)
         if not placed:
             out.extend(new_lines)
-        self.write_config(name, "\n".join(out) + "\n")
+        self.write_config(name, "\n".join(out).rstrip("\n") + "\n")
         self.runner.log(f"# {path}: {key} = {value}")
 
     def write_config(self, name: str, text: str) -> None:

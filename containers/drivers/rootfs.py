@@ -309,24 +309,26 @@ def _walk(root_fd: int, parts: list[str], shown: str) -> tuple[int, list[str]]:
                 raise _oserror(exc, shown)
             try:
                 st = os.fstat(fd)
-                if stat.S_ISLNK(st.st_mode):
-                    hops += 1
-                    if hops > MAX_SYMLINKS:
-                        raise RootfsError(f"{shown}: too many levels of symbolic links")
-                    target = os.readlink("", dir_fd=fd)  # the link this very fd refers to
-                    if not target:
-                        raise RootfsError(f"{shown}: no such file or directory")
-                    pending.extendleft(reversed(target.split("/")))
-                    if target.startswith("/"):  # absolute: from the container root
-                        os.close(cur)
-                        cur = os.dup(root_fd)
-                        resolved = []
-                    continue  # relative: from the directory holding the link
-                if not stat.S_ISDIR(st.st_mode) and pending:
+                # readlinkat(fd, ""): the text of the very link this descriptor refers to
+                target = os.readlink("", dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
+                if target is None and not stat.S_ISDIR(st.st_mode) and pending:
                     raise RootfsError(f"{shown}: not a directory")
             except BaseException:
                 os.close(fd)
                 raise
+            if target is not None:
+                os.close(fd)
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise RootfsError(f"{shown}: too many levels of symbolic links")
+                if not target:
+                    raise RootfsError(f"{shown}: no such file or directory")
+                pending.extendleft(reversed(target.split("/")))
+                if target.startswith("/"):  # absolute: from the container root
+                    os.close(cur)
+                    cur = os.dup(root_fd)
+                    resolved = []
+                continue  # relative: from the directory holding the link
             os.close(cur)
             cur = fd
             resolved.append(name)

@@ -222,11 +222,6 @@ def test_missing_program_raises_command_error_saying_it_is_not_installed(operati
     assert fresh(operation).log.startswith("$ no-such-program-for-runner-tests --help\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG console/runner.py Runner.run: every FileNotFoundError from Popen is reported as "
-    "'<program> is not installed', also when the program exists and only cwd is missing",
-)
 def test_missing_cwd_is_not_reported_as_a_missing_program(tmp_path):
     with pytest.raises(CommandError) as info:
         Runner(None).run(["true"], cwd=str(tmp_path / "gone"))
@@ -274,12 +269,6 @@ def test_default_timeout_falls_back_to_the_setting(settings):
     assert Runner(None).default_timeout == 123
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG console/runner.py Runner.run: stdin is written with a blocking write before the "
-    "timeout loop, so input larger than the pipe buffer to a program that does not read it "
-    "ignores the timeout (and with `cat` deadlocks for ever)",
-)
 def test_timeout_holds_while_input_is_being_written():
     started = time.monotonic()
     with pytest.raises(CommandTimeout):

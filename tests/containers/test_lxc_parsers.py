@@ -137,11 +137,6 @@ def test_parse_fancy_list_on_real_output():
     assert infos[1].groups == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG containers/drivers/lxc.py parse_fancy_list: lxc-ls separates groups with ', ' "
-    "but group names are not stripped, so real output gives ['web', ' db']",
-)
 def test_parse_fancy_list_group_names_from_real_output_are_clean():
     assert parse_fancy_list(LS_REAL)[0].groups == ["web", "db"]
 
@@ -350,13 +345,6 @@ def test_set_config_value_refuses_a_carriage_return_in_the_value(driver, separat
     assert path.read_text() == "lxc.uts.name = t1\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG containers/drivers/lxc.py set_config_value: only '\\n' and '\\r' are refused in a "
-    "value, but the file is re-read with str.splitlines(), which also splits on \\x0b, \\x0c, "
-    "\\x1c-\\x1e, \\x85, \\u2028 and \\u2029: the next write turns the rest of the value into a "
-    "config line of its own (e.g. lxc.hook.pre-start)",
-)
 @pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
 def test_set_config_value_cannot_inject_a_line_with_other_line_separators(driver, separator):
     path = write_config(driver, "lxc.uts.name = t1\n")

@@ -13,6 +13,7 @@ one is missing they skip, or fail when ``CI=true``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from containers.drivers.rootfs import RootfsError, list_dir, pid_root, read_file
 BUSYBOX = "/bin/busybox"
 CAP = 4096
 MANY = 1005  # files in R/many, more than the default limit of 1000
+REAL_USE_OPENAT2 = rootfs._use_openat2  # before any test replaces it
 HOST_CONTENT = b"HOST-SECRET-must-never-be-read"
 CONTAINER_CONTENT = b"container-marker"
 
@@ -648,6 +650,46 @@ def test_reading_errors(pid):
         _read(pid, "/etc/missing")
     with pytest.raises(RootfsError, match="symbolic links"):
         _read(pid, "/loop-b")
+
+
+# -- openat2 probe -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.EPERM])
+def test_kernel_without_openat2_falls_back_to_the_walk(pid, monkeypatch, code):
+    def missing(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(rootfs, "_openat2_ok", None)
+    monkeypatch.setattr(rootfs, "_openat2", missing)
+    monkeypatch.setattr(rootfs, "_use_openat2", REAL_USE_OPENAT2)
+    assert rootfs._use_openat2() is False
+    assert resolve(pid, "/up/etc/evil") == "/etc/shadow"
+    assert _read(pid, "/tmp-link") == CONTAINER_CONTENT
+
+
+# -- no descriptor leaks -----------------------------------------------------------
+
+
+def test_no_file_descriptor_leaks(pid, tree):
+    def calls():
+        resolve(pid, "/up/etc/evil")
+        resolve(pid, "/deep-link/../b/leaf.txt")
+        list_dir(pid, "/up/etc-link")
+        _read(pid, "/tmp-rel")
+        for bad in ("/loop-a", "/chain/l0", "/etc/passwd-marker/x", "/missing", "/fifo", "/big", "/etc"):
+            with pytest.raises(RootfsError):
+                _read(pid, bad)
+        with pytest.raises(RootfsError):
+            list_dir(pid, "/file-link")
+        with pytest.raises(RootfsError):
+            resolve(os.getpid(), "/")
+
+    calls()  # warm up (the openat2 probe, libc)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        calls()
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 # -- both strategies agree ------------------------------------------------------------

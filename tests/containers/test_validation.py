@@ -90,11 +90,6 @@ def test_too_long_message_says_how_long_the_name_is():
         validate_container_name("a" * 64)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG containers/validators.py _NAME_RE: '$' also matches before a final newline, "
-    "so 'web1\\n' passes validate_container_name (use \\Z or re.fullmatch)",
-)
 def test_trailing_newline_is_refused():
     with pytest.raises(InvalidInput):
         validate_container_name("web1\n")

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
+from console.errors import Conflict, InvalidInput
 from console.models import AuditEvent, Operation
 from console.operations import RequestContext
 from containers import services
-from console.errors import Conflict, InvalidInput
 from containers.config import config_hash
 from containers.models import Container
 from tests.host.helpers import wait_terminal
