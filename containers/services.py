@@ -56,9 +56,9 @@ def create_container(
                     f"the busybox template is not installed on host {host.slug}", field="template"
                 )
         elif template == Template.DEBIAN:
+            params["release"] = validate_release(release or settings.DEBIAN_RELEASE)
             if caps and not caps.get("debootstrap", {}).get("available"):
                 raise InvalidInput(f"debootstrap is not installed on host {host.slug}", field="template")
-            params["release"] = validate_release(release or settings.DEBIAN_RELEASE)
         elif template == Template.TARBALL:
             params["tarball"] = validate_tarball_path(tarball)
         if Container.objects.filter(host=host, lxc_path=path, name=name).exists():

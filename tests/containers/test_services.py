@@ -84,7 +84,28 @@ def test_create_accepts_any_template_when_the_host_has_not_reported_its_template
         ({"name": "-rf"}, InvalidInput, "must not start with"),
         ({"name": ""}, InvalidInput, "a container name is required"),
         ({"name": "a" * 64}, InvalidInput, "at most 63 characters"),
-        ({"name": "web1", "template": "debian"}, InvalidInput, "unknown template 'debian'"),
+        ({"name": "web1", "template": "fedora"}, InvalidInput, "unknown template 'fedora'"),
+        ({"name": "web1", "template": "debian", "release": "bookworm; rm -rf /"}, InvalidInput, "codename"),
+        (
+            {"name": "web1", "template": "tarball", "tarball": "/etc/shadow.tar"},
+            InvalidInput,
+            "allowed only under",
+        ),
+        (
+            {
+                "name": "web1",
+                "template": "tarball",
+                "tarball": "/var/lib/lxc-console/images/../../../etc/x.tar",
+            },
+            InvalidInput,
+            "allowed only under",
+        ),
+        ({"name": "web1", "template": "tarball", "tarball": "relative.tar"}, InvalidInput, "absolute"),
+        (
+            {"name": "web1", "template": "tarball", "tarball": "/var/lib/lxc-console/images/a.zip"},
+            InvalidInput,
+            "must end with",
+        ),
         ({"name": "web1", "template": "busybox; reboot"}, InvalidInput, "unknown template"),
         ({"name": "web1", "lxc_path": "/srv/other"}, InvalidInput, "unknown LXC path '/srv/other'"),
         ({"name": "web1", "lxc_path": "/var/lib/lxc/../../etc"}, InvalidInput, "unknown LXC path"),
@@ -118,6 +139,17 @@ def test_create_refuses_a_template_the_host_does_not_have(admin, host):
     assert Operation.objects.count() == 0
     event = only_audit_event()
     assert (event.result, event.message) == ("refused", info.value.message)
+
+
+def test_create_debian_requires_debootstrap_on_the_host(admin, host):
+    host.capabilities = {
+        "lxc": {"available": True, "templates": ["busybox"]},
+        "debootstrap": {"available": False},
+    }
+    host.save()
+    with pytest.raises(InvalidInput, match="debootstrap is not installed"):
+        services.create_container(actor=admin, ctx=CTX, host=host, name="deb1", template="debian")
+    assert Operation.objects.count() == 0
 
 
 def test_create_refuses_a_duplicate_name(admin, host, make_container):
