@@ -180,6 +180,9 @@ DEBIAN_CACHE_DIR = os.environ.get("DEBIAN_CACHE_DIR", "/var/cache/lxc-console/de
 ROOTFS_TARBALL_DIRS = [
     p for p in os.environ.get("ROOTFS_TARBALL_DIRS", "/var/lib/lxc-console/images").split(":") if p
 ]
+# Files downloaded from a running container's filesystem are capped at this size.
+FILE_DOWNLOAD_MAX_BYTES = int(os.environ.get("FILE_DOWNLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
+FILE_LIST_LIMIT = int(os.environ.get("FILE_LIST_LIMIT", "1000"))
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 

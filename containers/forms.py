@@ -17,6 +17,17 @@ class CreateContainerForm(forms.Form):
     lxc_path = forms.CharField(
         required=False, label="LXC path", help_text="Leave empty for the host's default LXC path."
     )
+    release = forms.CharField(
+        required=False,
+        label="Debian release",
+        help_text="For the Debian template; empty for the default. The first create of a release "
+        "downloads it (minutes); later ones copy the cache.",
+    )
+    tarball = forms.CharField(
+        required=False,
+        label="Root filesystem tarball",
+        help_text="For the tarball template: a .tar[.gz|.xz] on the host, in an allowed directory.",
+    )
 
 
 class StopForm(forms.Form):

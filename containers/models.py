@@ -63,3 +63,17 @@ class Container(models.Model):
 
 def container_lock_key(host_slug: str, lxc_path: str, name: str) -> str:
     return f"container:{host_slug}:{lxc_path}:{name}"
+
+
+class FileBlob(models.Model):
+    """A file read from a running container for download (size-capped), kept with its operation."""
+
+    operation = models.OneToOneField("console.Operation", on_delete=models.CASCADE, related_name="file_blob")
+    path = models.CharField(max_length=4096)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.size} bytes)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -86,6 +87,7 @@ def _lifecycle(
     check: Any = None,
     before: Any = None,
     after: Any = None,
+    exclusive: bool = True,
 ) -> Operation:
     extra = params if params is not None else {}
     audit_params = {"name": container.name, "lxc_path": container.lxc_path, **extra}
@@ -101,7 +103,8 @@ def _lifecycle(
             host=container.host,
             kind=kind,
             target=container.target,
-            lock_key=container.lock_key,
+            # Reads (file browsing) do not hold the container's lock.
+            lock_key=container.lock_key if exclusive else f"{container.lock_key}:read:{uuid.uuid4().hex}",
             params={"name": container.name, "lxc_path": container.lxc_path, **extra},
             before=before if before is not None else {"state": container.state, "pid": container.pid},
             after=after() if callable(after) else after,
@@ -336,4 +339,59 @@ def replace_config(
         check=check,
         before={"config": container.config_text},
         after=lambda: {"config": params["text"]},
+    )
+
+
+def _container_path(path: object) -> str:
+    if not isinstance(path, str) or not path:
+        return "/"
+    if "\x00" in path or len(path) > 4096:
+        raise InvalidInput("the path must be shorter than 4096 characters and contain no NUL", field="path")
+    return "/" + path.lstrip("/")
+
+
+def _running_for_files(c: Container) -> None:
+    if c.state not in (State.RUNNING, State.FROZEN):
+        raise Conflict(f"{c.name} is {c.state.lower()}: its filesystem can be browsed only while it runs")
+
+
+def browse_files(*, actor: Any, ctx: RequestContext, container: Container, path: str) -> Operation:
+    """List a directory of the running container through /proc/PID/root (audited read)."""
+    params: dict[str, Any] = {"path": path}
+
+    def check(c: Container) -> None:
+        params["path"] = _container_path(path)
+        _running_for_files(c)
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.files.list",
+        role="operate",
+        params=params,
+        check=check,
+        exclusive=False,
+    )
+
+
+def read_container_file(*, actor: Any, ctx: RequestContext, container: Container, path: str) -> Operation:
+    """Read one file of the running container for download (size-capped, audited)."""
+    params: dict[str, Any] = {"path": path}
+
+    def check(c: Container) -> None:
+        params["path"] = _container_path(path)
+        if params["path"] == "/":
+            raise InvalidInput("choose a file, not the root directory", field="path")
+        _running_for_files(c)
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.files.read",
+        role="operate",
+        params=params,
+        check=check,
+        exclusive=False,
     )

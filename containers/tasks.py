@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -16,9 +17,10 @@ from console.runner import Runner
 from console.tasks import operation_handler
 from containers.choices import Template
 from containers.config import config_hash
-from containers.drivers import debootstrap
+from containers.drivers import debootstrap, rootfs
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
+from containers.models import FileBlob
 
 
 def _driver(op: Operation, runner: Runner) -> LxcDriver:
@@ -210,3 +212,49 @@ def config_replace(op: Operation, runner: Runner) -> dict[str, Any]:
     driver.write_config(op.params["name"], op.params["text"])
     runner.log(f"# wrote {driver.config_path(op.params['name'])}")
     return _refresh(op, runner)
+
+
+def _init_pid(op: Operation, runner: Runner) -> int:
+    info = _driver(op, runner).info(op.params["name"])
+    if info.pid is None or info.state not in ("RUNNING", "FROZEN"):
+        raise ServiceError(f"{op.params['name']} is not running (state {info.state})")
+    return info.pid
+
+
+@operation_handler("container.files.list")
+def files_list(op: Operation, runner: Runner) -> dict[str, Any]:
+    pid = _init_pid(op, runner)
+    runner.log(f"# listing {op.params['path']} under /proc/{pid}/root")
+    try:
+        listing = rootfs.list_dir(pid, op.params["path"], limit=settings.FILE_LIST_LIMIT)
+    except rootfs.RootfsError as exc:
+        raise ServiceError(exc.message) from None
+    return {
+        "path": listing.path,
+        "truncated": listing.truncated,
+        "entries": [
+            {
+                "name": e.name,
+                "type": e.type,
+                "size": e.size,
+                "mode": e.mode,
+                "mtime": e.mtime.isoformat(),
+                "target": e.target,
+            }
+            for e in listing.entries
+        ],
+    }
+
+
+@operation_handler("container.files.read")
+def files_read(op: Operation, runner: Runner) -> dict[str, Any]:
+    pid = _init_pid(op, runner)
+    runner.log(f"# reading {op.params['path']} under /proc/{pid}/root")
+    try:
+        data = rootfs.read_file(pid, op.params["path"], max_bytes=settings.FILE_DOWNLOAD_MAX_BYTES)
+    except rootfs.RootfsError as exc:
+        raise ServiceError(exc.message) from None
+    digest = hashlib.sha256(data).hexdigest()
+    FileBlob.objects.create(operation=op, path=op.params["path"], size=len(data), sha256=digest, content=data)
+    runner.log(f"# {len(data)} bytes, sha256 {digest}")
+    return {"path": op.params["path"], "size": len(data), "sha256": digest}

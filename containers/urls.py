@@ -11,5 +11,8 @@ urlpatterns = [
     path("<int:pk>/", views.container_detail, name="detail"),
     path("<int:pk>/destroy/", views.container_destroy, name="destroy"),
     path("<int:pk>/config/", views.container_config, name="config"),
+    path("<int:pk>/files/", views.container_files, name="files"),
+    path("<int:pk>/files/result/<int:op_pk>/", views.container_files_result, name="files-result"),
+    path("<int:pk>/files/blob/<int:op_pk>/", views.container_file_blob, name="file-blob"),
     path("<int:pk>/<str:action>/", views.container_action, name="action"),
 ]

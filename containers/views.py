@@ -8,7 +8,9 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from console import access
 from console.errors import ServiceError
@@ -19,7 +21,7 @@ from containers import services
 from containers.choices import State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
-from containers.models import Container
+from containers.models import Container, FileBlob
 
 
 @login_required
@@ -125,6 +127,8 @@ def container_create(request: HttpRequest) -> HttpResponse:
                     name=data["name"],
                     template=data["template"],
                     lxc_path=data["lxc_path"] or None,
+                    release=data["release"] or None,
+                    tarball=data["tarball"] or None,
                 )
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -277,3 +281,56 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
             context["raw_text"] = request.POST.get("text", container.config_text)
             status = exc.status_code
     return render(request, "containers/container_config.html", context, status=status)
+
+
+@login_required
+def container_files(request: HttpRequest, pk: int) -> HttpResponse:
+    """Browse a running container's filesystem: each listing is an audited read run by the agent."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    path = request.GET.get("path", "/")
+    context: dict = {"container": container, "path": path, "op": None, "error": None}
+    status = 200
+    try:
+        if request.GET.get("download"):
+            op = services.read_container_file(
+                actor=request.user, ctx=RequestContext.from_request(request), container=container, path=path
+            )
+        else:
+            op = services.browse_files(
+                actor=request.user, ctx=RequestContext.from_request(request), container=container, path=path
+            )
+        context["op"] = op
+    except ServiceError as exc:
+        context["error"] = exc.message
+        status = exc.status_code
+    return render(request, "containers/container_files.html", context, status=status)
+
+
+@login_required
+def container_files_result(request: HttpRequest, pk: int, op_pk: int) -> HttpResponse:
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    op = get_object_or_404(
+        Operation, pk=op_pk, lock_key__startswith=container.lock_key + ":read:", actor=request.user
+    )
+    response = render(request, "containers/container_files.html#result", {"container": container, "op": op})
+    if op.is_terminal and request.htmx:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@login_required
+def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpResponse:
+    """The bytes a finished read operation fetched; only for the user who asked for them."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    blob = get_object_or_404(
+        FileBlob,
+        operation__pk=op_pk,
+        operation__kind="container.files.read",
+        operation__lock_key__startswith=container.lock_key + ":read:",
+        operation__actor=request.user,
+    )
+    response = HttpResponse(bytes(blob.content), content_type="application/octet-stream")
+    filename = blob.path.rstrip("/").rsplit("/", 1)[-1] or "file"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -208,3 +208,53 @@ def test_state_changes_made_outside_the_console_appear_within_two_seconds(admin,
         what="RUNNING",
     )
     print(f"\nstate-change latency (external lxc-stop -k -> STOPPED in the database): {latency:.3f} s")
+
+
+def test_browse_and_download_files_of_a_running_container(client, admin, local_agent, make_container):
+    c = make_container(start=True)
+    rootfs = f"{c.lxc_path}/{c.name}/rootfs"
+    with open(f"{rootfs}/etc/console-marker", "w") as fh:
+        fh.write("inside the container\n")
+    os.symlink("/etc/shadow", f"{rootfs}/etc/escape-link")
+    with open(f"{rootfs}/etc/shadow", "w") as fh:
+        fh.write("container shadow\n")
+    client.force_login(admin)
+
+    page = client.get(f"/containers/{c.pk}/files/", {"path": "/etc"})
+    assert page.status_code == 200
+    op = wait_terminal(Operation.objects.filter(kind="container.files.list").latest("pk"))
+    assert op.status == "succeeded", op.error + op.log
+    names = {e["name"]: e for e in op.result["entries"]}
+    assert "console-marker" in names and names["escape-link"]["type"] == "symlink"
+    result = client.get(f"/containers/{c.pk}/files/result/{op.pk}/", HTTP_HX_REQUEST="true")
+    assert result.status_code == 286 and "console-marker" in result.content.decode()
+
+    # Downloading through an absolute symlink and through ".." stays inside the container.
+    for path in ("/etc/escape-link", "/../../../../etc/shadow"):
+        client.get(f"/containers/{c.pk}/files/", {"path": path, "download": "1"})
+        op = wait_terminal(Operation.objects.filter(kind="container.files.read").latest("pk"))
+        assert op.status == "succeeded", op.error + op.log
+        blob = client.get(f"/containers/{c.pk}/files/blob/{op.pk}/")
+        assert blob.status_code == 200 and blob.content == b"container shadow\n"
+        assert "attachment" in blob["Content-Disposition"]
+
+    # Each read is audited, with the path.
+    reads = AuditEvent.objects.filter(action="container.files.read")
+    assert reads.count() == 2 and reads.filter(params__path="/etc/escape-link").exists()
+
+    # A file over the cap is refused with the sizes named, nothing stored.
+    with open(f"{rootfs}/big.bin", "wb") as fh:
+        fh.write(b"x" * 4096)
+    from django.test import override_settings  # noqa: F401  (the agent process has its own settings)
+
+    client.get(f"/containers/{c.pk}/files/", {"path": "/dev/null", "download": "1"})
+    op = wait_terminal(Operation.objects.filter(kind="container.files.read").latest("pk"))
+    assert op.status == "failed" and "not a regular file" in op.error.lower() or "regular" in op.error
+
+
+def test_file_browser_is_refused_for_a_stopped_container(client, admin, local_agent, make_container):
+    c = make_container()
+    client.force_login(admin)
+    page = client.get(f"/containers/{c.pk}/files/", {"path": "/"})
+    assert page.status_code == 409 and "only while it runs" in page.content.decode()
+    assert not Operation.objects.filter(kind="container.files.list").exists()
