@@ -11,7 +11,7 @@ from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
 from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, parse_config
-from containers.models import Container
+from containers.models import Container, container_lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,20 @@ def refresh_running(host: Host) -> int:
     """Refresh lxc-info figures (CPU, memory, I/O, network) of the running containers."""
     runner = Runner(None)
     count = 0
+    from console.choices import ACTIVE_STATUSES
+    from console.models import Operation
+
+    busy = set(
+        Operation.objects.filter(host=host, status__in=ACTIVE_STATUSES).values_list("lock_key", flat=True)
+    )
     running = Container.objects.filter(
         host=host, backend=Backend.LXC, state__in=[State.RUNNING, State.FROZEN]
     ).values_list("lxc_path", "name")
     for lxc_path, name in running:
+        # A container under an operation is refreshed by that operation; querying it in the
+        # middle of lxc-freeze makes the freeze wait for LXC's one-second poll.
+        if container_lock_key(host.slug, lxc_path, name) in busy:
+            continue
         try:
             refresh_container(host, lxc_path, name, runner)
             count += 1

@@ -20,16 +20,20 @@ from containers.models import Container
 
 logger = logging.getLogger(__name__)
 
-# States lxc-monitor reports in passing; the row is refreshed with lxc-info right after.
-_TRANSIENT = {"THAWED"}
+# States lxc-monitor reports in passing. No lxc-info is run on them: it would query the
+# container's monitor process in the middle of the transition (an lxc-info during FREEZING
+# makes lxc-freeze fall back to its one-second poll); the stable state that follows refreshes.
+_TRANSIENT = {"THAWED", "FREEZING", "STARTING", "STOPPING"}
 
 
 def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
     """Record a state change at once, then refresh the whole row (PID, IPs, usage) from lxc-info."""
-    if state in State.values and state not in _TRANSIENT:
+    if state in State.values and state != "THAWED":
         Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name).update(
             state=state
         )
+    if state in _TRANSIENT:
+        return
     try:
         refresh_container(host, lxc_path, name)
     except Exception as exc:  # the container may be gone already; the periodic sync settles it
@@ -83,7 +87,7 @@ class PathMonitor:
 
 
 def start_monitors(host: Host, stop: threading.Event) -> list[PathMonitor]:
-    monitors = []
+    monitors: list[PathMonitor] = []
     for path in host.lxc_paths:
         monitor = PathMonitor(host, path, stop)
         monitor.start()
