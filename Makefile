@@ -9,7 +9,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstr
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
 	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium
 
-.PHONY: run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests
+.PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests
 
 run: deps prepare-host db
 	@$(MAKE) --no-print-directory agent
@@ -65,6 +65,9 @@ test: deps prepare-host
 
 unit: venv
 	$(BIN)/python -m pytest -m "not host and not browser"
+
+bench: deps prepare-host
+	$(BIN)/python bench/lifecycle.py --rounds 5
 
 lint: venv
 	$(BIN)/ruff check .

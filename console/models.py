@@ -29,6 +29,10 @@ class Host(models.Model):
     capabilities = models.JSONField(default=dict, blank=True)
     capabilities_detected_at = models.DateTimeField(null=True, blank=True)
     last_inventory_sync = models.DateTimeField(null=True, blank=True)
+    # /proc/sys/kernel/random/boot_id of the boot whose autostart the agent already ran.
+    autostart_boot_id = models.CharField(max_length=64, blank=True)
+    # Host directories an admin allows to bind-mount into containers (lxc.mount.entry).
+    mount_roots = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -183,6 +183,10 @@ ROOTFS_TARBALL_DIRS = [
 # Files downloaded from a running container's filesystem are capped at this size.
 FILE_DOWNLOAD_MAX_BYTES = int(os.environ.get("FILE_DOWNLOAD_MAX_BYTES", str(10 * 1024 * 1024)))
 FILE_LIST_LIMIT = int(os.environ.get("FILE_LIST_LIMIT", "1000"))
+# Boot autostart: run by an agent that starts within this many seconds of the host's boot,
+# for these groups (lxc-autostart --group syntax: "onboot," = group onboot and no group).
+AUTOSTART_BOOT_WINDOW_SECONDS = int(os.environ.get("AUTOSTART_BOOT_WINDOW_SECONDS", "600"))
+AUTOSTART_BOOT_GROUPS = os.environ.get("AUTOSTART_BOOT_GROUPS", "onboot,")
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 

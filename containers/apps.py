@@ -8,11 +8,13 @@ class ContainersConfig(AppConfig):
 
     def ready(self) -> None:
         from console import agent
-        from containers import inventory, monitor
+        from containers import boot, inventory, monitor
 
         if inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(inventory.sync_host)
         if monitor.start_monitors not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(monitor.start_monitors)
+        if boot.autostart_on_boot not in agent.AGENT_WATCHERS:
+            agent.AGENT_WATCHERS.append(boot.autostart_on_boot)
         if monitor.start_usage_refresh not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(monitor.start_usage_refresh)

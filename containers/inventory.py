@@ -11,6 +11,7 @@ from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
 from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, parse_config
+from containers.limits import SHOWN_KEYS, saved_limits
 from containers.models import Container, container_lock_key
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver) -> None
         container.usage = info.usage
     elif container.state == State.STOPPED:
         container.usage = {}
+    if container.state in (State.RUNNING, State.FROZEN):
+        keys = dict.fromkeys([*SHOWN_KEYS, *saved_limits(container.config_text)])
+        container.cgroup_live = {key: driver.cgroup_get(container.name, key) for key in keys}
+    else:
+        container.cgroup_live = {}
     container.last_seen = timezone.now()
 
 

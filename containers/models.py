@@ -33,6 +33,8 @@ class Container(models.Model):
     origin_kind = models.CharField(max_length=16, blank=True)  # "snapshot" | "copy"
     # The container's config file as the agent last read it (pages never read the host).
     config_text = models.TextField(blank=True)
+    # cgroup values read back from the running container ({"memory.limit_in_bytes": "268435456"}).
+    cgroup_live = models.JSONField(default=dict, blank=True)
     last_seen = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -77,3 +79,19 @@ class FileBlob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} ({self.size} bytes)"
+
+
+class ContainerHook(models.Model):
+    """A hook script the console wrote for a container (the host keeps the executable file)."""
+
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="hooks")
+    hook_type = models.CharField(max_length=16)
+    path = models.CharField(max_length=4096)
+    script = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["container", "hook_type"], name="one_hook_per_type")]
+
+    def __str__(self) -> str:
+        return f"{self.container} {self.hook_type}"

@@ -7,14 +7,19 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from console import access
+from console.choices import AuditResult
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
-from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from console.operations import RequestContext, active_operation, audit, audited_refusal, start_operation
 from containers.choices import State, Template
 from containers.config import config_hash, current_values, validate_config_text, validate_key_value
+from containers.hooks import validate_hook_type, validate_script
+from containers.limits import saved_limits, validate_limit
 from containers.models import Container, container_lock_key
+from containers.mounts import normalise_roots, parse_entries, validate_source, validate_target
 from containers.validators import (
     validate_container_name,
     validate_lxc_path,
@@ -395,3 +400,212 @@ def read_container_file(*, actor: Any, ctx: RequestContext, container: Container
         check=check,
         exclusive=False,
     )
+
+
+def set_limit(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    container: Container,
+    key: str,
+    value: str,
+    apply_live: bool = True,
+    persist: bool = True,
+    persist_if_refused: bool = False,
+) -> Operation:
+    """Set a cgroup limit live (``lxc-cgroup``), in the config (``lxc.cgroup.KEY``), or both."""
+    params: dict[str, Any] = {
+        "key": key,
+        "value": value,
+        "apply_live": bool(apply_live),
+        "persist": bool(persist),
+        "persist_if_refused": bool(persist_if_refused),
+    }
+
+    def check(c: Container) -> None:
+        if not apply_live and not persist:
+            raise InvalidInput("choose to apply the limit now, to save it in the config, or both")
+        used = c.usage.get("memory_bytes") if apply_live else None
+        params["value"] = validate_limit(
+            key, value, {"memory_used": used, "host_cpus": c.host.capabilities.get("cpus")}
+        )
+        if apply_live and c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: a limit can be applied live only while it runs")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.limit.set",
+        role="admin",
+        params=params,
+        check=check,
+        before={
+            "saved": saved_limits(container.config_text).get(key),
+            "live": container.cgroup_live.get(key),
+        },
+        after=lambda: {"value": params["value"]},
+    )
+
+
+def autostart_host(
+    *, actor: Any, ctx: RequestContext, host: Host, group: str | None = None, all_groups: bool = False
+) -> Operation:
+    """``lxc-autostart`` on every LXC path of the host: the containers without a group (default),
+    one group (``--group G``) or every autostart container (``--all``)."""
+    params: dict[str, Any] = {"group": group or "", "all": bool(all_groups)}
+    target = f"host {host.slug} autostart"
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="host.autostart", host=host, target=target, params=params
+    ):
+        access.require(actor, "operate", host)
+        if group:
+            params["group"] = validate_key_value("lxc.group", group)
+            if "," in params["group"]:
+                raise InvalidInput("choose one group", field="group")
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="host.autostart",
+            target=target,
+            lock_key=f"host:{host.slug}:autostart",
+            params=params,
+        )
+
+
+def autostart_plan(host: Host, group: str | None = None, all_groups: bool = False) -> list[Container]:
+    """The containers ``lxc-autostart --list`` names, in its order, from the inventory."""
+    qs = Container.objects.filter(host=host, autostart=True).order_by("start_order", "name")
+    containers = list(qs)
+    if all_groups:
+        return containers
+    if group:
+        return [c for c in containers if group in c.groups]
+    return [c for c in containers if not c.groups]
+
+
+def set_hook(
+    *, actor: Any, ctx: RequestContext, container: Container, hook_type: str, script: str
+) -> Operation:
+    """Store a hook script next to the container and wire ``lxc.hook.<type>`` (admins: it runs as root)."""
+    params: dict[str, Any] = {"hook": hook_type}
+    existing = container.hooks.filter(hook_type=hook_type).first()
+
+    def check(c: Container) -> None:
+        params["hook"] = validate_hook_type(hook_type)
+        params["script"] = validate_script(script)
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.hook.set",
+        role="admin",
+        params=params,
+        check=check,
+        before={"script": existing.script if existing else None, "path": existing.path if existing else None},
+        after=lambda: {"script": params["script"]},
+    )
+
+
+def remove_hook(*, actor: Any, ctx: RequestContext, container: Container, hook_type: str) -> Operation:
+    params: dict[str, Any] = {"hook": hook_type}
+    existing = container.hooks.filter(hook_type=hook_type).first()
+
+    def check(c: Container) -> None:
+        params["hook"] = validate_hook_type(hook_type)
+        configured = any(
+            line.split("=", 1)[0].strip() == f"lxc.hook.{hook_type}" for line in c.config_text.splitlines()
+        )
+        if existing is None and not configured:
+            raise Conflict(f"{c.name} has no {hook_type} hook")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.hook.remove",
+        role="admin",
+        params=params,
+        check=check,
+        before={"script": existing.script if existing else None},
+    )
+
+
+def add_mount(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    container: Container,
+    source: str,
+    target: str,
+    read_only: bool = True,
+    create_target: bool = True,
+) -> Operation:
+    """Add an ``lxc.mount.entry`` bind mount from an allowed host directory (takes effect at next start)."""
+    params: dict[str, Any] = {"source": source, "target": target, "read_only": bool(read_only)}
+
+    def check(c: Container) -> None:
+        roots = c.host.mount_roots
+        params["source"] = validate_source(source, roots)
+        params["target"] = validate_target(target)
+        params["roots"] = roots
+        params["create_target"] = bool(create_target)
+        if any(e["target"].strip("/") == params["target"] for e in parse_entries(c.config_text)):
+            raise Conflict(f"something is already mounted at {params['target']} in {c.name}", field="target")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.mount.add",
+        role="admin",
+        params=params,
+        check=check,
+        before={"entries": [e["entry"] for e in parse_entries(container.config_text)]},
+    )
+
+
+def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry: str) -> Operation:
+    params: dict[str, Any] = {"entry": entry}
+
+    def check(c: Container) -> None:
+        if entry not in [e["entry"] for e in parse_entries(c.config_text)]:
+            raise Conflict(f"{c.name} has no mount entry {entry!r}")
+
+    return _lifecycle(
+        actor=actor,
+        ctx=ctx,
+        container=container,
+        kind="container.mount.remove",
+        role="admin",
+        params=params,
+        check=check,
+    )
+
+
+def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[str]) -> list[str]:
+    """The host directories containers may bind-mount (a console setting: no host command runs)."""
+    params = {"roots": roots}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="host.mount_roots", host=host, target=f"host {host.slug}", params=params
+    ):
+        access.require(actor, "admin", host)
+        normal = normalise_roots(roots)
+        with transaction.atomic():
+            before = list(host.mount_roots)
+            host.mount_roots = normal
+            host.save(update_fields=["mount_roots"])
+            audit(
+                actor=actor,
+                ctx=ctx,
+                action="host.mount_roots",
+                result=AuditResult.SUCCEEDED,
+                host=host,
+                target=f"host {host.slug}",
+                params=params,
+                before=before,
+                after=normal,
+            )
+        return normal

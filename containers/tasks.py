@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -13,14 +14,15 @@ from django.conf import settings
 from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
-from console.runner import Runner
+from console.runner import CommandError, Runner
 from console.tasks import operation_handler
+from containers import mounts
 from containers.choices import Template
 from containers.config import config_hash
 from containers.drivers import debootstrap, rootfs
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
-from containers.models import FileBlob
+from containers.models import Container, ContainerHook, FileBlob
 
 
 def _driver(op: Operation, runner: Runner) -> LxcDriver:
@@ -258,3 +260,96 @@ def files_read(op: Operation, runner: Runner) -> dict[str, Any]:
     FileBlob.objects.create(operation=op, path=op.params["path"], size=len(data), sha256=digest, content=data)
     runner.log(f"# {len(data)} bytes, sha256 {digest}")
     return {"path": op.params["path"], "size": len(data), "sha256": digest}
+
+
+@operation_handler("container.limit.set")
+def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
+    driver = _driver(op, runner)
+    name, key, value = op.params["name"], op.params["key"], op.params["value"]
+    applied = False
+    if op.params["apply_live"]:
+        set_progress(op, 20, f"lxc-cgroup {key} {value}")
+        try:
+            driver.cgroup_set(name, key, value)
+            applied = True
+        except CommandError as exc:
+            if not (op.params["persist"] and op.params["persist_if_refused"]):
+                raise CommandError(
+                    exc.message + ("; nothing was saved in the config" if op.params["persist"] else ""),
+                    argv=exc.argv,
+                    returncode=exc.returncode,
+                    stderr=exc.stderr,
+                ) from None
+            runner.log(f"# {exc.message}; saving it in the config anyway, as asked")
+    if op.params["persist"]:
+        set_progress(op, 60, f"lxc.cgroup.{key} = {value}")
+        driver.set_config_value(name, f"lxc.cgroup.{key}", value)
+    result = _refresh(op, runner)
+    live = driver.cgroup_get(name, key) if applied else None
+    return {**result, "key": key, "value": value, "applied": applied, "live": live}
+
+
+@operation_handler("host.autostart")
+def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
+    from containers.inventory import sync_lxc_path
+
+    started: list[str] = []
+    paths = op.host.lxc_paths
+    for i, path in enumerate(paths):
+        argv = ["lxc-autostart", "-P", path]
+        if op.params.get("all"):
+            argv.append("--all")
+        elif op.params.get("group"):
+            argv += ["--group", op.params["group"]]
+        set_progress(op, int(90 * i / len(paths)), " ".join(argv))
+        listed = runner.run([*argv, "--list"], record=False).stdout.split()
+        started += listed[::2]
+        runner.run(argv, timeout=3600, error_message="lxc-autostart failed")
+        sync_lxc_path(op.host, path, runner)
+    return {"started": started}
+
+
+@operation_handler("container.hook.set")
+def hook_set(op: Operation, runner: Runner) -> dict[str, Any]:
+    hook_type, script = op.params["hook"], op.params["script"]
+    path = _driver(op, runner).write_hook(
+        op.params["name"], hook_type, script, in_rootfs=hook_type == "start"
+    )
+    result = _refresh(op, runner)
+    container = Container.objects.get(pk=result["container_id"])
+    ContainerHook.objects.update_or_create(
+        container=container, hook_type=hook_type, defaults={"path": path, "script": script}
+    )
+    return {**result, "path": path}
+
+
+@operation_handler("container.hook.remove")
+def hook_remove(op: Operation, runner: Runner) -> dict[str, Any]:
+    hook_type = op.params["hook"]
+    _driver(op, runner).remove_hook(op.params["name"], hook_type, in_rootfs=hook_type == "start")
+    result = _refresh(op, runner)
+    ContainerHook.objects.filter(container_id=result["container_id"], hook_type=hook_type).delete()
+    return result
+
+
+@operation_handler("container.mount.add")
+def mount_add(op: Operation, runner: Runner) -> dict[str, Any]:
+    source, target = op.params["source"], op.params["target"]
+    # The host decides what the path really is: it must exist and stay inside the allowed
+    # roots once its symbolic links are resolved.
+    real = os.path.realpath(source)
+    if not os.path.exists(real):
+        raise ServiceError(f"{source} does not exist on host {op.host.slug}; nothing was changed")
+    if not mounts.within(real, op.params["roots"]):
+        raise ServiceError(f"{source} resolves to {real}, outside the allowed roots; nothing was changed")
+    create = ("dir" if os.path.isdir(real) else "file") if op.params["create_target"] else None
+    entry = mounts.mount_entry(real, target, read_only=op.params["read_only"], create=create)
+    _driver(op, runner).add_config_line(op.params["name"], "lxc.mount.entry", entry)
+    return {**_refresh(op, runner), "entry": entry}
+
+
+@operation_handler("container.mount.remove")
+def mount_remove(op: Operation, runner: Runner) -> dict[str, Any]:
+    if not _driver(op, runner).remove_config_line(op.params["name"], "lxc.mount.entry", op.params["entry"]):
+        raise ServiceError("that mount entry is no longer in the config")
+    return _refresh(op, runner)

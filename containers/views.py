@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -21,7 +22,10 @@ from containers import services
 from containers.choices import State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
+from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
+from containers.limits import LIMIT_KEYS, LIMITS, same_value, saved_limits
 from containers.models import Container, FileBlob
+from containers.mounts import parse_entries
 
 
 @login_required
@@ -334,3 +338,200 @@ def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpRespon
     response["Content-Disposition"] = content_disposition_header(True, filename)
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@login_required
+def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
+    """cgroup limits: saved (config) next to live (read back by the agent), differences marked."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    saved = saved_limits(container.config_text)
+    keys = dict.fromkeys([*(k.key for k in LIMIT_KEYS), *saved])
+    rows = []
+    for key in keys:
+        live = container.cgroup_live.get(key) if container.cgroup_live else None
+        rows.append(
+            {
+                "key": key,
+                "spec": LIMITS.get(key),
+                "saved": saved.get(key),
+                "live": live,
+                "differs": container.is_running
+                and key in saved
+                and not same_value(key, saved.get(key), live),
+            }
+        )
+    status = 200
+    error = None
+    if request.method == "POST":
+        try:
+            op = services.set_limit(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                container=container,
+                key=request.POST.get("key", ""),
+                value=request.POST.get("value", ""),
+                apply_live=request.POST.get("apply_live") == "on",
+                persist=request.POST.get("persist") == "on",
+                persist_if_refused=request.POST.get("persist_if_refused") == "on",
+            )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("operation-detail", pk=op.pk)
+    context = {
+        "container": container,
+        "rows": rows,
+        "limit_keys": LIMIT_KEYS,
+        "error": error,
+        "posted": request.POST if request.method == "POST" else None,
+        "can_admin": access.can(request.user, "admin", container.host),
+    }
+    return render(request, "containers/container_limits.html", context, status=status)
+
+
+@login_required
+def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
+    """The host's autostart containers as ``lxc-autostart --list [--group G | --all]`` lists them."""
+    host = get_object_or_404(Host, slug=slug)
+    group = request.GET.get("group", "").strip()
+    all_groups = request.GET.get("all") == "1"
+    status = 200
+    error = None
+    if request.method == "POST":
+        group = request.POST.get("group", "").strip()
+        all_groups = request.POST.get("all") == "1"
+        try:
+            op = services.autostart_host(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                host=host,
+                group=group or None,
+                all_groups=all_groups,
+            )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("operation-detail", pk=op.pk)
+    plan = services.autostart_plan(host, group=group or None, all_groups=all_groups)
+    elapsed = 0
+    timeline = []
+    for c in plan:
+        timeline.append({"c": c, "at": elapsed})
+        elapsed += c.start_delay
+    groups = sorted(
+        {
+            g
+            for gs in Container.objects.filter(host=host, autostart=True).values_list("groups", flat=True)
+            for g in gs
+        }
+    )
+    context = {
+        "host": host,
+        "timeline": timeline,
+        "group": group,
+        "all_groups": all_groups,
+        "groups": groups,
+        "error": error,
+        "can_operate": access.can(request.user, "operate", host),
+        "settings_boot_groups": settings.AUTOSTART_BOOT_GROUPS,
+    }
+    return render(request, "containers/host_autostart.html", context, status=status)
+
+
+@login_required
+def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
+    """The nine hooks: scripts the console stored, paths configured elsewhere, and an editor (admins)."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    stored = {h.hook_type: h for h in container.hooks.all()}
+    configured: dict[str, list[str]] = {}
+    for line in container.config_text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().startswith("lxc.hook."):
+            configured.setdefault(key.strip().removeprefix("lxc.hook."), []).append(value.strip())
+    editing = request.GET.get("hook") or request.POST.get("hook") or ""
+    error, status = None, 200
+    if request.method == "POST":
+        ctx = RequestContext.from_request(request)
+        try:
+            if request.POST.get("remove"):
+                op = services.remove_hook(actor=request.user, ctx=ctx, container=container, hook_type=editing)
+            else:
+                op = services.set_hook(
+                    actor=request.user,
+                    ctx=ctx,
+                    container=container,
+                    hook_type=editing,
+                    script=request.POST.get("script", ""),
+                )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("operation-detail", pk=op.pk)
+    default_script = '#!/bin/sh\n# runs as root on the host\necho "$LXC_HOOK_TYPE hook of $LXC_NAME"\n'
+    context = {
+        "container": container,
+        "hooks": [
+            {"type": h, "stored": stored.get(h.name), "configured": configured.get(h.name, [])}
+            for h in HOOK_TYPES
+        ],
+        "variables": HOOK_VARIABLES,
+        "editing": editing if editing in HOOKS else "",
+        "script": request.POST.get("script")
+        or (stored[editing].script if editing in stored else default_script),
+        "error": error,
+        "can_admin": access.can(request.user, "admin", container.host),
+    }
+    return render(request, "containers/container_hooks.html", context, status=status)
+
+
+@login_required
+def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
+    """Bind mounts (lxc.mount.entry) from the host's allowed roots; they take effect at next start."""
+    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    error, status = None, 200
+    if request.method == "POST":
+        ctx = RequestContext.from_request(request)
+        try:
+            if request.POST.get("remove"):
+                op = services.remove_mount(
+                    actor=request.user, ctx=ctx, container=container, entry=request.POST.get("remove", "")
+                )
+            else:
+                op = services.add_mount(
+                    actor=request.user,
+                    ctx=ctx,
+                    container=container,
+                    source=request.POST.get("source", ""),
+                    target=request.POST.get("target", ""),
+                    read_only=request.POST.get("read_only") == "on",
+                    create_target=request.POST.get("create_target") == "on",
+                )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("operation-detail", pk=op.pk)
+    context = {
+        "container": container,
+        "entries": parse_entries(container.config_text),
+        "roots": container.host.mount_roots,
+        "error": error,
+        "posted": request.POST if request.method == "POST" else None,
+        "can_admin": access.can(request.user, "admin", container.host),
+    }
+    return render(request, "containers/container_mounts.html", context, status=status)
+
+
+@require_POST
+@login_required
+def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
+    host = get_object_or_404(Host, slug=slug)
+    roots = [r for r in request.POST.get("roots", "").splitlines() if r.strip()]
+    try:
+        services.set_mount_roots(
+            actor=request.user, ctx=RequestContext.from_request(request), host=host, roots=roots
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Allowed mount roots of {host.slug} saved.")
+    return redirect("host-detail", slug=host.slug)

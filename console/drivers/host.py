@@ -93,6 +93,7 @@ def detect_capabilities(host: Any) -> dict[str, Any]:
         "devices": len([p for p in Path("/dev").glob("loop[0-9]*")]),
     }
     caps["cgroups"] = cgroup_controllers()
+    caps["cpus"] = os.cpu_count() or 1
     caps["debootstrap"] = {
         "available": any(
             os.access(os.path.join(d, "debootstrap"), os.X_OK) for d in ("/usr/sbin", "/usr/bin")

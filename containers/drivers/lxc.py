@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,29 @@ def overlay_origin(rootfs: str) -> str | None:
     return parts[1] if len(parts) >= 3 else None
 
 
+def hook_lines(text: str) -> list[str]:
+    """What hooks printed, from an LXC log written at DEBUG level."""
+    out = []
+    for line in text.splitlines():
+        m = _LOG_LINE.match(line)
+        if m:
+            marker = " produced output: "
+            if marker in m.group("message"):
+                out.append(m.group("message").split(marker, 1)[1])
+        elif line.strip() and not line.startswith("lxc-"):
+            out.append(line)  # a hook's standard error reaches the log unprefixed
+    return out
+
+
+def log_errors(text: str) -> list[str]:
+    """The ERROR messages of an LXC log, in order (the first is usually the cause)."""
+    return [
+        m.group("message")
+        for line in text.splitlines()
+        if (m := _LOG_LINE.match(line)) and m.group("level") == "ERROR"
+    ]
+
+
 def first_error_in_log(text: str) -> str:
     """The first ERROR line of an LXC log file: the cause, before the cascade of consequences."""
     for line in text.splitlines():
@@ -247,28 +271,52 @@ class LxcDriver:
             self.runner.log(f"# removing the half-made container {name}")
             self.runner.run(["lxc-destroy", *self._n(name), "-f"], check=False)
 
-    def start(self, name: str, *, wait_seconds: int = 10) -> None:
-        fd, log_path = tempfile.mkstemp(prefix=f"lxc-start-{name}-", suffix=".log")
-        os.close(fd)
+    def log_path(self, name: str) -> Path:
+        """The container's LXC log as the console starts it: the monitor process keeps writing
+        into it until the container stops (stop and post-stop hooks included)."""
+        return Path(self.lxc_path) / validate_container_name(name) / "lxc-console.log"
+
+    @contextmanager
+    def hook_output(self, log: Path) -> Iterator[list[str]]:
+        """Copy what hooks printed into the operation log while the block runs.
+
+        LXC logs a hook's standard output at DEBUG ("... produced output: LINE") and lets
+        its standard error through unprefixed; both are collected from ``log``. The list
+        yielded receives the ERROR messages logged meanwhile (the first is the cause).
+        """
+        start = log.stat().st_size if log.exists() else 0
+        errors: list[str] = []
         try:
-            result = self.runner.run(
-                ["lxc-start", *self._n(name), "-d", "-o", log_path, "-l", "ERROR"], check=False
-            )
-            if result.returncode != 0:
-                log = Path(log_path).read_text(errors="replace")
-                cause = (
-                    first_error_in_log(log) or (result.stderr.strip().splitlines() or ["unknown cause"])[0]
-                )
-                if log.strip():
-                    self.runner.log("# lxc-start log:\n" + log.strip())
-                raise CommandError(
-                    f"container {name!r} failed to start: {cause}",
-                    argv=result.argv,
-                    returncode=result.returncode,
-                    stderr=result.stderr,
-                )
+            yield errors
         finally:
-            os.unlink(log_path)
+            if log.exists():
+                with log.open("rb") as fh:
+                    fh.seek(start)
+                    new = fh.read(1024 * 1024).decode(errors="replace")
+                hooks = hook_lines(new)
+                if hooks:
+                    self.runner.log("\n".join(f"# hook: {line}" for line in hooks))
+                errors.extend(log_errors(new))
+
+    def start(self, name: str, *, wait_seconds: int = 10) -> None:
+        log = self.log_path(name)
+        with self.hook_output(log) as errors:
+            result = self.runner.run(
+                ["lxc-start", *self._n(name), "-d", "-o", str(log), "-l", "DEBUG"], check=False
+            )
+        if result.returncode != 0:
+            cause = errors[0] if errors else (result.stderr.strip().splitlines() or ["unknown cause"])[0]
+            hook_failure = next((e for e in errors if "Failed to run lxc.hook." in e), None)
+            if hook_failure:
+                cause = f"{hook_failure} ({errors[0]})"
+            if errors:
+                self.runner.log("# lxc-start errors:\n" + "\n".join(errors))
+            raise CommandError(
+                f"container {name!r} failed to start: {cause}",
+                argv=result.argv,
+                returncode=result.returncode,
+                stderr=result.stderr,
+            )
         self.runner.run(
             ["lxc-wait", *self._n(name), "-s", "RUNNING", "-t", str(wait_seconds)],
             error_message=f"container {name!r} did not reach RUNNING within {wait_seconds} s",
@@ -276,14 +324,22 @@ class LxcDriver:
 
     def stop(self, name: str, *, timeout: int = 30) -> None:
         """Clean stop (the halt signal), killed after ``timeout`` seconds (lxc-stop's own rule)."""
-        self.runner.run(
-            ["lxc-stop", *self._n(name), "-t", str(timeout)],
-            timeout=timeout + 30,
-            error_message=f"lxc-stop could not stop {name!r}",
-        )
+        with self.hook_output(self.log_path(name)):
+            self.runner.run(
+                ["lxc-stop", *self._n(name), "-t", str(timeout)],
+                timeout=timeout + 30,
+                error_message=f"lxc-stop could not stop {name!r}",
+            )
+            self._wait_stopped(name)
 
     def kill(self, name: str) -> None:
-        self.runner.run(["lxc-stop", *self._n(name), "-k"], error_message=f"could not kill {name!r}")
+        with self.hook_output(self.log_path(name)):
+            self.runner.run(["lxc-stop", *self._n(name), "-k"], error_message=f"could not kill {name!r}")
+            self._wait_stopped(name)
+
+    def _wait_stopped(self, name: str) -> None:
+        # lxc-stop returns when init is gone; stop and post-stop hooks may still be running.
+        self.runner.run(["lxc-wait", *self._n(name), "-s", "STOPPED", "-t", "30"], check=False, record=False)
 
     def freeze(self, name: str) -> None:
         self.runner.run(["lxc-freeze", *self._n(name)], error_message=f"lxc-freeze could not freeze {name!r}")
@@ -312,10 +368,16 @@ class LxcDriver:
             argv += ["-p", new_path]
         if snapshot:
             argv.append("-s")
+        fd, tmp = tempfile.mkstemp(prefix=f"lxc-copy-{new_name}-", suffix=".log")
+        os.close(fd)
+        argv += ["-o", tmp, "-l", "DEBUG"]  # the clone hook's output
         try:
-            result = self.runner.run(argv, check=False)
+            with self.hook_output(Path(tmp)) as errors:
+                result = self.runner.run(argv, check=False)
             if result.returncode != 0 or not (Path(target_path) / new_name / "config").is_file():
-                detail = (result.stderr.strip().splitlines() or ["no error printed"])[-1]
+                detail = (
+                    errors[0] if errors else (result.stderr.strip().splitlines() or ["no error printed"])[-1]
+                )
                 raise CommandError(
                     f"lxc-copy could not copy {name!r} to {new_name!r}: {detail}",
                     argv=argv,
@@ -326,6 +388,8 @@ class LxcDriver:
             if (Path(target_path) / new_name).exists():
                 LxcDriver(self.runner, target_path)._remove_half_made(new_name)
             raise
+        finally:
+            os.unlink(tmp)
 
     def attach(self, name: str, argv: list[str], *, timeout: float = 60) -> CommandResult:
         """Run one command inside the container (``lxc-attach -- argv``); returns its result."""
@@ -333,10 +397,45 @@ class LxcDriver:
             raise ValueError("a command is required")
         return self.runner.run(["lxc-attach", *self._n(name), "--", *argv], timeout=timeout, check=False)
 
+    def cgroup_get(self, name: str, key: str) -> str | None:
+        """Read a cgroup value of a running container (``lxc-cgroup -n NAME KEY``); None if unreadable."""
+        result = self.runner.run(["lxc-cgroup", *self._n(name), key], check=False, record=False, timeout=10)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def cgroup_set(self, name: str, key: str, value: str) -> None:
+        """Apply a cgroup value live (``lxc-cgroup -n NAME KEY VALUE``)."""
+        result = self.runner.run(["lxc-cgroup", *self._n(name), key, value], check=False)
+        if result.returncode != 0:
+            detail = [ln for ln in result.stderr.splitlines() if ln.strip()]
+            reason = detail[-1].split(" - ")[-1] if detail else f"exit status {result.returncode}"
+            raise CommandError(
+                f"the kernel refused {key} = {value}: {reason}",
+                argv=result.argv,
+                returncode=result.returncode,
+                stderr=result.stderr,
+            )
+
     def destroy(self, name: str) -> None:
-        self.runner.run(
-            ["lxc-destroy", *self._n(name)], error_message=f"lxc-destroy could not destroy {name!r}"
-        )
+        # The container's directory goes away: its destroy hook logs into a temporary file.
+        fd, tmp = tempfile.mkstemp(prefix=f"lxc-destroy-{name}-", suffix=".log")
+        os.close(fd)
+        try:
+            with self.hook_output(Path(tmp)) as errors:
+                result = self.runner.run(
+                    ["lxc-destroy", *self._n(name), "-o", tmp, "-l", "DEBUG"], check=False
+                )
+            if result.returncode != 0:
+                detail = (
+                    errors[0] if errors else (result.stderr.strip().splitlines() or ["no error printed"])[-1]
+                )
+                raise CommandError(
+                    f"lxc-destroy could not destroy {name!r}: {detail}",
+                    argv=result.argv,
+                    returncode=result.returncode,
+                    stderr=result.stderr,
+                )
+        finally:
+            os.unlink(tmp)
 
     def info(self, name: str) -> ContainerInfo:
         result = self.runner.run(["lxc-info", *self._n(name), "-H"], record=False)
@@ -393,6 +492,72 @@ class LxcDriver:
             out.extend(new_lines)
         self.write_config(name, "\n".join(out).rstrip("\n") + "\n")
         self.runner.log(f"# {path}: {key} = {value}")
+
+    def add_config_line(self, name: str, key: str, value: str) -> None:
+        """Append one more line of a multi-valued key (lxc.mount.entry, lxc.group, ...)."""
+        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or len(value.splitlines()) > 1 or "\n" in value:
+            raise ValueError(f"invalid config key or value: {key!r}")
+        text = self.read_config(name)
+        self.write_config(name, text.rstrip("\n") + f"\n{key} = {value}\n")
+        self.runner.log(f"# {self.config_path(name)}: + {key} = {value}")
+
+    def remove_config_line(self, name: str, key: str, value: str) -> bool:
+        """Remove the lines ``key = value`` (exact value); True if one was there."""
+        text = self.read_config(name)
+        lines = text.removesuffix("\n").split("\n")
+        kept = [
+            ln
+            for ln in lines
+            if not (ln.split("=", 1)[0].strip() == key and ln.partition("=")[2].strip() == value)
+        ]
+        if len(kept) == len(lines):
+            return False
+        self.write_config(name, "\n".join(kept) + "\n")
+        self.runner.log(f"# {self.config_path(name)}: - {key} = {value}")
+        return True
+
+    def remove_config_key(self, name: str, key: str) -> None:
+        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key):
+            raise ValueError(f"invalid config key: {key!r}")
+        text = self.read_config(name)
+        kept = [ln for ln in text.removesuffix("\n").split("\n") if ln.split("=", 1)[0].strip() != key]
+        self.write_config(name, "\n".join(kept) + "\n")
+        self.runner.log(f"# {self.config_path(name)}: removed {key}")
+
+    def hook_path(self, name: str, hook_type: str, *, in_rootfs: bool = False) -> tuple[Path, str]:
+        """Where a hook script lives: (host path, path written in the config)."""
+        if not re.fullmatch(r"[a-z-]{3,10}", hook_type):
+            raise ValueError(f"invalid hook type {hook_type!r}")
+        if in_rootfs:
+            rootfs = parse_config(self.read_config(name)).rootfs
+            store, _, path = rootfs.partition(":")
+            if store != "dir" and path:
+                raise CommandError(
+                    f"a start hook runs inside the container: its rootfs must be a dir store, not {store}"
+                )
+            inside = f"/usr/local/lib/lxc-console/hook-{hook_type}"
+            return Path(path or rootfs) / inside.lstrip("/"), inside
+        host = Path(self.lxc_path) / validate_container_name(name) / "hooks" / hook_type
+        return host, str(host)
+
+    def write_hook(self, name: str, hook_type: str, script: str, *, in_rootfs: bool = False) -> str:
+        """Store an executable hook script and wire ``lxc.hook.<type>`` to it; returns the config path."""
+        host_path, config_path = self.hook_path(name, hook_type, in_rootfs=in_rootfs)
+        host_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        tmp = host_path.with_name(f".{host_path.name}.console-tmp")
+        tmp.write_text(script)
+        os.chmod(tmp, 0o750)  # noqa: S103 (a hook must be executable by root; not world-readable)
+        os.replace(tmp, host_path)
+        self.runner.log(f"# wrote {host_path} (mode 0750)")
+        self.set_config_value(name, f"lxc.hook.{hook_type}", config_path)
+        return config_path
+
+    def remove_hook(self, name: str, hook_type: str, *, in_rootfs: bool = False) -> None:
+        host_path, _ = self.hook_path(name, hook_type, in_rootfs=in_rootfs)
+        self.remove_config_key(name, f"lxc.hook.{hook_type}")
+        if host_path.is_file():
+            host_path.unlink()
+            self.runner.log(f"# removed {host_path}")
 
     def write_config(self, name: str, text: str) -> None:
         """Replace the config file atomically (same directory, then rename)."""

@@ -54,9 +54,11 @@ def _ping(client) -> bool:  # noqa: ANN001
 
 
 def _reset_producer_pool() -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    """Forget cached broker connections after the broker URL changed (kombu keeps global pools)."""
+    import kombu.pools
+
+    kombu.pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
@@ -93,6 +95,8 @@ class Agent:
             "AGENT_HEARTBEAT_SECONDS": "1",
             "INVENTORY_SYNC_SECONDS": "2",
             "CONSOLE_AGENT_NAME": f"agent-{slug}",
+            # Boot autostart only where a test asks for it.
+            "AUTOSTART_BOOT_WINDOW_SECONDS": os.environ.get("TEST_AUTOSTART_BOOT_WINDOW", "0"),
         }
         self.log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
