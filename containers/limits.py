@@ -139,3 +139,13 @@ def same_value(key: str, a: str | None, b: str | None) -> bool:
         except InvalidInput:
             return a.strip() == b.strip()
     return a.strip() == b.strip()
+
+
+def describe_limit(key: str, value: str | None) -> str | None:
+    """A live value as a person reads it: memory in MiB, the kernel's "no limit" as unlimited."""
+    if value is None or not key.startswith("memory.") or not value.isdigit():
+        return value
+    size = int(value)
+    if size >= 2**62:
+        return "unlimited"
+    return f"{value} ({size / 1024**2:g} MiB)"

@@ -23,7 +23,7 @@ from containers.choices import State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
-from containers.limits import LIMIT_KEYS, LIMITS, same_value, saved_limits
+from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value, saved_limits
 from containers.models import Container, FileBlob
 from containers.mounts import parse_entries
 
@@ -61,6 +61,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "container": container,
         "graph": clone_graph(container),
+        "mounts": [m for m in parse_entries(container.config_text) if m["bind"]],
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
@@ -355,6 +356,7 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
                 "spec": LIMITS.get(key),
                 "saved": saved.get(key),
                 "live": live,
+                "live_shown": describe_limit(key, live),
                 "differs": container.is_running
                 and key in saved
                 and not same_value(key, saved.get(key), live),

@@ -146,3 +146,64 @@ def test_inventory_picks_up_containers_made_outside_the_console(local_agent):
     assert container.state == "STOPPED" and container.store == "dir"
     subprocess.run(["lxc-destroy", "-P", local_agent.lxc_path, "-n", name], check=True, capture_output=True)
     wait_for(lambda: not Container.objects.filter(name=name).exists(), 15, what="sync to drop the row")
+
+
+def test_create_from_a_rootfs_tarball(admin, local_agent, settings, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    settings.ROOTFS_TARBALL_DIRS = [str(images)]
+    # A real root filesystem: the busybox template's, made in a scratch LXC path and packed.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    subprocess.run(
+        ["lxc-create", "-P", str(scratch), "-n", "src", "-t", "busybox"], check=True, capture_output=True
+    )
+    tarball = images / "busybox-rootfs.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(scratch / "src" / "rootfs"), "."], check=True)
+    subprocess.run(["lxc-destroy", "-P", str(scratch), "-n", "src"], check=True, capture_output=True)
+
+    from console.models import Host
+    from console.operations import RequestContext
+    from containers import services
+
+    host = Host.objects.get(slug=local_agent.slug)
+    name = f"tar-{uuid.uuid4().hex[:6]}"
+    op = wait_terminal(
+        services.create_container(
+            actor=admin, ctx=RequestContext(), host=host, name=name, template="tarball", tarball=str(tarball)
+        )
+    )
+    assert op.status == "succeeded", op.error + op.log
+    assert [c["argv"][0] for c in op.commands] == ["lxc-create", "tar"]
+    config = open(f"{local_agent.lxc_path}/{name}/config").read()
+    assert f"lxc.rootfs.path = dir:{local_agent.lxc_path}/{name}/rootfs" in config
+    assert "lxc.include = /usr/share/lxc/config/common.conf" in config
+    assert os.path.exists(f"{local_agent.lxc_path}/{name}/rootfs/bin/busybox")
+    container = Container.objects.get(name=name)
+    start = wait_terminal(services.start_container(actor=admin, ctx=RequestContext(), container=container))
+    assert start.status == "succeeded", start.error + start.log
+    assert lxc_state(local_agent.lxc_path, name) == "RUNNING"
+
+    # A tarball that does not exist on the host fails cleanly and leaves nothing.
+    missing = wait_terminal(
+        services.create_container(
+            actor=admin,
+            ctx=RequestContext(),
+            host=host,
+            name=f"{name}-x",
+            template="tarball",
+            tarball=str(images / "missing.tar"),
+        )
+    )
+    assert missing.status == "failed" and "does not exist" in missing.error
+    assert not os.path.exists(f"{local_agent.lxc_path}/{name}-x")
+
+
+def test_a_failed_template_leaves_no_half_made_container(tmp_path):
+    from console.runner import CommandError, Runner
+    from containers.drivers.lxc import LxcDriver
+
+    driver = LxcDriver(Runner(None), str(tmp_path))
+    with pytest.raises(CommandError, match="lxc-create could not create 'half'"):
+        driver.create("half", "busybox", ["--no-such-option"])
+    assert not (tmp_path / "half").exists()
