@@ -1,8 +1,13 @@
-"""Storage pools and loop-file block devices (filled by the storage issue)."""
+"""Storage inventory: pools, loop-file block devices and what the agent saw of the host's disks.
+
+Pages and services read these rows only; the agent keeps them in step with the host
+(``storage.inventory.sync_host``) and after every storage operation.
+"""
 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from console.models import Host
 from storage.choices import PoolKind
@@ -15,8 +20,16 @@ class Pool(models.Model):
     # Device, file or directory the pool is made on; the LXC path containers on it use.
     source = models.CharField(max_length=4096, blank=True)
     lxc_path = models.CharField(max_length=4096, blank=True)
+    # Where a btrfs filesystem is mounted (its LXC path); the volume group / zpool name.
+    mountpoint = models.CharField(max_length=4096, blank=True)
+    vg_name = models.CharField(max_length=127, blank=True)
     capacity_bytes = models.BigIntegerField(null=True, blank=True)
     used_bytes = models.BigIntegerField(null=True, blank=True)
+    # What the agent last read: {"subvolumes": [...], "df": [...], "pvs": [...], "vgs": [...], "lvs": [...]}
+    details = models.JSONField(default=dict, blank=True)
+    # "ok", or why the agent could not read the pool ("not mounted", "volume group missing").
+    health = models.CharField(max_length=255, blank=True, default="ok")
+    last_seen = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -26,12 +39,38 @@ class Pool(models.Model):
     def __str__(self) -> str:
         return f"{self.host.slug}/{self.name}"
 
+    @property
+    def target(self) -> str:
+        return f"pool {self.host.slug}/{self.name}"
+
+    @property
+    def lock_key(self) -> str:
+        return pool_lock_key(self.host.slug, self.name)
+
+    @property
+    def used_percent(self) -> int | None:
+        if not self.capacity_bytes or self.used_bytes is None:
+            return None
+        return max(0, min(100, round(100 * self.used_bytes / self.capacity_bytes)))
+
+
+def pool_lock_key(host_slug: str, name: str) -> str:
+    return f"pool:{host_slug}:{name}"
+
+
+def device_lock_key(host_slug: str, device: str) -> str:
+    return f"blockdev:{host_slug}:{device}"
+
 
 class LoopDevice(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="loop_devices")
     device = models.CharField(max_length=64)
     backing_file = models.CharField(max_length=4096)
     size_bytes = models.BigIntegerField(default=0)
+    # blkid's TYPE ("btrfs", "LVM2_member", "" when blank) and where it is mounted, if anywhere.
+    fstype = models.CharField(max_length=32, blank=True)
+    mountpoint = models.CharField(max_length=4096, blank=True)
+    last_seen = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["host__slug", "device"]
@@ -39,3 +78,30 @@ class LoopDevice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host.slug}:{self.device}"
+
+    @property
+    def target(self) -> str:
+        return f"loop device {self.host.slug}:{self.device}"
+
+    @property
+    def lock_key(self) -> str:
+        return device_lock_key(self.host.slug, self.device)
+
+
+class HostStorage(models.Model):
+    """Per host: the image directory's free space and the block devices, as the agent last saw them."""
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, related_name="storage")
+    image_dir = models.CharField(max_length=4096)
+    image_dir_free_bytes = models.BigIntegerField(null=True, blank=True)
+    # [{"path": "/dev/loop0", "size": 314572800, "type": "loop", "fstype": "btrfs", "mountpoint": ""}]
+    block_devices = models.JSONField(default=list, blank=True)
+    # Volume group names on the host (vgs), so a name already taken is refused before any command.
+    volume_groups = models.JSONField(default=list, blank=True)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"storage of {self.host.slug}"
+
+    def block_device(self, path: str) -> dict | None:
+        return next((d for d in self.block_devices if d.get("path") == path), None)
