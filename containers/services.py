@@ -26,6 +26,8 @@ from containers.validators import (
     validate_release,
     validate_tarball_path,
 )
+from storage.choices import PoolKind
+from storage.models import Pool
 
 
 def create_container(
@@ -38,8 +40,12 @@ def create_container(
     lxc_path: str | None = None,
     release: str | None = None,
     tarball: str | None = None,
+    backing_store: str | None = None,
 ) -> Operation:
-    """Queue the creation of a container: busybox template, Debian via debootstrap, or a tarball."""
+    """Queue the creation of a container: busybox template, Debian via debootstrap, or a tarball.
+
+    On an LXC path of a btrfs pool the busybox rootfs is a btrfs subvolume (``lxc-create -B btrfs``),
+    so ``lxc-copy -s`` makes subvolume snapshots there."""
     params: dict[str, Any] = {"name": name, "template": template, "lxc_path": lxc_path or host.lxc_path}
     with audited_refusal(
         actor=actor,
@@ -47,7 +53,7 @@ def create_container(
         action="container.create",
         host=host,
         target=f"container {host.slug}/{name}"[:255],
-        params={**params, "release": release, "tarball": tarball},
+        params={**params, "release": release, "tarball": tarball, "backing_store": backing_store},
     ):
         access.require(actor, "admin", host)
         name = validate_container_name(name)
@@ -70,6 +76,9 @@ def create_container(
         if Container.objects.filter(host=host, lxc_path=path, name=name).exists():
             raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="name")
         params.update(name=name, lxc_path=path)
+        store = _backing_store(host, path, template, backing_store)
+        if store != "dir":
+            params["backing_store"] = store
         return start_operation(
             actor=actor,
             ctx=ctx,
@@ -79,6 +88,27 @@ def create_container(
             lock_key=container_lock_key(host.slug, path, name),
             params=params,
         )
+
+
+BACKING_STORES = ("dir", "btrfs")
+
+
+def _backing_store(host: Host, lxc_path: str, template: str, requested: str | None) -> str:
+    """``dir``, or ``btrfs`` on the LXC path of a btrfs pool (the default there, for busybox)."""
+    pool = Pool.objects.filter(host=host, lxc_path=lxc_path).first()
+    on_btrfs = pool is not None and pool.kind == PoolKind.BTRFS
+    if requested is None:
+        return "btrfs" if on_btrfs and template == Template.BUSYBOX else "dir"
+    if requested not in BACKING_STORES:
+        raise InvalidInput(
+            f"unknown backing store {requested!r}; choose one of {', '.join(BACKING_STORES)}",
+            field="backing_store",
+        )
+    if requested == "btrfs" and not on_btrfs:
+        raise InvalidInput(f"{lxc_path} is not the LXC path of a btrfs pool", field="backing_store")
+    if requested == "btrfs" and template != Template.BUSYBOX:
+        raise InvalidInput("a btrfs backing store is offered for the busybox template", field="backing_store")
+    return requested
 
 
 def _lifecycle(

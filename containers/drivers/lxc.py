@@ -223,11 +223,19 @@ class LxcDriver:
     def exists(self, name: str) -> bool:
         return self.config_path(name).is_file()
 
-    def create(self, name: str, template: str, template_args: list[str] | None = None) -> None:
-        """``lxc-create -t TEMPLATE``; a failed create leaves nothing behind."""
+    def create(
+        self,
+        name: str,
+        template: str,
+        template_args: list[str] | None = None,
+        *,
+        backing_store: str | None = None,
+    ) -> None:
+        """``lxc-create [-B STORE] -t TEMPLATE``; a failed create leaves nothing behind."""
         if self.exists(name):
             raise CommandError(f"a container named {name!r} already exists in {self.lxc_path}")
-        argv = ["lxc-create", *self._n(name), "-t", template]
+        store = ["-B", backing_store] if backing_store and backing_store != "dir" else []
+        argv = ["lxc-create", *self._n(name), *store, "-t", template]
         if template_args:
             argv += ["--", *template_args]
         os.makedirs(self.lxc_path, exist_ok=True)

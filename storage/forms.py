@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django import forms
+
+from console.models import Host
+from storage.choices import PoolKind
+
+
+class LoopCreateForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
+    name = forms.CharField(
+        max_length=200, label="File name", help_text="Created in the image directory; .img is added"
+    )
+    size = forms.CharField(max_length=32, help_text="Such as 500M or 5G")
+    fill = forms.BooleanField(
+        required=False, label="Fill it with zeros (dd) instead of a sparse file (truncate)"
+    )
+
+
+class LoopDetachForm(forms.Form):
+    delete_file = forms.BooleanField(required=False, label="Also delete the backing file")
+    confirm = forms.CharField(label="Type the device (for example /dev/loop0) to confirm")
+
+
+class PoolCreateForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
+    name = forms.CharField(
+        max_length=200, help_text="Letters, digits, '-', '_' and '.', like container names"
+    )
+    kind = forms.ChoiceField(choices=PoolKind.choices, initial=PoolKind.BTRFS)
+    device = forms.CharField(
+        required=False, help_text="btrfs, LVM and ZFS: a block device such as /dev/loop0"
+    )
+    vg_name = forms.CharField(required=False, label="Volume group name", help_text="LVM only; default lxc")
+    path = forms.CharField(
+        required=False, label="Directory", help_text="dir only; default under the pool directory"
+    )
+    wipe = forms.BooleanField(
+        required=False,
+        label="Wipe the device: I confirm that everything it holds now may be destroyed",
+    )
+
+
+class PoolDestroyForm(forms.Form):
+    confirm = forms.CharField(label="Type the pool's name to confirm")

@@ -1,0 +1,165 @@
+"""Keep LoopDevice, Pool and HostStorage rows in step with the host (runs on the agent)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from console.models import Host
+from console.runner import CommandError, Runner
+from storage import conf
+from storage.choices import PoolKind
+from storage.drivers.btrfs import BtrfsDriver
+from storage.drivers.dir import fs_usage
+from storage.drivers.loop import LoopDriver, read_mounts
+from storage.drivers.lvm import LvmDriver
+from storage.models import HostStorage, LoopDevice, Pool
+
+logger = logging.getLogger(__name__)
+
+
+def _existing_ancestor(path: str) -> str:
+    while path and not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path or "/"
+
+
+def image_dir_free(image_dir: str) -> int:
+    """Free bytes of the filesystem that holds (or will hold) the image directory."""
+    return fs_usage(_existing_ancestor(image_dir))[2]
+
+
+def sync_loop_devices(host: Host, runner: Runner | None = None) -> list[LoopDevice]:
+    runner = runner or Runner(None)
+    driver = LoopDriver(runner)
+    mounts = read_mounts()
+    infos = driver.list()
+    rows = []
+    with transaction.atomic():
+        for info in infos:
+            targets = [t for s, t, _ in mounts if s == info.device]
+            fstype = next((fs for s, _, fs in mounts if s == info.device), "")
+            if not fstype:
+                try:
+                    fstype = driver.probe(info.device).get("TYPE", "")
+                except CommandError as exc:
+                    logger.info("blkid %s: %s", info.device, exc)
+            row, _ = LoopDevice.objects.update_or_create(
+                host=host,
+                device=info.device,
+                defaults={
+                    "backing_file": info.backing_file,
+                    "size_bytes": info.size_bytes,
+                    "fstype": fstype,
+                    "mountpoint": targets[0] if targets else "",
+                    "last_seen": timezone.now(),
+                },
+            )
+            rows.append(row)
+        LoopDevice.objects.filter(host=host).exclude(device__in=[i.device for i in infos]).delete()
+    return rows
+
+
+def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
+    result = runner.run(
+        ["lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT"], check=False, record=False, timeout=30
+    )
+    devices = []
+    if result.returncode == 0:
+        for row in json.loads(result.stdout or "{}").get("blockdevices", []):
+            devices.append(
+                {
+                    "path": row.get("path") or "",
+                    "size": int(row.get("size") or 0),
+                    "type": row.get("type") or "",
+                    "fstype": row.get("fstype") or "",
+                    "mountpoint": row.get("mountpoint") or "",
+                }
+            )
+    by_path = {d["path"]: d for d in devices}
+    for loop in loops:  # lsblk has no FSTYPE without udev: blkid's answer is kept per loop device
+        d = by_path.setdefault(loop.device, {"path": loop.device, "size": loop.size_bytes, "type": "loop"})
+        d.update(fstype=loop.fstype, mountpoint=loop.mountpoint or d.get("mountpoint", ""))
+    return sorted(by_path.values(), key=lambda d: d["path"])
+
+
+def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
+    """Capacity, usage and details of one pool, read on the host."""
+    runner = runner or Runner(None)
+    health, details = "ok", dict(pool.details)
+    capacity = used = None
+    try:
+        if pool.kind == PoolKind.DIR:
+            if os.path.isdir(pool.lxc_path):
+                capacity, used, _free = fs_usage(pool.lxc_path)
+            else:
+                health = f"{pool.lxc_path} does not exist"
+        elif pool.kind == PoolKind.BTRFS:
+            mounted = [t for s, t, fs in read_mounts() if t == pool.mountpoint and fs == "btrfs"]
+            if not mounted:
+                health = f"not mounted at {pool.mountpoint}"
+            else:
+                btrfs = BtrfsDriver(runner)
+                usage = btrfs.usage(pool.mountpoint)
+                capacity, used = usage.get("size"), usage.get("used")
+                details["usage"] = usage
+                details["df"] = btrfs.df(pool.mountpoint)
+                details["subvolumes"] = [asdict(s) for s in btrfs.subvolumes(pool.mountpoint)]
+        elif pool.kind == PoolKind.LVM:
+            lvm = LvmDriver(runner)
+            vgs = [vg for vg in lvm.vgs() if vg.name == pool.vg_name]
+            details["pvs"] = [asdict(pv) for pv in lvm.pvs() if pv.vg == pool.vg_name]
+            details["lvs"] = [asdict(lv) for lv in lvm.lvs(pool.vg_name)] if vgs else []
+            if vgs:
+                details["vgs"] = [asdict(vgs[0])]
+                capacity, used = vgs[0].size, vgs[0].size - vgs[0].free
+            else:
+                health = f"volume group {pool.vg_name} not found"
+        elif pool.kind == PoolKind.ZFS:
+            health = (
+                "ZFS is not available on this host"
+                if not pool.host.capabilities.get("zfs", {}).get("kernel")
+                else "ok"
+            )
+    except (CommandError, OSError, ValueError) as exc:
+        health = f"could not read the pool: {exc}"
+    Pool.objects.filter(pk=pool.pk).update(
+        capacity_bytes=capacity,
+        used_bytes=used,
+        details=details,
+        health=health[:255],
+        last_seen=timezone.now(),
+    )
+    pool.capacity_bytes, pool.used_bytes, pool.details, pool.health = capacity, used, details, health[:255]
+    return pool
+
+
+def sync_host(host: Host, runner: Runner | None = None) -> None:
+    """The periodic storage sync: loop devices, block devices, volume groups, pools."""
+    runner = runner or Runner(None)
+    loops = sync_loop_devices(host, runner)
+    image_dir = conf.image_dir()
+    try:
+        vgs = [vg.name for vg in LvmDriver(runner).vgs()]
+    except (CommandError, ValueError):
+        vgs = []
+    HostStorage.objects.update_or_create(
+        host=host,
+        defaults={
+            "image_dir": image_dir,
+            "image_dir_free_bytes": image_dir_free(image_dir),
+            "block_devices": _block_devices(runner, loops),
+            "volume_groups": vgs,
+            "synced_at": timezone.now(),
+        },
+    )
+    for pool in Pool.objects.filter(host=host).select_related("host"):
+        refresh_pool(pool, runner)

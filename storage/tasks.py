@@ -1,0 +1,220 @@
+"""Agent-side handlers of storage operations: check again on the host, run the drivers, refresh rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from console.errors import ServiceError
+from console.models import Host, Operation
+from console.operations import set_progress
+from console.runner import CommandError, Runner
+from console.tasks import operation_handler
+from storage.choices import PoolKind
+from storage.drivers.btrfs import BtrfsDriver
+from storage.drivers.dir import DirDriver
+from storage.drivers.loop import LoopDriver, is_block_device, mountpoints_of, wipe_signatures
+from storage.drivers.lvm import LvmDriver, vg_dependants
+from storage.drivers.zfs import ZfsDriver
+from storage.inventory import image_dir_free, sync_host, sync_loop_devices
+from storage.models import Pool
+
+
+def _within(path: str, root: str) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(root)
+    return real.startswith(root.rstrip("/") + "/")
+
+
+def _set_lxc_path(host_id: int, path: str, *, add: bool) -> None:
+    """Add or remove a pool's LXC path in the host's extra paths (containers pages offer them)."""
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host_id)
+        paths = [p for p in host.extra_lxc_paths if p != path]
+        if add:
+            paths.append(path)
+        host.extra_lxc_paths = paths
+        host.save(update_fields=["extra_lxc_paths"])
+
+
+def _resync(op: Operation) -> None:
+    sync_host(Host.objects.get(pk=op.host_id), Runner(None))
+
+
+@operation_handler("storage.loop.create")
+def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
+    path, size, fill = op.params["path"], int(op.params["size_bytes"]), bool(op.params["fill"])
+    if not _within(os.path.dirname(path) + "/x", op.params["image_dir"]):
+        raise ServiceError(f"{path} is outside {op.params['image_dir']}; nothing was created")
+    free = image_dir_free(op.params["image_dir"])
+    if size > free:
+        raise ServiceError(f"only {free} bytes are free for {path}; nothing was created")
+    driver = LoopDriver(runner)
+    set_progress(op, 10, f"{'dd (filled)' if fill else 'truncate -s (sparse)'} {path}")
+    driver.create_file(path, size, fill=fill)
+    set_progress(op, 70, "losetup --find --show")
+    try:
+        device = driver.attach(path)
+    except CommandError:
+        os.unlink(path)
+        runner.log(f"# removed {path}: it could not be attached")
+        raise
+    _resync(op)
+    return {"device": device, "path": path, "size_bytes": size}
+
+
+@operation_handler("storage.loop.detach")
+def loop_detach(op: Operation, runner: Runner) -> dict[str, Any]:
+    device, backing = op.params["device"], op.params["backing_file"]
+    driver = LoopDriver(runner)
+    current = {i.device: i for i in driver.list()}
+    if device not in current:
+        sync_loop_devices(op.host, Runner(None))
+        raise ServiceError(f"{device} is not attached any more; nothing was done")
+    if current[device].backing_file != backing:
+        raise ServiceError(
+            f"{device} is now attached to {current[device].backing_file}, not {backing}; nothing was done"
+        )
+    mounted = mountpoints_of(device)
+    if mounted:
+        raise ServiceError(f"{device} is mounted at {', '.join(mounted)}; unmount it first. Nothing was done")
+    signature = driver.probe(device).get("TYPE", "")
+    if signature == "LVM2_member":
+        vgs = [pv.vg for pv in LvmDriver(runner).pvs() if pv.name == device and pv.vg]
+        if vgs:
+            raise ServiceError(
+                f"{device} is a physical volume of volume group {vgs[0]}: vgremove {vgs[0]}, "
+                f"then pvremove {device}, then detach. Nothing was done"
+            )
+    set_progress(op, 30, f"losetup -d {device}")
+    driver.detach(device)
+    deleted = False
+    if op.params.get("delete_file"):
+        if _within(backing, op.params["image_dir"]) and os.path.isfile(backing):
+            os.unlink(backing)
+            runner.log(f"# deleted {backing}")
+            deleted = True
+        else:
+            runner.log(f"# kept {backing}: not a file under {op.params['image_dir']}")
+    _resync(op)
+    return {"device": device, "backing_file": backing, "deleted": deleted}
+
+
+def _check_blank(op: Operation, runner: Runner, device: str) -> None:
+    """The host's own answer to "does this device hold data?" (the page's may be seconds old)."""
+    if not Path(device).exists():
+        raise ServiceError(f"{device} does not exist on host {op.host.slug}; nothing was done")
+    if not is_block_device(device):
+        raise ServiceError(f"{device} is not a block device; nothing was done")
+    mounted = mountpoints_of(device)
+    if mounted:
+        raise ServiceError(f"{device} is mounted at {', '.join(mounted)}; nothing was done")
+    signature = LoopDriver(runner).probe(device).get("TYPE", "")
+    if signature and not op.params.get("wipe"):
+        raise ServiceError(
+            f"{device} holds {signature} data and wiping it was not confirmed; nothing was done"
+        )
+    if signature:
+        runner.log(f"# {device} holds {signature}: wiping it, as confirmed")
+
+
+@operation_handler("storage.pool.create")
+def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
+    p = op.params
+    name, kind, lxc_path = p["name"], p["kind"], p["lxc_path"]
+    device = p.get("device") or ""
+    source, mountpoint, vg_name = device, "", p.get("vg_name") or ""
+    if kind == PoolKind.DIR:
+        set_progress(op, 20, f"mkdir {lxc_path}")
+        DirDriver(runner).create(lxc_path)
+        source = lxc_path
+    elif kind == PoolKind.BTRFS:
+        _check_blank(op, runner, device)
+        btrfs = BtrfsDriver(runner)
+        set_progress(op, 20, f"mkfs.btrfs {device}")
+        btrfs.mkfs(device, label=name, force=bool(p.get("wipe")))
+        set_progress(op, 70, f"mount {device} {lxc_path}")
+        btrfs.mount(device, lxc_path)
+        mountpoint = lxc_path
+    elif kind == PoolKind.LVM:
+        _check_blank(op, runner, device)
+        lvm = LvmDriver(runner)
+        if [vg for vg in lvm.vgs() if vg.name == vg_name]:
+            raise ServiceError(f"a volume group named {vg_name!r} already exists; nothing was done")
+        if p.get("wipe"):
+            wipe_signatures(runner, device)
+        set_progress(op, 20, f"pvcreate {device}")
+        lvm.pvcreate(device)
+        set_progress(op, 50, f"vgcreate {vg_name} {device}")
+        try:
+            lvm.vgcreate(vg_name, [device])
+        except CommandError:
+            lvm.pvremove(device)
+            raise
+        os.makedirs(lxc_path, exist_ok=True)
+    elif kind == PoolKind.ZFS:
+        _check_blank(op, runner, device)
+        set_progress(op, 20, f"zpool create {vg_name}")
+        ZfsDriver(runner).create_pool(vg_name, [device], mountpoint=lxc_path)
+        mountpoint = lxc_path
+    else:
+        raise ServiceError(f"unknown pool kind {kind!r}")
+    pool = Pool.objects.create(
+        host=op.host,
+        name=name,
+        kind=kind,
+        source=source,
+        lxc_path=lxc_path,
+        mountpoint=mountpoint,
+        vg_name=vg_name,
+    )
+    _set_lxc_path(op.host_id, lxc_path, add=True)
+    runner.log(f"# {lxc_path} is now an LXC path of host {op.host.slug}")
+    set_progress(op, 90, "reading capacity and usage")
+    _resync(op)
+    pool.refresh_from_db()
+    return {"pool_id": pool.pk, "lxc_path": lxc_path, "capacity_bytes": pool.capacity_bytes}
+
+
+@operation_handler("storage.pool.destroy")
+def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
+    p = op.params
+    pool = Pool.objects.filter(pk=p["pool_id"]).first()
+    if pool is None:
+        raise ServiceError("the pool is no longer in the inventory; nothing was done")
+    # The host decides: containers the inventory may not know yet still block the destroy.
+    on_host = sorted(cfg.parent.name for cfg in Path(pool.lxc_path).glob("*/config")) if pool.lxc_path else []
+    if on_host:
+        raise ServiceError(
+            f"containers still live in {pool.lxc_path}: {', '.join(on_host)}; destroy them first "
+            "(snapshots before their origins). Nothing was done"
+        )
+    if pool.kind == PoolKind.BTRFS:
+        if pool.mountpoint in mountpoints_of(pool.source):
+            set_progress(op, 30, f"umount {pool.mountpoint}")
+            BtrfsDriver(runner).umount(pool.mountpoint)
+        DirDriver(runner).remove_if_empty(pool.mountpoint)
+    elif pool.kind == PoolKind.LVM:
+        lvm = LvmDriver(runner)
+        deps = vg_dependants(pool.vg_name, lvm.lvs(pool.vg_name))
+        if deps.order:
+            raise ServiceError(
+                f"volume group {pool.vg_name} still has logical volumes; safe order: "
+                f"{'; '.join(deps.order)}. Nothing was done"
+            )
+        set_progress(op, 30, f"vgremove {pool.vg_name}")
+        lvm.vgremove(pool.vg_name)
+        set_progress(op, 60, f"pvremove {pool.source}")
+        lvm.pvremove(pool.source)
+        DirDriver(runner).remove_if_empty(pool.lxc_path)
+    elif pool.kind == PoolKind.ZFS:
+        ZfsDriver(runner).destroy_pool(pool.vg_name)
+    else:
+        if not DirDriver(runner).remove_if_empty(pool.lxc_path):
+            runner.log(f"# kept {pool.lxc_path}: it is not empty")
+    _set_lxc_path(op.host_id, pool.lxc_path, add=False)
+    pool.delete()
+    _resync(op)
+    return {"pool": p["name"], "removed": True}

@@ -1,0 +1,115 @@
+"""LVM logical volumes and ZFS cannot run on this kernel: their drivers are tested at the argv
+boundary (the exact commands they would run) and with the seed's real outputs as answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.runner import CommandError, CommandResult, Runner
+from storage.drivers.lvm import LVM_ENV, LvmDriver
+from storage.drivers.zfs import ZfsDriver
+from tests.storage.conftest import fixture_text
+
+
+class RecordingRunner(Runner):
+    """Records every argv and answers from a script instead of running anything."""
+
+    def __init__(self, answers: dict[str, CommandResult] | None = None) -> None:
+        super().__init__(None, default_timeout=5)
+        self.calls: list[tuple[list[str], dict]] = []
+        self.answers = answers or {}
+
+    def run(self, argv, **kwargs):  # type: ignore[override]
+        self.calls.append((list(argv), kwargs))
+        result = self.answers.get(argv[0]) or CommandResult(list(argv), 0, "", "", 0.0)
+        if kwargs.get("check", True) and result.returncode != 0:
+            raise CommandError(kwargs.get("error_message") or "failed", argv=argv, stderr=result.stderr)
+        return result
+
+    @property
+    def argvs(self) -> list[list[str]]:
+        return [argv for argv, _ in self.calls]
+
+
+def test_lvm_logical_volume_commands():
+    runner = RecordingRunner()
+    lvm = LvmDriver(runner)
+    lvm.lvcreate("lxc", "lvm_container", 10 * 1024**3)
+    lvm.lvremove("lxc", "container_2_copy")
+    assert runner.argvs == [
+        ["lvcreate", "-L", "10737418240b", "-n", "lvm_container", "lxc"],
+        ["lvremove", "-y", "lxc/container_2_copy"],
+    ]
+    assert lvm.snapshot_argv("lxc", "lvm_container_2", "container_2_copy", 5 * 1024**3) == [
+        "lvcreate",
+        "-s",
+        "-L",
+        "5368709120b",
+        "-n",
+        "container_2_copy",
+        "lxc/lvm_container_2",
+    ]
+    # Every LVM command runs with the fd-leak warnings silenced.
+    assert all(kwargs["env"] == LVM_ENV for _, kwargs in runner.calls)
+
+
+def test_lvm_pool_commands_never_force():
+    runner = RecordingRunner()
+    lvm = LvmDriver(runner)
+    lvm.pvcreate("/dev/loop0")
+    lvm.vgcreate("lxc", ["/dev/loop0"])
+    lvm.vgremove("lxc")
+    lvm.pvremove("/dev/loop0")
+    assert runner.argvs == [
+        ["pvcreate", "/dev/loop0"],
+        ["vgcreate", "lxc", "/dev/loop0"],
+        ["vgremove", "lxc"],  # no -f: a VG with logical volumes is refused by LVM too
+        ["pvremove", "/dev/loop0"],
+    ]
+
+
+def test_lvcreate_failure_without_device_mapper_is_reported():
+    stderr = fixture_text("host_lvcreate_no_dm.stderr")
+    runner = RecordingRunner({"lvcreate": CommandResult(["lvcreate"], 5, "", stderr, 0.1)})
+    with pytest.raises(CommandError) as info:
+        LvmDriver(runner).lvcreate("lxc", "x", 20 * 1024**2)
+    assert "device-mapper" in info.value.stderr and info.value.message == "lvcreate could not create x"
+
+
+def test_zfs_pool_commands():
+    runner = RecordingRunner()
+    zfs = ZfsDriver(runner)
+    zfs.create_pool("lxc", ["/dev/loop0"], mountpoint="/lxc")
+    zfs.destroy_pool("lxc")
+    assert runner.argvs == [
+        ["zpool", "create", "-m", "/lxc", "lxc", "/dev/loop0"],
+        ["zpool", "destroy", "lxc"],
+    ]
+    assert zfs.zfs_promote_argv("lxc/zfs_cow_clone") == ["zfs", "promote", "lxc/zfs_cow_clone"]
+    with pytest.raises(ValueError):
+        zfs.zfs_destroy_argv("-r lxc")
+
+
+def test_zfs_destroy_with_children_is_refused_with_the_safe_order():
+    stderr = fixture_text("seed_zfs_destroy_has_children.txt")
+    runner = RecordingRunner({"zfs": CommandResult(["zfs"], 1, "", stderr, 0.1)})
+    with pytest.raises(CommandError) as info:
+        ZfsDriver(runner).destroy("lxc/zfs_container")
+    assert runner.argvs == [["zfs", "destroy", "lxc/zfs_container"]]  # never -r
+    message = info.value.message
+    assert "lxc/zfs_container has dependants: lxc/zfs_container@zfs_cow_clone" in message
+    assert "zfs destroy lxc/zfs_container@zfs_cow_clone; zfs destroy lxc/zfs_container" in message
+    assert "zfs promote" in message
+
+
+def test_zfs_listing_parses_real_outputs():
+    runner = RecordingRunner(
+        {
+            "zpool": CommandResult(["zpool"], 0, fixture_text("seed_zpool_list.txt"), "", 0.1),
+            "zfs": CommandResult(["zfs"], 0, fixture_text("seed_zfs_list.txt"), "", 0.1),
+        }
+    )
+    zfs = ZfsDriver(runner)
+    assert [p.name for p in zfs.list_pools()] == ["lxc"]
+    assert [d.mountpoint for d in zfs.datasets()] == ["/lxc"]
+    assert runner.argvs == [["zpool", "list"], ["zfs", "list"]]

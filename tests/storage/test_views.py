@@ -1,0 +1,126 @@
+"""Storage pages: empty states, inventory tables, forms that redirect to the operation's page."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.models import Operation
+from storage.models import HostStorage, LoopDevice, Pool
+
+
+@pytest.fixture
+def inventory(host):
+    return HostStorage.objects.create(
+        host=host,
+        image_dir="/var/lib/lxc-console/storage",
+        image_dir_free_bytes=50 * 1024**3,
+        block_devices=[
+            {"path": "/dev/loop0", "size": 2 * 1024**3, "type": "loop", "fstype": "", "mountpoint": ""}
+        ],
+    )
+
+
+def test_empty_states_say_what_to_do(client, admin, host, inventory):
+    client.force_login(admin)
+    page = client.get("/storage/").content.decode()
+    assert "No pools on testhost" in page and "make a btrfs pool" in page
+    assert "No loop devices on testhost" in page and "Create a file and attach it" in page
+
+
+def test_index_shows_loop_devices_and_pool_usage(client, admin, host, inventory):
+    LoopDevice.objects.create(
+        host=host, device="/dev/loop0", backing_file="/srv/a.img", size_bytes=2 * 1024**3
+    )
+    Pool.objects.create(
+        host=host,
+        name="fast",
+        kind="btrfs",
+        source="/dev/loop0",
+        lxc_path="/p/fast",
+        capacity_bytes=2 * 1024**3,
+        used_bytes=512 * 1024**2,
+    )
+    client.force_login(admin)
+    page = client.get("/storage/").content.decode()
+    assert "/srv/a.img" in page and "2.0\xa0GB" in page
+    assert 'value="25"' in page and "512.0\xa0MB of 2.0\xa0GB (25%)" in page
+
+
+def test_pool_detail_shows_subvolumes_and_lvm_tables(client, admin, host):
+    b = Pool.objects.create(
+        host=host,
+        name="fast",
+        kind="btrfs",
+        lxc_path="/p/fast",
+        mountpoint="/p/fast",
+        details={"subvolumes": [{"id": 256, "gen": 9, "top_level": 5, "path": "web/rootfs"}]},
+    )
+    lv = Pool.objects.create(
+        host=host,
+        name="lv",
+        kind="lvm",
+        vg_name="lxc",
+        source="/dev/loop1",
+        details={
+            "pvs": [{"name": "/dev/loop1", "vg": "lxc", "fmt": "lvm2", "attr": "a--", "size": 1, "free": 1}],
+            "vgs": [
+                {
+                    "name": "lxc",
+                    "pv_count": 1,
+                    "lv_count": 0,
+                    "snap_count": 0,
+                    "attr": "wz--n-",
+                    "size": 1,
+                    "free": 1,
+                }
+            ],
+            "lvs": [],
+        },
+    )
+    client.force_login(admin)
+    assert "web/rootfs" in client.get(f"/storage/pools/{b.pk}/").content.decode()
+    page = client.get(f"/storage/pools/{lv.pk}/").content.decode()
+    assert "wz--n-" in page and "No logical volumes in lxc" in page
+
+
+def test_loop_create_redirects_to_the_operation(client, admin, host, inventory):
+    client.force_login(admin)
+    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "1G"})
+    op = Operation.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/operations/{op.pk}/"
+
+
+def test_loop_create_bad_size_shows_the_message(client, admin, host, inventory):
+    client.force_login(admin)
+    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "-5G"})
+    assert response.status_code == 400
+    assert "the size must be larger than zero" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_pool_create_without_wipe_on_a_used_device(client, admin, host, inventory):
+    inventory.block_devices = [
+        {"path": "/dev/loop0", "size": 2**31, "type": "loop", "fstype": "btrfs", "mountpoint": ""}
+    ]
+    inventory.save()
+    client.force_login(admin)
+    response = client.post(
+        "/storage/pools/new/", {"host": "testhost", "name": "fast", "kind": "btrfs", "device": "/dev/loop0"}
+    )
+    assert response.status_code == 409 and "tick &#x27;wipe&#x27;" in response.content.decode()
+    assert Operation.objects.count() == 0
+
+
+def test_viewer_is_refused(client, viewer, host, inventory):
+    client.force_login(viewer)
+    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "1G"})
+    assert response.status_code == 403 and Operation.objects.count() == 0
+
+
+def test_detach_needs_the_device_typed(client, admin, host, inventory):
+    loop = LoopDevice.objects.create(host=host, device="/dev/loop0", backing_file="/srv/a.img")
+    client.force_login(admin)
+    response = client.post(f"/storage/loop/{loop.pk}/detach/", {"confirm": "/dev/loop1"})
+    assert response.status_code == 400 and Operation.objects.count() == 0
+    response = client.post(f"/storage/loop/{loop.pk}/detach/", {"confirm": "/dev/loop0"})
+    assert response.status_code == 302 and Operation.objects.get().kind == "storage.loop.detach"
