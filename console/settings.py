@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,10 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = _env_bool("DEBUG")
+# One switch for a deployment behind HTTPS: secure cookies, HSTS, HTTP -> HTTPS redirect and
+# short browser-bound sessions (see "Production" in the README). Off: the embedded console on
+# http://127.0.0.1:8000 works over plain HTTP.
+PRODUCTION = _env_bool("CONSOLE_PRODUCTION")
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()
 ]
@@ -51,6 +56,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "template_partials",
     "console",
     "containers",
@@ -60,15 +68,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after SecurityMiddleware, so the lockout page and static files get the header too.
+    "console.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "console.security.RequireOTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -121,6 +135,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username+IP before any backend checks the password.
+AUTHENTICATION_BACKENDS = [
+    "console.security.AxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins: AXES_FAILURE_LIMIT failures for one username from one IP lock that pair out for
+# AXES_COOLOFF_MINUTES; a successful login clears the count. Attempts are kept in the database.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A try while locked out (even with the right password) counts and restarts the cool-off;
+# console.security.lockout_response relies on that to tell when to try again.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "console.security.lockout_response"
+# Same client address as the audit trail: REMOTE_ADDR only (a proxy must set it).
+AXES_CLIENT_IP_CALLABLE = "console.security.client_ip"
+# Two-factor (TOTP): name shown in authenticator apps.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "LXC console")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "containers:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -140,11 +173,28 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES")
+SESSION_COOKIE_SECURE = PRODUCTION or _env_bool("SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# Production: HTTPS only (redirect + HSTS), sessions end with the browser or after
+# SESSION_COOKIE_AGE seconds (8 hours by default there; Django's two weeks otherwise).
+SECURE_SSL_REDIRECT = PRODUCTION
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000")) if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION and _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = PRODUCTION and _env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = PRODUCTION
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600 if PRODUCTION else 1209600)))
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+if _env_bool("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Sent on every response by console.security.ContentSecurityPolicyMiddleware: only the
+# console's own static files; no inline script or style, no eval, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 
 # Celery: one queue per managed host ("host.<slug>"), nothing on a default queue.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -187,6 +237,9 @@ FILE_LIST_LIMIT = int(os.environ.get("FILE_LIST_LIMIT", "1000"))
 # for these groups (lxc-autostart --group syntax: "onboot," = group onboot and no group).
 AUTOSTART_BOOT_WINDOW_SECONDS = int(os.environ.get("AUTOSTART_BOOT_WINDOW_SECONDS", "600"))
 AUTOSTART_BOOT_GROUPS = os.environ.get("AUTOSTART_BOOT_GROUPS", "onboot,")
+# Audit log: rows per export, and how long rows are kept (pruning is itself audited).
+AUDIT_EXPORT_MAX_ROWS = int(os.environ.get("AUDIT_EXPORT_MAX_ROWS", "100000"))
+AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "365"))
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 

@@ -4,12 +4,20 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+import console.account_views as account_views
 from console import views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="containers:list", permanent=False), name="home"),
+    # The login with the optional one-time code (shadows the plain LoginView below).
+    path("login/", account_views.LoginView.as_view(), name="login"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account_views.account, name="account"),
+    path("account/password/", account_views.password_change, name="account-password"),
+    path("account/totp/start/", account_views.totp_start, name="account-totp-start"),
+    path("account/totp/confirm/", account_views.totp_confirm, name="account-totp-confirm"),
+    path("account/totp/remove/", account_views.totp_remove, name="account-totp-remove"),
     path("hosts/", views.host_list, name="host-list"),
     path("hosts/<slug:slug>/", views.host_detail, name="host-detail"),
     path("operations/", views.operation_list, name="operation-list"),
