@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from storage.drivers.loop import read_mounts
 from tests.host.conftest import *  # noqa: F403
+from tests.host.conftest import destroy_all_containers
+from tests.hosttools import require_root, require_tool
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -19,3 +27,80 @@ def fixture_text(name: str) -> str:
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1"}
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=120, env=LVM_ENV)
+
+
+def our_loops(root: Path) -> dict[str, str]:
+    """Loop devices whose backing file lies under ``root`` (so this test attached them)."""
+    data = json.loads(sh("losetup", "--list", "--json").stdout or "{}")
+    return {
+        d["name"]: d["back-file"]
+        for d in data.get("loopdevices", [])
+        if (d.get("back-file") or "").startswith(str(root) + "/")
+    }
+
+
+def take_apart(root: Path) -> None:
+    """Teardown, in the safe order: containers, mounts, volume groups, loop devices, files."""
+    mounts = sorted(
+        (t for _s, t, _f in read_mounts() if t.startswith(str(root) + "/")), key=len, reverse=True
+    )
+    for target in mounts:
+        destroy_all_containers(target)
+        if sh("umount", target, check=False).returncode != 0:
+            sh("umount", "-l", target, check=False)
+    loops = our_loops(root)
+    pvs = json.loads(
+        sh("pvs", "--reportformat", "json", "-o", "pv_name,vg_name", check=False).stdout or '{"report": []}'
+    )
+    for report in pvs.get("report", []):
+        for pv in report.get("pv", []):
+            if pv["pv_name"] in loops:
+                if pv.get("vg_name"):
+                    sh("vgremove", "-f", pv["vg_name"], check=False)
+                sh("pvremove", "-ff", "-y", pv["pv_name"], check=False)
+    for device in loops:
+        sh("losetup", "-d", device, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def storage_env(monkeypatch, settings):
+    """A private image and pool directory for the test and its agent; everything under it is undone."""
+    require_root()
+    require_tool(
+        "losetup",
+        "truncate",
+        "dd",
+        "blkid",
+        "lsblk",
+        "wipefs",
+        "mount",
+        "umount",
+        "mkfs.btrfs",
+        "btrfs",
+        "pvcreate",
+        "vgcreate",
+        "vgremove",
+        "pvremove",
+        "pvs",
+        "vgs",
+        "lvs",
+        "lxc-create",
+        "lxc-copy",
+    )
+    root = Path(tempfile.mkdtemp(prefix="console-test-storage-", dir="/var/tmp"))
+    for name, sub in (("STORAGE_IMAGE_DIR", "images"), ("STORAGE_POOL_DIR", "pools")):
+        monkeypatch.setenv(name, str(root / sub))  # the agent inherits the environment
+        setattr(settings, name, str(root / sub))
+    try:
+        yield root
+    finally:
+        take_apart(root)
+        assert not our_loops(root), "a loop device of this test is still attached"
