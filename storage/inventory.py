@@ -69,11 +69,18 @@ def sync_loop_devices(host: Host, runner: Runner | None = None) -> list[LoopDevi
 
 
 def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
-    result = runner.run(
-        ["lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT"], check=False, record=False, timeout=30
-    )
+    try:
+        result = runner.run(
+            ["lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT"],
+            check=False,
+            record=False,
+            timeout=30,
+        )
+    except CommandError as exc:  # no lsblk: the loop devices below are still known
+        logger.info("lsblk: %s", exc)
+        result = None
     devices = []
-    if result.returncode == 0:
+    if result is not None and result.returncode == 0:
         for row in json.loads(result.stdout or "{}").get("blockdevices", []):
             devices.append(
                 {
