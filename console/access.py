@@ -1,13 +1,19 @@
-"""Who may do what. One place answers it, so the teams-and-roles work replaces only this.
+"""Who may do what, in one place: roles per team and host, and the queryset filter every page uses.
 
-Roles, weakest first: ``view`` (see), ``operate`` (lifecycle, snapshots, attach),
-``admin`` (create/destroy, storage, networks, limits, hooks, raw config).
-Until teams exist: superusers are admins, staff users operators, other users viewers.
+Roles, weakest first: ``view`` (see), ``operate`` (lifecycle, snapshots, attach, files,
+terminal), ``admin`` (create/destroy, storage, networks, limits, mounts, hooks, raw config).
+A user's role on a host is the strongest role of the teams they belong to, bound to all hosts
+or to that host. Superusers are admins everywhere and manage teams and hosts.
+
+Objects on hosts where the user has no role are invisible (404); a role too weak for an
+action is refused (403).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q, QuerySet
 
 from console.errors import Forbidden
 
@@ -19,25 +25,104 @@ if TYPE_CHECKING:
 ROLES = ("view", "operate", "admin")
 
 
+def _active(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
+def _bindings(user: Any) -> list[tuple[str, bool, set[int]]]:
+    """(role, all_hosts, host ids) of every binding of the user's teams, cached on the user object."""
+    cached = getattr(user, "_console_bindings", None)
+    if cached is not None:
+        return cached
+    from console.models import RoleBinding
+
+    rows: dict[int, tuple[str, bool, set[int]]] = {}
+    for binding_id, role, all_hosts, host_id in RoleBinding.objects.filter(team__members=user).values_list(
+        "pk", "role", "all_hosts", "hosts"
+    ):
+        entry = rows.setdefault(binding_id, (role, all_hosts, set()))
+        if host_id is not None:
+            entry[2].add(host_id)
+    result = list(rows.values())
+    user._console_bindings = result
+    return result
+
+
 def role_on(user: AbstractBaseUser | AnonymousUser, host: Host | None = None) -> str | None:
-    """The strongest role ``user`` has on ``host`` (or on every host when None)."""
-    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+    """The strongest role ``user`` has on ``host``; with no host, the strongest on any host."""
+    if not _active(user):
         return None
     if user.is_superuser:
         return "admin"
-    if user.is_staff:
-        return "operate"
-    return "view"
+    best = -1
+    for role, all_hosts, host_ids in _bindings(user):
+        if host is None or all_hosts or host.pk in host_ids:
+            best = max(best, ROLES.index(role))
+    return ROLES[best] if best >= 0 else None
 
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, host: Host | None = None) -> bool:
     role = role_on(user, host)
-    if role is None:
-        return False
-    return ROLES.index(role) >= ROLES.index(action)
+    return role is not None and ROLES.index(role) >= ROLES.index(action)
 
 
 def require(user: AbstractBaseUser | AnonymousUser, action: str, host: Host | None = None) -> None:
     if not can(user, action, host):
         where = f" on host {host.slug}" if host is not None else ""
         raise Forbidden(f"your role does not allow '{action}' actions{where}")
+
+
+def require_superuser(user: Any) -> None:
+    if not (_active(user) and user.is_superuser):
+        raise Forbidden("only superusers manage teams and hosts")
+
+
+def host_filter(user: Any, action: str = "view", field: str = "host") -> Q:
+    """A filter for rows whose ``field`` (a Host relation, or "pk" for hosts) the user may ``action`` on."""
+    if not _active(user):
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q()
+    wanted = ROLES.index(action)
+    everywhere = False
+    host_ids: set[int] = set()
+    for role, all_hosts, ids in _bindings(user):
+        if ROLES.index(role) < wanted:
+            continue
+        if all_hosts:
+            everywhere = True
+        host_ids |= ids
+    if everywhere:
+        return Q(**{f"{field}__isnull": False}) if field != "pk" else Q()
+    key = "pk__in" if field == "pk" else f"{field}__in"
+    return Q(**{key: sorted(host_ids)})
+
+
+def for_user(queryset: QuerySet, user: Any, action: str = "view") -> QuerySet:
+    """Restrict any queryset of host-bound objects to what ``user`` may ``action`` on.
+
+    The model names its host relation in ``host_field`` (default "host"; "pk" for Host).
+    """
+    field = getattr(queryset.model, "host_field", "host")
+    return queryset.filter(host_filter(user, action, field))
+
+
+def get_for_user(queryset: QuerySet, user: Any, **lookup: Any) -> Any:
+    """The object, if it lives on a host the user can see; otherwise 404 (never 403: no leak)."""
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(for_user(queryset, user, "view"), **lookup)
+
+
+def forget(user: Any) -> None:
+    """Drop the bindings cached on a user object after its teams changed."""
+    if hasattr(user, "_console_bindings"):
+        del user._console_bindings
+
+
+def require_post_role(request: Any, role: str, host: Host | None) -> None:
+    """Refuse a POST the user's role does not allow before its input is read (403, not 400)."""
+    from django.core.exceptions import PermissionDenied
+
+    if request.method == "POST" and not can(request.user, role, host):
+        raise PermissionDenied(f"your role does not allow '{role}' actions here")

@@ -28,6 +28,7 @@ from django_otp import verify_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console.choices import AuditResult
+from console.decorators import audited_post
 from console.operations import RequestContext, audit
 from console.security import LoginForm, confirmed_totp_devices
 
@@ -109,6 +110,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@audited_post("account.totp.start")
 def totp_start(request: HttpRequest) -> HttpResponse:
     """Make a new (unconfirmed) device with a fresh key; it is not used until confirmed."""
     if confirmed_totp_devices(request.user):
@@ -122,6 +124,7 @@ def totp_start(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@audited_post("account.totp.enable")
 def totp_confirm(request: HttpRequest) -> HttpResponse:
     pending = _pending_device(request.user)
     if pending is None or confirmed_totp_devices(request.user):
@@ -152,6 +155,7 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@audited_post("account.totp.disable")
 def totp_remove(request: HttpRequest) -> HttpResponse:
     devices = confirmed_totp_devices(request.user)
     if not devices:
@@ -174,6 +178,7 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@audited_post("account.password.change")
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's password; Django's validators (length 12, common, numeric, similar) apply."""
     form = PasswordChangeForm(request.user, request.POST or None)

@@ -16,6 +16,8 @@ from console.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, AuditResult, Ope
 class Host(models.Model):
     """A machine managed by the console; its agent consumes the queue ``host.<slug>``."""
 
+    host_field = "pk"  # for console.access.for_user
+
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
     address = models.CharField(max_length=255, blank=True)
@@ -134,6 +136,11 @@ class AuditQuerySet(models.QuerySet):
     def delete(self):  # type: ignore[no-untyped-def]
         raise PermissionError("audit events are append-only")
 
+    def prune_older_than(self, cutoff) -> int:  # noqa: ANN001
+        """The retention rule's only way to remove rows (see console.management.commands.prune_audit)."""
+        deleted, _ = models.QuerySet.delete(self.filter(created_at__lt=cutoff))
+        return deleted
+
 
 class AuditEvent(models.Model):
     """One row per mutating request (or sensitive read), never edited or deleted."""
@@ -172,3 +179,35 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise PermissionError("audit events are append-only")
+
+
+class Team(models.Model):
+    """A group of users; its role bindings say what its members may do on which hosts."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="console_teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoleBinding(models.Model):
+    """A team's role on every host or on chosen hosts."""
+
+    class Role(models.TextChoices):
+        VIEWER = "view", "Viewer"
+        OPERATOR = "operate", "Operator"
+        ADMIN = "admin", "Admin"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="bindings")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    all_hosts = models.BooleanField(default=False)
+    hosts = models.ManyToManyField(Host, blank=True, related_name="role_bindings")
+
+    def __str__(self) -> str:
+        where = "all hosts" if self.all_hosts else ", ".join(h.slug for h in self.hosts.all())
+        return f"{self.team}: {self.role} on {where}"

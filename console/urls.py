@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 import console.account_views as account_views
 from console import views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="containers:list", permanent=False), name="home"),
-    # The login with the optional one-time code (shadows the plain LoginView below).
+    path("", views.home, name="home"),
+    # The login with the optional one-time code.
     path("login/", account_views.LoginView.as_view(), name="login"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", account_views.account, name="account"),
     path("account/password/", account_views.password_change, name="account-password"),
@@ -24,6 +22,8 @@ urlpatterns = [
     path("operations/<int:pk>/", views.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/card/", views.operation_card, name="operation-card"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("teams/", views.team_list, name="team-list"),
+    path("teams/<int:pk>/", views.team_detail, name="team-detail"),
     path("containers/", include("containers.urls")),
     path("storage/", include("storage.urls")),
     path("networks/", include("networks.urls")),

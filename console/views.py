@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from datetime import datetime, time
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseStopPolling
 
+from console import services
+from console.access import for_user, get_for_user, host_filter
 from console.choices import AuditResult, OperationStatus
-from console.models import AuditEvent, Host, Operation
+from console.decorators import audited_post
+from console.errors import ServiceError
+from console.models import AuditEvent, Host, Operation, RoleBinding, Team
+from console.operations import RequestContext
 
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # noqa: ANN001
@@ -19,25 +32,28 @@ def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # no
     return paginator.get_page(request.GET.get("page"))
 
 
+@require_safe
 @login_required
 def host_list(request: HttpRequest) -> HttpResponse:
-    hosts = Host.objects.annotate(
+    hosts = for_user(Host.objects.all(), request.user).annotate(
         n_containers=Count("containers", distinct=True),
         n_running=Count("containers", filter=Q(containers__state="RUNNING"), distinct=True),
     )
     return render(request, "console/host_list.html", {"hosts": hosts})
 
 
+@require_safe
 @login_required
 def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    host = get_object_or_404(Host, slug=slug)
+    host = get_for_user(Host.objects.all(), request.user, slug=slug)
     operations = host.operations.select_related("actor")[:10]
     return render(request, "console/host_detail.html", {"host": host, "operations": operations})
 
 
+@require_safe
 @login_required
 def operation_list(request: HttpRequest) -> HttpResponse:
-    qs = Operation.objects.select_related("host", "actor")
+    qs = for_user(Operation.objects.select_related("host", "actor"), request.user)
     status = request.GET.get("status", "")
     if status in OperationStatus.values:
         qs = qs.filter(status=status)
@@ -51,7 +67,7 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     context = {
         "page": page,
         "statuses": OperationStatus.choices,
-        "hosts": Host.objects.values_list("slug", flat=True),
+        "hosts": for_user(Host.objects.all(), request.user).values_list("slug", flat=True),
         "filters": {"status": status, "host": host, "q": q},
     }
     if request.htmx and request.htmx.target == "operation-rows":
@@ -59,16 +75,18 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "console/operation_list.html", context)
 
 
+@require_safe
 @login_required
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    op = get_object_or_404(Operation.objects.select_related("host", "actor"), pk=pk)
+    op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
     return render(request, "console/operation_detail.html", {"op": op})
 
 
+@require_safe
 @login_required
 def operation_card(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled partial: progress, status, transcript tail; stops polling when terminal."""
-    op = get_object_or_404(Operation.objects.select_related("host", "actor"), pk=pk)
+    op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
     response = render(
         request, "console/_operation.html", {"op": op, "full_log": request.GET.get("full") == "1"}
     )
@@ -79,12 +97,19 @@ def operation_card(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@login_required
-def audit_list(request: HttpRequest) -> HttpResponse:
-    qs = AuditEvent.objects.select_related("operation", "host")
-    filters = {k: request.GET.get(k, "").strip() for k in ("actor", "action", "host", "result", "q")}
+AUDIT_FILTERS = ("actor", "team", "action", "host", "result", "q", "since", "until")
+
+
+def _audit_queryset(request: HttpRequest) -> tuple[QuerySet, dict[str, str]]:
+    """Audit rows the user may see (their hosts' and their own), filtered by the query string."""
+    qs = AuditEvent.objects.select_related("operation", "host").filter(
+        host_filter(request.user, "view") | Q(actor=request.user)
+    )
+    filters = {k: request.GET.get(k, "").strip() for k in AUDIT_FILTERS}
     if filters["actor"]:
         qs = qs.filter(actor_name=filters["actor"])
+    if filters["team"]:
+        qs = qs.filter(actor__console_teams__name=filters["team"]).distinct()
     if filters["action"]:
         qs = qs.filter(action__startswith=filters["action"])
     if filters["host"]:
@@ -93,12 +118,155 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(result=filters["result"])
     if filters["q"]:
         qs = qs.filter(Q(target__icontains=filters["q"]) | Q(message__icontains=filters["q"]))
+    for key, lookup in (("since", "created_at__gte"), ("until", "created_at__lte")):
+        if filters[key]:
+            moment = parse_datetime(filters[key]) or (
+                datetime.combine(parse_date(filters[key]), time.max if key == "until" else time.min)
+                if parse_date(filters[key])
+                else None
+            )
+            if moment is None:
+                filters[key] = ""
+                continue
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment)
+            qs = qs.filter(**{lookup: moment})
+    return qs, filters
+
+
+def _audit_row(e: AuditEvent) -> dict:
+    return {
+        "id": e.pk,
+        "time": e.created_at.isoformat(),
+        "actor": e.actor_name,
+        "ip": e.ip,
+        "request_id": e.request_id,
+        "action": e.action,
+        "host": e.host.slug if e.host else None,
+        "target": e.target,
+        "params": e.params,
+        "before": e.before,
+        "after": e.after,
+        "result": e.result,
+        "message": e.message,
+        "operation": e.operation_id,
+        "operation_status": e.operation.status if e.operation else None,
+    }
+
+
+@require_safe
+@login_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    qs, filters = _audit_queryset(request)
+    export = request.GET.get("format")
+    if export in ("csv", "json"):
+        rows = [_audit_row(e) for e in qs[: settings.AUDIT_EXPORT_MAX_ROWS]]
+        if export == "json":
+            response = JsonResponse(
+                {"events": rows, "truncated": len(rows) == settings.AUDIT_EXPORT_MAX_ROWS}
+            )
+        else:
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            writer = csv.writer(response)
+            columns = list(rows[0]) if rows else list(_audit_row(AuditEvent(action="", result="")))
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow(
+                    [json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c] for c in columns]
+                )
+        response["Content-Disposition"] = f'attachment; filename="audit.{export}"'
+        return response
     context = {
         "page": paginate(request, qs),
         "filters": filters,
         "results": AuditResult.choices,
-        "hosts": Host.objects.values_list("slug", flat=True),
+        "hosts": for_user(Host.objects.all(), request.user).values_list("slug", flat=True),
+        "teams": Team.objects.values_list("name", flat=True) if request.user.is_superuser else [],
+        "export_query": "&".join(f"{k}={v}" for k, v in filters.items() if v),
     }
     if request.htmx and request.htmx.target == "audit-rows":
         return render(request, "console/audit_list.html#rows", context)
     return render(request, "console/audit_list.html", context)
+
+
+def _superuser_only(request: HttpRequest) -> None:
+    if not request.user.is_superuser:
+        raise PermissionDenied("only superusers manage teams")
+
+
+@login_required
+@audited_post("team")
+def team_list(request: HttpRequest) -> HttpResponse:
+    _superuser_only(request)
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            team = services.create_team(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                name=request.POST.get("name", ""),
+            )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("team-detail", pk=team.pk)
+    teams = Team.objects.annotate(
+        n_members=Count("members", distinct=True), n_bindings=Count("bindings", distinct=True)
+    )
+    return render(request, "console/team_list.html", {"teams": teams, "error": error}, status=status)
+
+
+@login_required
+@audited_post("team")
+def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _superuser_only(request)
+    team = get_object_or_404(Team, pk=pk)
+    error, status = None, 200
+    if request.method == "POST":
+        ctx = RequestContext.from_request(request)
+        what = request.POST.get("do")
+        try:
+            if what == "add-member":
+                services.add_member(
+                    actor=request.user, ctx=ctx, team=team, username=request.POST.get("username", "")
+                )
+            elif what == "remove-member":
+                services.remove_member(
+                    actor=request.user, ctx=ctx, team=team, username=request.POST.get("username", "")
+                )
+            elif what == "grant":
+                slugs = None if request.POST.get("scope") == "all" else request.POST.getlist("hosts")
+                services.grant_role(
+                    actor=request.user,
+                    ctx=ctx,
+                    team=team,
+                    role=request.POST.get("role", ""),
+                    host_slugs=slugs,
+                )
+            elif what == "revoke":
+                binding = get_object_or_404(RoleBinding, pk=request.POST.get("binding") or 0, team=team)
+                services.revoke_role(actor=request.user, ctx=ctx, binding=binding)
+            elif what == "delete":
+                services.delete_team(actor=request.user, ctx=ctx, team=team)
+                return redirect("team-list")
+            else:
+                return HttpResponse("unknown action", status=400)
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect("team-detail", pk=team.pk)
+    context = {
+        "team": team,
+        "members": team.members.order_by("username"),
+        "bindings": team.bindings.prefetch_related("hosts"),
+        "hosts": Host.objects.all(),
+        "roles": RoleBinding.Role.choices,
+        "error": error,
+    }
+    return render(request, "console/team_detail.html", context, status=status)
+
+
+@require_safe
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("containers:list")

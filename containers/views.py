@@ -10,11 +10,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import access
-from console.errors import ServiceError
+from console.decorators import audited_post
+from console.errors import Forbidden, ServiceError
 from console.models import Host, Operation
 from console.operations import RequestContext
 from console.views import paginate
@@ -28,9 +29,10 @@ from containers.models import Container, FileBlob
 from containers.mounts import parse_entries
 
 
+@require_safe
 @login_required
 def container_list(request: HttpRequest) -> HttpResponse:
-    qs = Container.objects.select_related("host", "origin")
+    qs = access.for_user(Container.objects.select_related("host", "origin"), request.user)
     filters = {k: request.GET.get(k, "").strip() for k in ("q", "host", "state")}
     if filters["q"]:
         qs = qs.filter(Q(name__icontains=filters["q"]) | Q(ips__icontains=filters["q"]))
@@ -42,17 +44,19 @@ def container_list(request: HttpRequest) -> HttpResponse:
         "page": paginate(request, qs),
         "filters": filters,
         "states": State.choices,
-        "hosts": Host.objects.all(),
+        "hosts": access.for_user(Host.objects.all(), request.user),
         "can_create": access.can(request.user, "admin"),
+        "has_role": access.role_on(request.user) is not None,
     }
     if request.htmx and request.htmx.target == "container-rows":
         return render(request, "containers/container_list.html#rows", context)
     return render(request, "containers/container_list.html", context)
 
 
+@require_safe
 @login_required
 def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    container = get_object_or_404(Container.objects.select_related("host", "origin"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host", "origin"), request.user, pk=pk)
     operations = (
         Operation.objects.filter(lock_key=container.lock_key)
         .select_related("actor", "host")
@@ -103,8 +107,11 @@ def clone_graph(container: Container) -> dict:
     return {"ancestors": list(reversed(ancestors)), "descendants": subtree(container.pk)}
 
 
+_require = access.require_post_role
+
+
 def _error(request: HttpRequest, exc: ServiceError, fallback: str) -> HttpResponse:
-    if request.htmx:
+    if request.htmx or isinstance(exc, Forbidden):
         return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
     messages.error(request, exc.message)
     return redirect(fallback)
@@ -118,8 +125,12 @@ def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpRespons
 
 
 @login_required
+@audited_post("container.create")
 def container_create(request: HttpRequest) -> HttpResponse:
-    form = CreateContainerForm(request.POST or None, initial={"host": Host.objects.first()})
+    hosts = access.for_user(Host.objects.all(), request.user)
+    _require(request, "admin", None)
+    form = CreateContainerForm(request.POST or None, initial={"host": hosts.first()})
+    form.fields["host"].queryset = hosts
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -155,8 +166,10 @@ _SIMPLE_ACTIONS = {
 
 @require_POST
 @login_required
+@audited_post("container.action")
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "operate", container.host)
     back = reverse("containers:detail", args=[pk])
     ctx = RequestContext.from_request(request)
     try:
@@ -208,8 +221,10 @@ def _form_errors(form) -> str:  # noqa: ANN001
 
 
 @login_required
+@audited_post("container.destroy")
 def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "admin", container.host)
     form = DestroyForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -240,9 +255,11 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@audited_post("container.config")
 def container_config(request: HttpRequest, pk: int) -> HttpResponse:
     """The config file as the agent last read it; key form (admins) and raw editor with a diff."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "admin", container.host)
     current = current_values(container.config_text)
     context: dict = {
         "container": container,
@@ -288,10 +305,11 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "containers/container_config.html", context, status=status)
 
 
+@require_safe
 @login_required
 def container_files(request: HttpRequest, pk: int) -> HttpResponse:
     """Browse a running container's filesystem: each listing is an audited read run by the agent."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     path = request.GET.get("path", "/")
     context: dict = {"container": container, "path": path, "op": None, "error": None}
     status = 200
@@ -311,9 +329,10 @@ def container_files(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "containers/container_files.html", context, status=status)
 
 
+@require_safe
 @login_required
 def container_files_result(request: HttpRequest, pk: int, op_pk: int) -> HttpResponse:
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     op = get_object_or_404(
         Operation, pk=op_pk, lock_key__startswith=container.lock_key + ":read:", actor=request.user
     )
@@ -323,10 +342,11 @@ def container_files_result(request: HttpRequest, pk: int, op_pk: int) -> HttpRes
     return response
 
 
+@require_safe
 @login_required
 def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpResponse:
     """The bytes a finished read operation fetched; only for the user who asked for them."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     blob = get_object_or_404(
         FileBlob,
         operation__pk=op_pk,
@@ -342,9 +362,11 @@ def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpRespon
 
 
 @login_required
+@audited_post("container.limit")
 def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
     """cgroup limits: saved (config) next to live (read back by the agent), differences marked."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "admin", container.host)
     saved = saved_limits(container.config_text)
     keys = dict.fromkeys([*(k.key for k in LIMIT_KEYS), *saved])
     rows = []
@@ -392,9 +414,11 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@audited_post("host.autostart")
 def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
     """The host's autostart containers as ``lxc-autostart --list [--group G | --all]`` lists them."""
-    host = get_object_or_404(Host, slug=slug)
+    host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
+    _require(request, "operate", host)
     group = request.GET.get("group", "").strip()
     all_groups = request.GET.get("all") == "1"
     status = 200
@@ -441,9 +465,11 @@ def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@audited_post("container.hook")
 def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
     """The nine hooks: scripts the console stored, paths configured elsewhere, and an editor (admins)."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "admin", container.host)
     stored = {h.hook_type: h for h in container.hooks.all()}
     configured: dict[str, list[str]] = {}
     for line in container.config_text.splitlines():
@@ -487,9 +513,11 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@audited_post("container.mount")
 def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
     """Bind mounts (lxc.mount.entry) from the host's allowed roots; they take effect at next start."""
-    container = get_object_or_404(Container.objects.select_related("host"), pk=pk)
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "admin", container.host)
     error, status = None, 200
     if request.method == "POST":
         ctx = RequestContext.from_request(request)
@@ -525,15 +553,16 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@audited_post("host.mount_roots")
 def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
-    host = get_object_or_404(Host, slug=slug)
+    host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
+    _require(request, "admin", host)
     roots = [r for r in request.POST.get("roots", "").splitlines() if r.strip()]
     try:
         services.set_mount_roots(
             actor=request.user, ctx=RequestContext.from_request(request), host=host, roots=roots
         )
     except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Allowed mount roots of {host.slug} saved.")
+        return _error(request, exc, reverse("host-detail", args=[host.slug]))
+    messages.success(request, f"Allowed mount roots of {host.slug} saved.")
     return redirect("host-detail", slug=host.slug)

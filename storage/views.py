@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from console import access
+from console.decorators import audited_post
 from console.errors import ServiceError
 from console.models import Host, Operation
 from console.operations import RequestContext
@@ -18,12 +19,7 @@ from storage.models import HostStorage, LoopDevice, Pool
 
 
 def _visible_hosts(request: HttpRequest) -> list[Host]:
-    return [h for h in Host.objects.all() if access.can(request.user, "view", h)]
-
-
-def _visible(request: HttpRequest, obj: Pool | LoopDevice) -> None:
-    if not access.can(request.user, "view", obj.host):
-        raise Http404
+    return list(access.for_user(Host.objects.all(), request.user))
 
 
 def _recent_operations(hosts: list[Host]) -> list[Operation]:
@@ -59,8 +55,12 @@ def _field_error(form, exc: ServiceError) -> None:  # noqa: ANN001
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@audited_post("storage.loop.create")
 def loop_create(request: HttpRequest) -> HttpResponse:
-    form = LoopCreateForm(request.POST or None, initial={"host": Host.objects.first()})
+    access.require_post_role(request, "admin", None)
+    hosts = access.for_user(Host.objects.all(), request.user)
+    form = LoopCreateForm(request.POST or None, initial={"host": hosts.first()})
+    form.fields["host"].queryset = hosts
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -87,9 +87,10 @@ def loop_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@audited_post("storage.loop.detach")
 def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
-    loop = get_object_or_404(LoopDevice.objects.select_related("host"), pk=pk)
-    _visible(request, loop)
+    loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", loop.host)
     form = LoopDetachForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -116,9 +117,13 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@audited_post("storage.pool.create")
 def pool_create(request: HttpRequest) -> HttpResponse:
-    initial = {"host": Host.objects.first(), "device": request.GET.get("device", "")}
+    access.require_post_role(request, "admin", None)
+    hosts = access.for_user(Host.objects.all(), request.user)
+    initial = {"host": hosts.first(), "device": request.GET.get("device", "")}
     form = PoolCreateForm(request.POST or None, initial=initial)
+    form.fields["host"].queryset = hosts
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -149,8 +154,7 @@ def pool_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 @login_required
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    pool = get_object_or_404(Pool.objects.select_related("host"), pk=pk)
-    _visible(request, pool)
+    pool = access.get_for_user(Pool.objects.select_related("host"), request.user, pk=pk)
     context = {
         "pool": pool,
         "dependants": pool_dependants(pool),
@@ -164,9 +168,10 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@audited_post("storage.pool.destroy")
 def pool_destroy(request: HttpRequest, pk: int) -> HttpResponse:
-    pool = get_object_or_404(Pool.objects.select_related("host"), pk=pk)
-    _visible(request, pool)
+    pool = access.get_for_user(Pool.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", pool.host)
     form = PoolDestroyForm(request.POST or None)
     status = 200
     if request.method == "POST":

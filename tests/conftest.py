@@ -1,23 +1,33 @@
-"""Shared fixtures: users with each role and a registered host."""
+"""Shared fixtures: users with each role (through a team bound to all hosts) and a registered host."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from console.models import Host
+from console.models import Host, RoleBinding, Team
 
 
 @pytest.fixture
 def make_user(db):
-    def make(username: str, *, role: str = "view", password: str = "a-long-test-password"):
+    def make(
+        username: str,
+        *,
+        role: str | None = "view",
+        password: str = "a-long-test-password",
+        hosts: list[Host] | None = None,
+        superuser: bool = False,
+    ):
+        """A user whose team has ``role`` on all hosts (or on ``hosts``); role None: no team."""
         User = get_user_model()  # noqa: N806
-        return User.objects.create_user(
-            username=username,
-            password=password,
-            is_staff=role in ("operate", "admin"),
-            is_superuser=role == "admin",
-        )
+        user = User.objects.create_user(username=username, password=password, is_superuser=superuser)
+        if role is not None:
+            team = Team.objects.create(name=f"team-{username}")
+            team.members.add(user)
+            binding = RoleBinding.objects.create(team=team, role=role, all_hosts=hosts is None)
+            if hosts:
+                binding.hosts.set(hosts)
+        return user
 
     return make
 
@@ -35,6 +45,16 @@ def operator(make_user):
 @pytest.fixture
 def viewer(make_user):
     return make_user("vera-viewer", role="view")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("otto-outsider", role=None)
+
+
+@pytest.fixture
+def superuser(make_user):
+    return make_user("sue-superuser", role=None, superuser=True)
 
 
 @pytest.fixture

@@ -56,5 +56,8 @@ def test_the_password_page_applies_them(client, make_user):
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password(new)
-    assert AuditEvent.objects.filter(action="account.password.change", actor=user).count() == 1
+    assert (
+        AuditEvent.objects.filter(action="account.password.change", actor=user, result="succeeded").count()
+        == 1
+    )
     assert client.get(reverse("account")).status_code == 200  # still logged in

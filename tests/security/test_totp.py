@@ -58,7 +58,8 @@ def test_enrolment_shows_the_key_and_needs_a_valid_code(client, alice):
     assert "That code is not valid" in response.content.decode()
     device.refresh_from_db()
     assert not device.confirmed
-    assert not AuditEvent.objects.filter(action="account.totp.enable").exists()
+    assert not AuditEvent.objects.filter(action="account.totp.enable", result="succeeded").exists()
+    assert AuditEvent.objects.filter(action="account.totp.enable", result="refused").count() == 1
     other = Client()
     assert post_login(other, "alice", PASSWORD).status_code == 302
 
@@ -68,7 +69,7 @@ def test_enrolment_shows_the_key_and_needs_a_valid_code(client, alice):
     assert response.status_code == 302
     device.refresh_from_db()
     assert device.confirmed
-    event = AuditEvent.objects.get(action="account.totp.enable")
+    event = AuditEvent.objects.get(action="account.totp.enable", result="succeeded")
     assert event.actor == alice and event.result == "succeeded" and str(event.ip) == "192.0.2.10"
     assert event.request_id
     # This session proved it has the device, so it stays logged in.
@@ -133,12 +134,12 @@ def test_turning_it_off_needs_the_password_and_is_audited(client, alice):
     assert response.status_code == 400
     assert "That is not your password" in response.content.decode()
     assert TOTPDevice.objects.filter(user=alice, confirmed=True).exists()
-    assert not AuditEvent.objects.filter(action="account.totp.disable").exists()
+    assert not AuditEvent.objects.filter(action="account.totp.disable", result="succeeded").exists()
 
     response = client.post(reverse("account-totp-remove"), {"password": PASSWORD}, REMOTE_ADDR="192.0.2.10")
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user=alice).exists()
-    event = AuditEvent.objects.get(action="account.totp.disable")
+    event = AuditEvent.objects.get(action="account.totp.disable", result="succeeded")
     assert event.actor == alice and event.result == "succeeded" and str(event.ip) == "192.0.2.10"
 
     browser = Client()

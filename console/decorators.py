@@ -1,0 +1,69 @@
+"""View decorators shared by the apps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from console.choices import AuditResult
+from console.models import AuditEvent
+from console.operations import RequestContext, audit
+
+
+def audited_post(action: str) -> Callable:
+    """Every POST to the view leaves exactly one audit row.
+
+    Services write the row of what they accept or refuse; when a POST ends without one (not
+    allowed, object hidden, a form that does not parse, or a change that needs no service),
+    this writes it: refused for an error status, succeeded otherwise.
+    """
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+            if request.method != "POST":
+                return view(request, *args, **kwargs)
+            target = " ".join(f"{k}={v}" for k, v in kwargs.items())
+            try:
+                response = view(request, *args, **kwargs)
+            except (PermissionDenied, Http404) as exc:
+                _record(request, action, target, str(exc) or type(exc).__name__, ok=False)
+                raise
+            if not AuditEvent.objects.filter(request_id=request.request_id).exists():  # type: ignore[attr-defined]
+                ok = response.status_code < 400
+                _record(request, action, target, f"HTTP {response.status_code}", ok=ok)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+# Never copied into the audit trail: secrets and bulky bodies (their services record what matters).
+_SECRET_FIELDS = {
+    "csrfmiddlewaretoken",
+    "text",
+    "script",
+    "password",
+    "old_password",
+    "new_password1",
+    "new_password2",
+    "token",
+    "otp_token",
+}
+
+
+def _record(request: HttpRequest, action: str, target: str, message: str, *, ok: bool) -> None:
+    user = request.user if request.user.is_authenticated else None
+    audit(
+        actor=user,
+        ctx=RequestContext.from_request(request),
+        action=action,
+        result=AuditResult.SUCCEEDED if ok else AuditResult.REFUSED,
+        target=target[:255],
+        params={k: v for k, v in request.POST.items() if k not in _SECRET_FIELDS},
+        message=message[:1000],
+    )

@@ -1,0 +1,38 @@
+"""Remove audit rows older than AUDIT_RETENTION_DAYS; the pruning itself is audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from console.choices import AuditResult
+from console.models import AuditEvent
+from console.operations import SYSTEM, audit
+
+
+class Command(BaseCommand):
+    help = "Apply the audit retention (run it daily, e.g. from cron)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--days", type=int, default=settings.AUDIT_RETENTION_DAYS)
+
+    def handle(self, *args, days: int, **options) -> None:  # noqa: ANN002, ANN003
+        if days < 1:
+            raise CommandError("--days must be at least 1")
+        cutoff = timezone.now() - timedelta(days=days)
+        with transaction.atomic():
+            removed = AuditEvent.objects.prune_older_than(cutoff)
+            audit(
+                actor=None,
+                ctx=SYSTEM,
+                action="audit.prune",
+                result=AuditResult.SUCCEEDED,
+                target="audit log",
+                params={"retention_days": days, "cutoff": cutoff.isoformat()},
+                after={"removed": removed},
+            )
+        self.stdout.write(f"removed {removed} audit event(s) older than {cutoff:%Y-%m-%d %H:%M}")

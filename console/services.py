@@ -1,0 +1,131 @@
+"""Console-level changes: teams, members and role bindings (superusers only, audited, DB-only)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from console import access
+from console.choices import AuditResult
+from console.errors import Conflict, InvalidInput, NotFound
+from console.models import Host, RoleBinding, Team
+from console.operations import RequestContext, audit, audited_refusal
+
+_TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
+
+
+def _done(actor: Any, ctx: RequestContext, action: str, target: str, params: dict, **extra: Any) -> None:
+    audit(
+        actor=actor,
+        ctx=ctx,
+        action=action,
+        result=AuditResult.SUCCEEDED,
+        target=target,
+        params=params,
+        **extra,
+    )
+
+
+def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
+    params = {"name": name}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.create", target=f"team {name}"[:255], params=params
+    ):
+        access.require_superuser(actor)
+        name = (name or "").strip()
+        if not _TEAM_RE.match(name):
+            raise InvalidInput("a team name is 1-100 letters, digits, spaces, '.', '_' or '-'", field="name")
+        if Team.objects.filter(name__iexact=name).exists():
+            raise Conflict(f"a team named {name!r} exists already", field="name")
+        with transaction.atomic():
+            team = Team.objects.create(name=name)
+            _done(actor, ctx, "team.create", f"team {name}", params, after={"name": name})
+        return team
+
+
+def delete_team(*, actor: Any, ctx: RequestContext, team: Team) -> None:
+    params = {"team": team.name}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.delete", target=f"team {team.name}", params=params
+    ):
+        access.require_superuser(actor)
+        with transaction.atomic():
+            before = {
+                "members": sorted(team.members.values_list("username", flat=True)),
+                "bindings": [str(b) for b in team.bindings.all()],
+            }
+            team.delete()
+            _done(actor, ctx, "team.delete", f"team {params['team']}", params, before=before)
+
+
+def add_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
+    params = {"team": team.name, "username": username}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.member.add", target=f"team {team.name}", params=params
+    ):
+        access.require_superuser(actor)
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        if team.members.filter(pk=user.pk).exists():
+            raise Conflict(f"{username} is already in {team.name}")
+        with transaction.atomic():
+            team.members.add(user)
+            _done(actor, ctx, "team.member.add", f"team {team.name}", params)
+
+
+def remove_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
+    params = {"team": team.name, "username": username}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.member.remove", target=f"team {team.name}", params=params
+    ):
+        access.require_superuser(actor)
+        user = team.members.filter(username=username).first()
+        if user is None:
+            raise NotFound(f"{username!r} is not in {team.name}")
+        with transaction.atomic():
+            team.members.remove(user)
+            _done(actor, ctx, "team.member.remove", f"team {team.name}", params)
+
+
+def grant_role(
+    *, actor: Any, ctx: RequestContext, team: Team, role: str, host_slugs: list[str] | None
+) -> RoleBinding:
+    """Give the team ``role`` on every host (``host_slugs`` None) or on the hosts named."""
+    params = {"team": team.name, "role": role, "hosts": host_slugs if host_slugs is not None else "all"}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.role.grant", target=f"team {team.name}", params=params
+    ):
+        access.require_superuser(actor)
+        if role not in access.ROLES:
+            raise InvalidInput(f"unknown role {role!r}; one of {', '.join(access.ROLES)}", field="role")
+        hosts: list[Host] = []
+        if host_slugs is not None:
+            hosts = list(Host.objects.filter(slug__in=host_slugs))
+            unknown = sorted(set(host_slugs) - {h.slug for h in hosts})
+            if unknown or not host_slugs:
+                raise InvalidInput(
+                    f"unknown host(s): {', '.join(unknown)}" if unknown else "choose hosts or all hosts",
+                    field="hosts",
+                )
+        with transaction.atomic():
+            binding = RoleBinding.objects.create(team=team, role=role, all_hosts=host_slugs is None)
+            binding.hosts.set(hosts)
+            _done(actor, ctx, "team.role.grant", f"team {team.name}", params, after=str(binding))
+        return binding
+
+
+def revoke_role(*, actor: Any, ctx: RequestContext, binding: RoleBinding) -> None:
+    team = binding.team
+    params = {"team": team.name, "binding": str(binding)}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="team.role.revoke", target=f"team {team.name}", params=params
+    ):
+        access.require_superuser(actor)
+        with transaction.atomic():
+            before = str(binding)
+            binding.delete()
+            _done(actor, ctx, "team.role.revoke", f"team {team.name}", params, before=before)

@@ -1,0 +1,118 @@
+"""Every mutating request writes exactly one audit row, whether it is accepted, refused or fails."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from console.models import AuditEvent, Team
+from containers.models import Container
+from tests.console.test_permission_matrix import MATRIX
+
+POST_ROUTES = sorted(name for name, (_get, post) in MATRIX.items() if post not in (None, "any"))
+
+
+@pytest.fixture
+def world(db, host):
+    c = Container.objects.create(
+        host=host,
+        name="web1",
+        lxc_path="/var/lib/lxc",
+        state="RUNNING",
+        pid=1,
+        config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n",
+    )
+    host.mount_roots = ["/srv"]
+    host.save()
+    from storage.models import LoopDevice, Pool
+
+    loop = LoopDevice.objects.create(
+        host=host, device="/dev/loop7", backing_file="/var/lib/lxc-console/storage/a.img"
+    )
+    pool = Pool.objects.create(host=host, name="p1", kind="dir", lxc_path="/srv/p1")
+    return {"c": c, "host": host, "team": Team.objects.create(name="t1"), "loop": loop, "pool": pool}
+
+
+def url_for(name: str, w: dict) -> str:
+    kwargs = {
+        "storage:loop-detach": {"pk": w["loop"].pk},
+        "storage:pool-destroy": {"pk": w["pool"].pk},
+        "team-detail": {"pk": w["team"].pk},
+        "containers:autostart": {"slug": w["host"].slug},
+        "containers:mount-roots": {"slug": w["host"].slug},
+        "containers:action": {"pk": w["c"].pk, "action": "start"},
+    }.get(name)
+    if kwargs is None and name.startswith("containers:") and name != "containers:create":
+        kwargs = {"pk": w["c"].pk}
+    return reverse(name, kwargs=kwargs or {})
+
+
+PAYLOADS = {
+    "team-list": [{}, {"name": "bad;name"}, {"name": "newteam"}],
+    "team-detail": [
+        {},
+        {"do": "add-member", "username": "nobody"},
+        {"do": "grant", "role": "view", "scope": "all"},
+    ],
+    "containers:create": [{}, {"name": "-bad", "template": "busybox"}, {"name": "ok", "template": "busybox"}],
+    "containers:action": [{}],
+    "containers:destroy": [{}, {"confirm": "wrong"}, {"confirm": "web1"}],
+    "containers:config": [
+        {},
+        {"mode": "keys", "lxc.start.delay": "x"},
+        {"mode": "keys", "lxc.start.delay": "3"},
+    ],
+    "containers:limits": [
+        {},
+        {"key": "cpu.shares", "value": "1"},
+        {"key": "cpu.shares", "value": "512", "persist": "on"},
+    ],
+    "containers:hooks": [
+        {},
+        {"hook": "pre-start", "script": "no shebang"},
+        {"hook": "pre-start", "script": "#!/bin/sh\n"},
+    ],
+    "containers:mounts": [
+        {},
+        {"source": "/etc", "target": "mnt"},
+        {"source": "/srv/a", "target": "mnt/a", "read_only": "on"},
+    ],
+    "containers:autostart": [{}, {"group": "a b"}],
+    "containers:mount-roots": [{}, {"roots": "/"}, {"roots": "/srv\n/data"}],
+    "storage:loop-create": [{}, {"name": "x;y", "size": "-1"}],
+    "storage:loop-detach": [{}, {"confirm": "wrong"}],
+    "storage:pool-create": [{}, {"name": "..", "kind": "dir"}],
+    "storage:pool-destroy": [{}, {"confirm": "wrong"}],
+    "account-password": [{}],
+    "account-totp-start": [{}],
+    "account-totp-confirm": [{"token": "000000"}],
+    "account-totp-remove": [{}],
+}
+
+
+def test_every_post_route_has_payloads():
+    assert set(POST_ROUTES) <= set(PAYLOADS) | {"logout", "login"}
+
+
+@pytest.mark.parametrize("name", POST_ROUTES)
+@pytest.mark.parametrize("role", ["viewer", "admin", "superuser"])
+def test_one_audit_row_per_post(name, role, client, world, make_user):
+    user = {
+        "viewer": lambda: make_user("v1", role="view"),
+        "admin": lambda: make_user("a1", role="admin"),
+        "superuser": lambda: make_user("s1", role=None, superuser=True),
+    }[role]()
+    client.force_login(user)
+    for payload in PAYLOADS[name]:
+        before = AuditEvent.objects.count()
+        response = client.post(url_for(name, world), payload)
+        rows = list(AuditEvent.objects.order_by("pk")[before:])
+        assert len(rows) == 1, (name, role, payload, response.status_code, [r.action for r in rows])
+        row = rows[0]
+        assert row.actor_id == user.pk and row.request_id == response["X-Request-ID"]
+        if response.status_code >= 400:
+            assert row.result == "refused", (name, payload, response.status_code)
+        # Free the container's lock for the next payload.
+        from console.models import Operation
+
+        Operation.objects.update(status="succeeded")

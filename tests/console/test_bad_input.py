@@ -1,0 +1,274 @@
+"""Hostile and malformed input on every form and endpoint: a clear message, nothing queued.
+
+No Operation row means no Celery task and so no host command; the refusal is audited.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from console.models import AuditEvent, Operation
+from containers.models import Container
+
+SHELLISH = [
+    "a;reboot",
+    "a|cat /etc/shadow",
+    "a&&rm -rf /",
+    "$(id)",
+    "`id`",
+    "a>b",
+    "a<b",
+    "a b",
+    "a\nb",
+    "a\rb",
+    "a\tb",
+    "-rf",
+    "--help",
+    ".hidden",
+    "..",
+    "../etc",
+    "a/b",
+    "/abs",
+    "a\x00b",
+    "café",
+    "容器",
+    "x" * 64,
+    "",
+    "a'b",
+    'a"b',
+    "a*",
+    "a?",
+    "a{b}",
+    "a~",
+    "a\\b",
+    "#a",
+    "a%00",
+]
+BAD_PATHS = [
+    "../../etc/passwd",
+    "/srv/../etc",
+    "relative/path",
+    "/x\x00y",
+    "/a b",
+    "",
+    "/etc/shadow;id",
+    "~root",
+]
+BAD_SIZES = ["0", "-1", "-5G", "1X", "abc", "5 G", "1e9", "99999999999999999999", "", "0x10"]
+BAD_CPUS = ["7", "0-7", "2", "a", "-1", "0,,1", "1-0", "0-", ""]
+BAD_INTS = ["-1", "abc", "1.5", "", "99999999999", "1e3", "0x10"]
+
+
+@pytest.fixture
+def setup(client, admin, host):
+    client.force_login(admin)
+    c = Container.objects.create(
+        host=host,
+        name="web1",
+        lxc_path="/var/lib/lxc",
+        state="RUNNING",
+        pid=4242,
+        usage={"memory_bytes": 64 * 1024 * 1024},
+        config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\nlxc.uts.name = web1\n",
+    )
+    stopped = Container.objects.create(
+        host=host,
+        name="db1",
+        lxc_path="/var/lib/lxc",
+        state="STOPPED",
+        config_text="lxc.rootfs.path = dir:/var/lib/lxc/db1/rootfs\n",
+    )
+    host.capabilities = {**host.capabilities, "cpus": 2, "debootstrap": {"available": True}}
+    host.mount_roots = ["/srv/shared"]
+    host.save()
+    return {"client": client, "running": c, "stopped": stopped, "host": host}
+
+
+def assert_refused(response, *, audited: bool = True):
+    assert 400 <= response.status_code < 500, response.status_code
+    body = response.content.decode()
+    assert "alert" in body or "field-error" in body or response.status_code in (404, 405)
+    assert Operation.objects.count() == 0
+    if audited:
+        assert AuditEvent.objects.filter(result="refused").count() <= 1
+
+
+CASES: list[tuple[str, str, dict]] = []
+for bad in SHELLISH:
+    CASES.append(("create-name", "create", {"name": bad, "template": "busybox"}))
+    CASES.append(("copy-name", "copy", {"new_name": bad, "snapshot": "on"}))
+for bad in ["../x", "/etc", "relative", "/var/lib/lxc/../../etc", "/x\x00", "/tmp/other-path"]:
+    CASES.append(("create-lxcpath", "create", {"name": "ok1", "template": "busybox", "lxc_path": bad}))
+for bad in ["bookworm;id", "../x", "", "Bookworm", "a" * 40, "$(id)"]:
+    CASES.append(("create-release", "create", {"name": "ok2", "template": "debian", "release": bad or "x y"}))
+for bad in BAD_PATHS + [
+    "/var/lib/lxc-console/images/x.zip",
+    "/var/lib/lxc-console/images/../../../etc/x.tar",
+]:
+    CASES.append(("create-tarball", "create", {"name": "ok3", "template": "tarball", "tarball": bad}))
+for bad in ["fedora", "", "busybox;id", "../busybox", "download"]:
+    CASES.append(("create-template", "create", {"name": "ok4", "template": bad}))
+for bad in ["", "a\nb", "x" * 5000, 'unterminated "quote', "\x00"]:
+    CASES.append(("attach", "attach", {"command": bad, "timeout": "10"}))
+for bad in ["0", "601", "-1", "abc"]:
+    CASES.append(("attach-timeout", "attach", {"command": "true", "timeout": bad}))
+for bad in ["-1", "3601", "abc", "1.5"]:
+    CASES.append(("stop-timeout", "stop", {"timeout": bad}))
+CONFIG_BAD = {
+    "lxc.start.auto": ["2", "yes", "-1", "1;reboot"],
+    "lxc.start.delay": BAD_INTS,
+    "lxc.start.order": ["abc", "1.5", "99999", "x"],
+    "lxc.group": ["a b", "a;b", "$(id)", "../x", "é"],
+    "lxc.net.0.link": ["a b", "x" * 16, "br0;id", "$(id)"],
+    "lxc.net.0.hwaddr": ["00:11:22", "zz:zz:zz:zz:zz:zz", "00-11-22-33-44-55", "a"],
+    "lxc.tty.max": ["65", "-1", "a"],
+    "lxc.signal.halt": ["SIGFOO", "kill -9", "$(id)"],
+    "lxc.apparmor.profile": ["a b", "x;y", "$(id)"],
+}
+for key, values in CONFIG_BAD.items():
+    for bad in values:
+        CASES.append(("config-key", "config", {"mode": "keys", key: bad}))
+for bad in [
+    "no equals sign here",
+    "lxc.rootfs.path = dir:/x\nnot.lxc.key = 1",
+    "LXC.UPPER = 1\nlxc.rootfs.path = dir:/x",
+    "lxc.uts.name = x",  # lost its rootfs line
+    "lxc.rootfs.path = dir:/x\n\x00",
+    "lxc.rootfs.path = dir:/x\n$(id) = 1",
+]:
+    CASES.append(("config-raw", "config", {"mode": "preview", "text": bad}))
+LIMIT_BAD = {
+    "memory.limit_in_bytes": BAD_SIZES + ["1M", "8M"],
+    "memory.memsw.limit_in_bytes": BAD_SIZES,
+    "cpuset.cpus": BAD_CPUS,
+    "cpu.shares": ["1", "262145", "abc", "-5", ""],
+    "blkio.weight": ["5", "1001", "x"],
+    "pids.max": ["0", "-1", "many", ""],
+    "devices.allow": ["a"],
+    "memory.limit_in_bytes;id": ["1"],
+    "../../etc/passwd": ["1"],
+}
+for key, values in LIMIT_BAD.items():
+    for bad in values:
+        CASES.append(("limit", "limits", {"key": key, "value": bad, "apply_live": "on", "persist": "on"}))
+for bad in ["", "echo no shebang", "#!/bin/sh\n\x00", "x" * 70000]:
+    CASES.append(("hook-script", "hooks", {"hook": "pre-start", "script": bad}))
+for bad in ["pre_start", "prestart", "../pre-start", "", "post-stop;id"]:
+    CASES.append(("hook-type", "hooks", {"hook": bad, "script": "#!/bin/sh\n"}))
+for bad in BAD_PATHS + ["/etc", "/srv/sharedX", "/srv/shared/../../etc", "/"]:
+    CASES.append(("mount-source", "mounts", {"source": bad, "target": "mnt/x", "read_only": "on"}))
+for bad in ["/mnt/x", "mnt/../../etc", "mnt x", "", "mnt/$(id)", "..", "mnt/;id"]:
+    CASES.append(("mount-target", "mounts", {"source": "/srv/shared", "target": bad, "read_only": "on"}))
+
+# Group names: LXC splits groups on blanks and we allow letters, digits, ".", "_" and "-".
+for bad in [
+    "a;reboot",
+    "a|b",
+    "$(id)",
+    "`id`",
+    "a b",
+    "a\nb",
+    "a\tb",
+    "a/b",
+    "/abs",
+    "a\x00b",
+    "café",
+    "容器",
+    "x" * 64,
+    "a'b",
+    'a"b',
+    "a*",
+    "a,b",
+    "#a",
+    "a%00",
+    "a>b",
+]:
+    CASES.append(("autostart-group", "autostart", {"group": bad}))
+for bad in ["/", "relative", "/a b", "/x\x00", "../etc", "~", "/srv/$(id)", "/srv;id"]:
+    CASES.append(("mount-roots", "mount-roots", {"roots": bad}))
+for bad in ["web2", "", "WEB1", "web1 x", "web1;"]:
+    CASES.append(("destroy-confirm", "destroy", {"confirm": bad}))
+for bad in ["nohost", "../x", "", "testhost;id", "TESTHOST"]:
+    CASES.append(("create-host", "create-host", {"host": bad, "name": "ok5", "template": "busybox"}))
+for bad in ["../x", "/etc", "relative", "/var/lib/lxc/../../etc", "/x\x00", "/tmp/elsewhere"]:
+    CASES.append(("copy-lxcpath", "copy", {"new_name": "ok6", "snapshot": "on", "lxc_path": bad}))
+for bad in ["db1", "web1"]:
+    CASES.append(("copy-existing", "copy", {"new_name": bad, "snapshot": "on"}))
+for bad in ["/etc/\x00", "/" + "a" * 5000]:
+    CASES.append(("files-path", "files", {"path": bad}))
+for key in ("memory.limit_in_bytes", "cpu.shares", "pids.max", "cpuset.cpus"):
+    for bad in ["1\n2", "$(id)", "`id`", "1;2", "x" * 300]:
+        CASES.append(
+            ("limit-injection", "limits", {"key": key, "value": bad, "apply_live": "on", "persist": "on"})
+        )
+for key in ("lxc.start.delay", "lxc.group", "lxc.net.0.link", "lxc.signal.halt"):
+    for bad in ["1\nlxc.hook.pre-start = /tmp/x", "1\rx", "1\x0bx", "1\u2028x", "1\x85x"]:
+        CASES.append(("config-injection", "config", {"mode": "keys", key: bad}))
+CASES.append(("config-unknown-key", "config", {"mode": "keys", "lxc.hook.pre-start": "/tmp/x"}))
+CASES.append(("limits-nothing", "limits", {"key": "cpu.shares", "value": "512"}))
+CASES.append(
+    ("limits-live-on-stopped", "limits-stopped", {"key": "cpu.shares", "value": "512", "apply_live": "on"})
+)
+CASES.append(("attach-stopped", "attach-stopped", {"command": "true", "timeout": "10"}))
+CASES.append(("freeze-stopped", "freeze-stopped", {}))
+CASES.append(("start-running", "start-running", {}))
+CASES.append(("unknown-action", "unknown-action", {}))
+
+
+def post(setup, endpoint: str, data: dict):
+    client, c, stopped = setup["client"], setup["running"], setup["stopped"]
+    urls = {
+        "create": reverse("containers:create"),
+        "copy": reverse("containers:action", args=[stopped.pk, "copy"]),
+        "attach": reverse("containers:action", args=[c.pk, "attach"]),
+        "stop": reverse("containers:action", args=[c.pk, "stop"]),
+        "config": reverse("containers:config", args=[c.pk]),
+        "limits": reverse("containers:limits", args=[c.pk]),
+        "hooks": reverse("containers:hooks", args=[c.pk]),
+        "mounts": reverse("containers:mounts", args=[c.pk]),
+        "autostart": reverse("containers:autostart", args=[setup["host"].slug]),
+        "mount-roots": reverse("containers:mount-roots", args=[setup["host"].slug]),
+        "destroy": reverse("containers:destroy", args=[stopped.pk]),
+        "create-host": reverse("containers:create"),
+        "limits-stopped": reverse("containers:limits", args=[stopped.pk]),
+        "attach-stopped": reverse("containers:action", args=[stopped.pk, "attach"]),
+        "freeze-stopped": reverse("containers:action", args=[stopped.pk, "freeze"]),
+        "start-running": reverse("containers:action", args=[c.pk, "start"]),
+        "unknown-action": reverse("containers:action", args=[c.pk, "reboot-now"]),
+    }
+    if endpoint == "files":
+        return client.get(reverse("containers:files", args=[c.pk]), {**data, "download": "1"})
+    if endpoint == "create":
+        data = {"host": setup["host"].slug, **data}
+    return client.post(urls[endpoint], data, HTTP_HX_REQUEST="true")
+
+
+@pytest.mark.parametrize(
+    ("kind", "endpoint", "data"), CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CASES)]
+)
+def test_bad_input_is_refused_with_a_message_and_queues_nothing(setup, kind, endpoint, data):
+    response = post(setup, endpoint, data)
+    assert_refused(response)
+
+
+def test_there_are_at_least_300_cases():
+    assert len(CASES) >= 300
+
+
+def test_good_input_on_the_same_endpoints_is_accepted(setup):
+    """The cases above fail for their bad value, not because the endpoint refuses everything."""
+    good = [
+        ("create", {"name": "good1", "template": "busybox"}, 302),
+        ("copy", {"new_name": "db1-snap", "snapshot": "on"}, 202),
+        ("limits", {"key": "cpu.shares", "value": "512", "apply_live": "on", "persist": "on"}, 302),
+        ("mounts", {"source": "/srv/shared/data", "target": "mnt/data", "read_only": "on"}, 302),
+        ("autostart", {"group": "web"}, 302),
+        ("config", {"mode": "keys", "lxc.start.delay": "5"}, 302),
+        ("attach", {"command": "echo a;reboot", "timeout": "10"}, 202),
+    ]
+    for endpoint, data, status in good:
+        response = post(setup, endpoint, data)
+        assert response.status_code == status, (endpoint, response.content[:300])
+        Operation.objects.update(status="succeeded")  # release the container's lock for the next one
+    assert Operation.objects.count() == len(good)
