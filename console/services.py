@@ -129,3 +129,45 @@ def revoke_role(*, actor: Any, ctx: RequestContext, binding: RoleBinding) -> Non
             before = str(binding)
             binding.delete()
             _done(actor, ctx, "team.role.revoke", f"team {team.name}", params, before=before)
+
+
+_URI_RE = re.compile(r"^(lxc|qemu|test)(\+[a-z]+)?://[A-Za-z0-9._~:/?=&%@-]*$")
+
+
+def update_host(
+    *, actor: Any, ctx: RequestContext, host: Host, name: str, address: str, libvirt_uri: str
+) -> Host:
+    """Superusers edit a host's display name, address and libvirt URI (the agent owns the rest)."""
+    params = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="host.update", host=host, target=f"host {host.slug}", params=params
+    ):
+        access.require_superuser(actor)
+        name, address, libvirt_uri = (
+            (name or "").strip(),
+            (address or "").strip(),
+            (libvirt_uri or "").strip(),
+        )
+        if not name or len(name) > 200 or any(ch in name for ch in "\n\r\x00<>"):
+            raise InvalidInput("a host name is 1-200 characters on one line", field="name")
+        if len(address) > 255 or not re.fullmatch(r"[A-Za-z0-9.:_-]*", address):
+            raise InvalidInput("the address is a host name or an IP address", field="address")
+        if not _URI_RE.match(libvirt_uri):
+            raise InvalidInput("the libvirt URI looks like lxc:/// or lxc+ssh://host/", field="libvirt_uri")
+        with transaction.atomic():
+            before = {"name": host.name, "address": host.address, "libvirt_uri": host.libvirt_uri}
+            host.name, host.address, host.libvirt_uri = name, address, libvirt_uri
+            host.save(update_fields=["name", "address", "libvirt_uri"])
+            after = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
+            audit(
+                actor=actor,
+                ctx=ctx,
+                action="host.update",
+                result=AuditResult.SUCCEEDED,
+                host=host,
+                target=f"host {host.slug}",
+                params=params,
+                before=before,
+                after=after,
+            )
+        return host

@@ -18,6 +18,7 @@ urlpatterns = [
     path("account/totp/remove/", account_views.totp_remove, name="account-totp-remove"),
     path("hosts/", views.host_list, name="host-list"),
     path("hosts/<slug:slug>/", views.host_detail, name="host-detail"),
+    path("hosts/<slug:slug>/edit/", views.host_update, name="host-update"),
     path("operations/", views.operation_list, name="operation-list"),
     path("operations/<int:pk>/", views.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/card/", views.operation_card, name="operation-card"),

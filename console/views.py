@@ -7,6 +7,7 @@ import json
 from datetime import datetime, time
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -15,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import services
@@ -270,3 +271,25 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("containers:list")
+
+
+@require_POST
+@login_required
+@audited_post("host.update")
+def host_update(request: HttpRequest, slug: str) -> HttpResponse:
+    host = get_for_user(Host.objects.all(), request.user, slug=slug)
+    _superuser_only(request)
+    try:
+        services.update_host(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=host,
+            name=request.POST.get("name", ""),
+            address=request.POST.get("address", ""),
+            libvirt_uri=request.POST.get("libvirt_uri", ""),
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
+    messages.success(request, f"Host {host.slug} saved.")
+    return redirect("host-detail", slug=host.slug)

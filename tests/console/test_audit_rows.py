@@ -38,6 +38,7 @@ def url_for(name: str, w: dict) -> str:
         "storage:loop-detach": {"pk": w["loop"].pk},
         "storage:pool-destroy": {"pk": w["pool"].pk},
         "team-detail": {"pk": w["team"].pk},
+        "host-update": {"slug": w["host"].slug},
         "containers:autostart": {"slug": w["host"].slug},
         "containers:mount-roots": {"slug": w["host"].slug},
         "containers:action": {"pk": w["c"].pk, "action": "start"},
@@ -49,6 +50,11 @@ def url_for(name: str, w: dict) -> str:
 
 PAYLOADS = {
     "team-list": [{}, {"name": "bad;name"}, {"name": "newteam"}],
+    "host-update": [
+        {},
+        {"name": "x", "address": "a b", "libvirt_uri": "lxc:///"},
+        {"name": "Rack 1", "libvirt_uri": "lxc:///"},
+    ],
     "team-detail": [
         {},
         {"do": "add-member", "username": "nobody"},

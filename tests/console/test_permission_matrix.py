@@ -22,6 +22,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "logout": (None, "any"),
     "host-list": ("login", None),
     "host-detail": ("view", None),
+    "host-update": (None, "super"),
     "operation-list": ("login", None),
     "operation-detail": ("view", None),
     "operation-card": ("view", None),
@@ -114,6 +115,7 @@ def kwargs_for(name: str, w: dict) -> dict:
     c, h = w["container"], w["host"]
     return {
         "host-detail": {"slug": h.slug},
+        "host-update": {"slug": h.slug},
         "operation-detail": {"pk": w["op"].pk},
         "operation-card": {"pk": w["op"].pk},
         "team-detail": {"pk": w["team"].pk},
@@ -160,8 +162,8 @@ def expected(need: str | None, who: str, has_object: bool) -> str:
         return "ok"
     if need == "login":
         return "ok"
-    if need == "super":
-        return "forbidden"
+    if need == "super":  # objects on hosts the user cannot see stay hidden even here
+        return "hidden" if who == "outsider" and has_object else "forbidden"
     rank = {"outsider": 0, "viewer": 1, "operator": 2, "admin": 3}[who]
     if rank == 0:
         return "hidden" if has_object else "forbidden"

@@ -203,3 +203,24 @@ def test_audit_list_filters_by_result(client, admin, host):
     client.force_login(admin)
     body = client.get(reverse("audit-list"), {"result": "refused"}).content.decode()
     assert "t-refused" in body and "t-accepted" not in body
+
+
+def test_superuser_edits_a_host_and_the_change_is_audited(client, superuser, host):
+    from console.models import AuditEvent
+
+    client.force_login(superuser)
+    response = client.post(
+        reverse("host-update", args=[host.slug]),
+        {"name": "Rack 4 node", "address": "10.9.8.7", "libvirt_uri": "lxc:///"},
+    )
+    assert response.status_code == 302
+    host.refresh_from_db()
+    assert host.name == "Rack 4 node" and host.address == "10.9.8.7"
+    event = AuditEvent.objects.get(action="host.update", result="succeeded")
+    assert event.before["name"] == "test host" and event.after["name"] == "Rack 4 node"
+    bad = client.post(
+        reverse("host-update", args=[host.slug]), {"name": "x", "libvirt_uri": "file:///etc/passwd"}
+    )
+    assert bad.status_code == 400
+    host.refresh_from_db()
+    assert host.libvirt_uri == "lxc:///"
