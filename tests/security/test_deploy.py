@@ -17,7 +17,10 @@ ROOT = Path(settings.BASE_DIR)
 
 def check_deploy(**env: str) -> subprocess.CompletedProcess:
     environ = {
-        k: v for k, v in os.environ.items() if k not in ("DEBUG", "CONSOLE_PRODUCTION", "ALLOWED_HOSTS")
+        k: v
+        for k, v in os.environ.items()
+        # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests' Playwright fixture, never in production.
+        if k not in ("DEBUG", "CONSOLE_PRODUCTION", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     environ.update(env)
     return subprocess.run(
