@@ -18,3 +18,10 @@ class ContainersConfig(AppConfig):
             agent.AGENT_WATCHERS.append(boot.autostart_on_boot)
         if monitor.start_usage_refresh not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(monitor.start_usage_refresh)
+        # libvirt-LXC domains and networks: handlers, periodic sync, lifecycle events.
+        from containers import libvirt_inventory, libvirt_tasks  # noqa: F401
+
+        if libvirt_inventory.sync_host not in agent.INVENTORY_SYNCERS:
+            agent.INVENTORY_SYNCERS.append(libvirt_inventory.sync_host)
+        if libvirt_inventory.start_libvirt_watcher not in agent.AGENT_WATCHERS:
+            agent.AGENT_WATCHERS.append(libvirt_inventory.start_libvirt_watcher)

@@ -14,7 +14,7 @@ from console.choices import AuditResult
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audit, audited_refusal, start_operation
-from containers.choices import State, Template
+from containers.choices import Backend, State, Template
 from containers.config import config_hash, current_values, validate_config_text, validate_key_value
 from containers.hooks import validate_hook_type, validate_script
 from containers.limits import saved_limits, validate_limit
@@ -130,6 +130,11 @@ def _lifecycle(
         actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=audit_params
     ):
         access.require(actor, role, container.host)
+        if container.backend != Backend.LXC:
+            raise Conflict(
+                f"{container.name} is a libvirt-LXC domain: use its domain actions (virsh start, shutdown, "
+                "destroy, ...) on its page; the lxc-* tools do not manage it"
+            )
         if check is not None:
             check(container)  # may add derived values (argv, normalised text) to ``extra``
         return start_operation(

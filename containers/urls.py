@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from containers import views
+from containers import libvirt_views, views
 
 app_name = "containers"
 urlpatterns = [
@@ -19,5 +19,9 @@ urlpatterns = [
     path("<int:pk>/files/", views.container_files, name="files"),
     path("<int:pk>/files/result/<int:op_pk>/", views.container_files_result, name="files-result"),
     path("<int:pk>/files/blob/<int:op_pk>/", views.container_file_blob, name="file-blob"),
+    # libvirt-LXC domains (before the catch-all action route)
+    path("libvirt/new/", libvirt_views.domain_create, name="libvirt-create"),
+    path("<int:pk>/domain/<str:action>/", libvirt_views.domain_action, name="libvirt-action"),
+    path("<int:pk>/convert/", libvirt_views.container_convert, name="convert"),
     path("<int:pk>/<str:action>/", views.container_action, name="action"),
 ]

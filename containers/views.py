@@ -20,7 +20,7 @@ from console.models import Host, Operation
 from console.operations import RequestContext
 from console.views import paginate
 from containers import services
-from containers.choices import State
+from containers.choices import Backend, State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
@@ -57,6 +57,10 @@ def container_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host", "origin"), request.user, pk=pk)
+    if container.backend == Backend.LIBVIRT:
+        from containers.libvirt_views import domain_detail
+
+        return domain_detail(request, container)
     operations = (
         Operation.objects.filter(lock_key=container.lock_key)
         .select_related("actor", "host")

@@ -1,8 +1,9 @@
-"""libvirt networks and host bridges (filled by the libvirt issue)."""
+"""libvirt networks as the agents last saw them (``virsh net-list --all`` + ``net-dumpxml``)."""
 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from console.models import Host
 from networks.choices import ForwardMode
@@ -20,6 +21,12 @@ class Network(models.Model):
     active = models.BooleanField(default=False)
     autostart = models.BooleanField(default=False)
     persistent = models.BooleanField(default=True)
+    uuid = models.CharField(max_length=36, blank=True)
+    # The network's XML as the agent last read it (pages never ask libvirt).
+    xml = models.TextField(blank=True)
+    # DHCP leases (network.DHCPLeases()) while the network is active: mac, ip, prefix, hostname, expires.
+    leases = models.JSONField(default=list, blank=True)
+    last_seen = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["host__slug", "name"]
@@ -27,3 +34,15 @@ class Network(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host.slug}/{self.name}"
+
+    @property
+    def lock_key(self) -> str:
+        return network_lock_key(self.host.slug, self.name)
+
+    @property
+    def target(self) -> str:
+        return f"network {self.host.slug}/{self.name}"
+
+
+def network_lock_key(host_slug: str, name: str) -> str:
+    return f"network:{host_slug}:{name}"

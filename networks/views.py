@@ -1,14 +1,110 @@
+"""Network pages: they read the inventory; actions go through networks.services."""
+
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from console import access
+from console.decorators import audited_post
+from console.errors import Forbidden, ServiceError
+from console.models import Host, Operation
+from console.operations import RequestContext
+from networks import services
+from networks.forms import DefineNetworkForm
 from networks.models import Network
 
 
 @require_safe
 @login_required
 def network_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "networks/index.html", {"networks": Network.objects.select_related("host")})
+    hosts = access.for_user(Host.objects.all(), request.user)
+    networks = access.for_user(Network.objects.select_related("host"), request.user)
+    operations = (
+        Operation.objects.filter(host__in=hosts, kind__startswith="libvirt.network.")
+        .select_related("host", "actor")
+        .defer("log")[:10]
+    )
+    context = {
+        "networks": networks,
+        "operations": operations,
+        "can_create": access.can(request.user, "admin"),
+        "admin_hosts": {h.pk for h in hosts if access.can(request.user, "admin", h)},
+    }
+    return render(request, "networks/index.html", context)
+
+
+@require_safe
+@login_required
+def network_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
+    operations = Operation.objects.filter(lock_key=network.lock_key).select_related("actor").defer("log")[:10]
+    context = {
+        "network": network,
+        "operations": operations,
+        "can_admin": access.can(request.user, "admin", network.host),
+    }
+    return render(request, "networks/detail.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@audited_post("libvirt.network.define")
+def network_create(request: HttpRequest) -> HttpResponse:
+    hosts = access.for_user(Host.objects.all(), request.user)
+    access.require_post_role(request, "admin", None)
+    form = DefineNetworkForm(request.POST or None, initial={"host": hosts.first()})
+    form.fields["host"].queryset = hosts
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                op = services.define_network(
+                    actor=request.user,
+                    ctx=RequestContext.from_request(request),
+                    host=data["host"],
+                    name=data["name"],
+                    bridge=data["bridge"],
+                    forward_mode=data["forward_mode"],
+                    address=data["address"],
+                    netmask=data["netmask"],
+                    dhcp_start=data["dhcp_start"],
+                    dhcp_end=data["dhcp_end"],
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                status = exc.status_code
+            else:
+                return redirect("operation-detail", pk=op.pk)
+        else:
+            status = 400
+    return render(request, "networks/create.html", {"form": form}, status=status)
+
+
+@require_POST
+@login_required
+@audited_post("libvirt.network.action")
+def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", network.host)
+    back = reverse("networks:detail", args=[pk])
+    try:
+        op = services.network_action(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            network=network,
+            action=action,
+            enabled=request.POST.get("enabled") == "on",
+        )
+    except ServiceError as exc:
+        if request.htmx or isinstance(exc, Forbidden):
+            return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
+        messages.error(request, exc.message)
+        return redirect(back)
+    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    return redirect("operation-detail", pk=op.pk)

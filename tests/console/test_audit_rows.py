@@ -30,7 +30,17 @@ def world(db, host):
         host=host, device="/dev/loop7", backing_file="/var/lib/lxc-console/storage/a.img"
     )
     pool = Pool.objects.create(host=host, name="p1", kind="dir", lxc_path="/srv/p1")
-    return {"c": c, "host": host, "team": Team.objects.create(name="t1"), "loop": loop, "pool": pool}
+    from networks.models import Network
+
+    network = Network.objects.create(host=host, name="net1", bridge="virbr9")
+    return {
+        "c": c,
+        "host": host,
+        "team": Team.objects.create(name="t1"),
+        "loop": loop,
+        "pool": pool,
+        "network": network,
+    }
 
 
 def url_for(name: str, w: dict) -> str:
@@ -42,6 +52,10 @@ def url_for(name: str, w: dict) -> str:
         "containers:autostart": {"slug": w["host"].slug},
         "containers:mount-roots": {"slug": w["host"].slug},
         "containers:action": {"pk": w["c"].pk, "action": "start"},
+        "containers:libvirt-create": {},
+        "containers:libvirt-action": {"pk": w["c"].pk, "action": "start"},
+        "networks:create": {},
+        "networks:action": {"pk": w["network"].pk, "action": "start"},
     }.get(name)
     if kwargs is None and name.startswith("containers:") and name != "containers:create":
         kwargs = {"pk": w["c"].pk}
@@ -89,6 +103,35 @@ PAYLOADS = {
     "storage:loop-detach": [{}, {"confirm": "wrong"}],
     "storage:pool-create": [{}, {"name": "..", "kind": "dir"}],
     "storage:pool-destroy": [{}, {"confirm": "wrong"}],
+    "containers:libvirt-create": [
+        {},
+        {
+            "mode": "form",
+            "host": "testhost",
+            "name": "-bad",
+            "memory_mib": "64",
+            "vcpus": "1",
+            "init": "/bin/sh",
+            "rootfs": "/srv/r",
+        },
+        {"mode": "xml", "host": "testhost", "xml": '<!DOCTYPE d [<!ENTITY x "y">]><domain type="lxc"/>'},
+    ],
+    "containers:libvirt-action": [{}],
+    "containers:convert": [{}, {"new_name": "-bad"}],
+    "networks:create": [
+        {},
+        {
+            "host": "testhost",
+            "name": "n1",
+            "bridge": "virbr77",
+            "forward_mode": "nat",
+            "address": "192.168.250.1",
+            "netmask": "255.255.255.0",
+            "dhcp_start": "10.0.0.2",
+            "dhcp_end": "10.0.0.9",
+        },
+    ],
+    "networks:action": [{}],
     "account-password": [{}],
     "account-totp-start": [{}],
     "account-totp-confirm": [{"token": "000000"}],

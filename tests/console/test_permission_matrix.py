@@ -55,6 +55,12 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "account-totp-confirm": (None, "login"),
     "account-totp-remove": (None, "login"),
     "networks:index": ("login", None),
+    "networks:create": ("login", "admin"),
+    "networks:detail": ("view", None),
+    "networks:action": (None, "admin"),
+    "containers:libvirt-create": ("login", "admin"),
+    "containers:libvirt-action": (None, "operate"),
+    "containers:convert": ("view", "admin"),
 }
 ROLE_RANK = {"view": 1, "operate": 2, "admin": 3}
 USERS = ["anonymous", "outsider", "viewer", "operator", "admin", "superuser"]
@@ -108,7 +114,18 @@ def world(db, host, make_user, admin):
         host=host, device="/dev/loop7", backing_file="/var/lib/lxc-console/storage/a.img"
     )
     pool = Pool.objects.create(host=host, name="p1", kind="dir", lxc_path="/srv/p1")
-    return {"host": host, "container": container, "op": op, "team": team, "loop": loop, "pool": pool}
+    from networks.models import Network
+
+    network = Network.objects.create(host=host, name="net1", bridge="virbr9")
+    return {
+        "host": host,
+        "container": container,
+        "op": op,
+        "team": team,
+        "loop": loop,
+        "pool": pool,
+        "network": network,
+    }
 
 
 def kwargs_for(name: str, w: dict) -> dict:
@@ -134,6 +151,10 @@ def kwargs_for(name: str, w: dict) -> dict:
         "storage:loop-detach": {"pk": w["loop"].pk},
         "storage:pool-detail": {"pk": w["pool"].pk},
         "storage:pool-destroy": {"pk": w["pool"].pk},
+        "networks:detail": {"pk": w["network"].pk},
+        "networks:action": {"pk": w["network"].pk, "action": "start"},
+        "containers:libvirt-action": {"pk": c.pk, "action": "start"},
+        "containers:convert": {"pk": c.pk},
     }.get(name, {})
 
 

@@ -1,0 +1,393 @@
+"""libvirt-LXC domain XML: validated values in, XML built and read with a real XML library.
+
+Nothing here talks to libvirt: the web process validates forms and pasted XML with it, the agent
+builds what it defines with it. Untrusted XML is parsed with ``defusedxml`` (no DTDs, no entities,
+no external references) and only after a size check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
+from dataclasses import dataclass, field
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError as SafeParseError
+from defusedxml.ElementTree import fromstring as safe_fromstring
+
+from console.errors import InvalidInput
+from containers.validators import validate_container_name
+
+EMULATOR = "/usr/lib/libvirt/libvirt_lxc"
+MAX_XML_BYTES = 64 * 1024
+MEMORY_MIB_MIN, MEMORY_MIB_MAX = 16, 65536
+MAC_PREFIXES = ("00:16:3e", "52:54:00")
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_TARGET_RE = re.compile(r"vd[b-z]")
+# Linux interface names: 1-15 characters, no "/", ":" or whitespace; ours are stricter.
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_domain_name(value: object) -> str:
+    return validate_container_name(value)
+
+
+def validate_memory_mib(value: object) -> int:
+    try:
+        mib = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput("memory is a whole number of MiB", field="memory_mib") from None
+    if not MEMORY_MIB_MIN <= mib <= MEMORY_MIB_MAX:
+        raise InvalidInput(
+            f"memory must be between {MEMORY_MIB_MIN} and {MEMORY_MIB_MAX} MiB (got {mib})",
+            field="memory_mib",
+        )
+    return mib
+
+
+def validate_vcpus(value: object, host_cpus: int | None) -> int:
+    try:
+        count = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput("vCPUs is a whole number", field="vcpus") from None
+    top = host_cpus or 1
+    if not 1 <= count <= top:
+        raise InvalidInput(f"vCPUs must be between 1 and {top}, the host's CPUs (got {count})", field="vcpus")
+    return count
+
+
+def validate_abs_path(value: object, field_name: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} is required", field=field_name)
+    value = value.strip()
+    if any(ch in value for ch in "\x00\n\r") or len(value) > 4096:
+        raise InvalidInput(
+            f"{what} must be a single line without NUL, under 4096 characters", field=field_name
+        )
+    if not value.startswith("/"):
+        raise InvalidInput(f"{what} must be an absolute path (starting with /)", field=field_name)
+    if ".." in value.split("/"):
+        raise InvalidInput(f"{what} must not contain '..'", field=field_name)
+    return os.path.normpath(value)
+
+
+def validate_ifname(value: object, field_name: str, what: str) -> str:
+    if not isinstance(value, str) or not _IFNAME_RE.fullmatch(value):
+        raise InvalidInput(
+            f"{what} must be 1-15 letters, digits, '-', '_' or '.', not starting with '-' or '.'",
+            field=field_name,
+        )
+    return value
+
+
+def generate_mac(prefix: str = MAC_PREFIXES[0]) -> str:
+    return prefix + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
+
+
+def validate_mac(value: object) -> str:
+    """A unicast, non-zero MAC written as six ``xx:`` pairs; returned lowercase."""
+    if not isinstance(value, str):
+        raise InvalidInput("the MAC address must look like 00:16:3e:12:34:56", field="mac")
+    mac = value.strip().lower()
+    if not _MAC_RE.fullmatch(mac):
+        raise InvalidInput("the MAC address must look like 00:16:3e:12:34:56", field="mac")
+    if int(mac[:2], 16) & 1:
+        raise InvalidInput("that is a multicast MAC address; a container needs a unicast one", field="mac")
+    if mac == "00:00:00:00:00:00":
+        raise InvalidInput("the all-zero MAC address is not usable", field="mac")
+    return mac
+
+
+def validate_target(value: object) -> str:
+    if not isinstance(value, str) or not _TARGET_RE.fullmatch(value):
+        raise InvalidInput(
+            "the target must be vdb to vdz (vda is left to the root filesystem)", field="target"
+        )
+    return value
+
+
+def validate_block_device_path(value: object) -> str:
+    path = validate_abs_path(value, "device", "the device")
+    if not path.startswith("/dev/"):
+        raise InvalidInput("the device must be a block device under /dev (e.g. /dev/loop3)", field="device")
+    return path
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    memory_mib: int
+    vcpus: int
+    init: str
+    rootfs: str
+    network: str = ""  # a libvirt network name, or
+    bridge: str = ""  # a host bridge name
+    mac: str = ""
+
+
+def build_domain_xml(spec: DomainSpec) -> str:
+    """The ``<domain type='lxc'>`` document for a form-defined container."""
+    dom = ET.Element("domain", type="lxc")
+    ET.SubElement(dom, "name").text = spec.name
+    ET.SubElement(dom, "memory", unit="MiB").text = str(spec.memory_mib)
+    ET.SubElement(dom, "vcpu").text = str(spec.vcpus)
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type").text = "exe"
+    ET.SubElement(os_el, "init").text = spec.init
+    ET.SubElement(dom, "on_poweroff").text = "destroy"
+    ET.SubElement(dom, "on_reboot").text = "restart"
+    ET.SubElement(dom, "on_crash").text = "destroy"
+    devices = ET.SubElement(dom, "devices")
+    ET.SubElement(devices, "emulator").text = EMULATOR
+    fs = ET.SubElement(devices, "filesystem", type="mount")
+    ET.SubElement(fs, "source", dir=spec.rootfs)
+    ET.SubElement(fs, "target", dir="/")
+    if spec.network or spec.bridge:
+        kind = "network" if spec.network else "bridge"
+        iface = ET.SubElement(devices, "interface", type=kind)
+        ET.SubElement(iface, "mac", address=spec.mac)
+        ET.SubElement(iface, "source", {kind: spec.network or spec.bridge})
+    add_console(dom)
+    return to_text(dom)
+
+
+def add_console(dom: ET.Element) -> bool:
+    """Give the domain a ``<console type='pty'>`` if it has none; True when one was added."""
+    devices = dom.find("devices")
+    if devices is None:
+        devices = ET.SubElement(dom, "devices")
+    if devices.find("console") is not None:
+        return False
+    console = ET.SubElement(devices, "console", type="pty")
+    ET.SubElement(console, "target", type="lxc", port="0")
+    return True
+
+
+def disk_xml(device: str, target: str) -> str:
+    """``<disk type='block'>`` for a host block device seen as ``target`` in the container."""
+    disk = ET.Element("disk", type="block", device="disk")
+    ET.SubElement(disk, "source", dev=device)
+    ET.SubElement(disk, "target", dev=target, bus="virtio")
+    return to_text(disk)
+
+
+def to_text(element: ET.Element) -> str:
+    ET.indent(element)
+    return ET.tostring(element, encoding="unicode")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def safe_parse(text: object, *, what: str = "XML", field_name: str = "xml") -> ET.Element:
+    """Parse untrusted XML: size-capped, no DTD, no entities, no external references."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(f"the {what} is empty", field=field_name)
+    size = len(text.encode())
+    if size > MAX_XML_BYTES:
+        raise InvalidInput(
+            f"the {what} is {size} bytes; at most {MAX_XML_BYTES // 1024} KiB is accepted", field=field_name
+        )
+    if "\x00" in text:
+        raise InvalidInput(f"the {what} contains NUL characters", field=field_name)
+    try:
+        return safe_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise InvalidInput(
+            f"the {what} was refused: DTDs, entities and external references are not allowed ({exc})",
+            field=field_name,
+        ) from None
+    except (SafeParseError, ET.ParseError, ValueError) as exc:
+        raise InvalidInput(f"the {what} is not well-formed: {exc}", field=field_name) from None
+
+
+def validate_domain_document(text: object) -> tuple[str, ET.Element]:
+    """Pasted domain XML: well-formed, safe, ``type='lxc'``, a valid name. Returns (name, root)."""
+    root = safe_parse(text, what="domain XML")
+    if root.tag != "domain":
+        raise InvalidInput(f"the document's root element is {root.tag!r}, not 'domain'", field="xml")
+    if root.get("type") != "lxc":
+        raise InvalidInput(
+            f"the domain type is {root.get('type')!r}; only type='lxc' domains are accepted", field="xml"
+        )
+    name = validate_domain_name((root.findtext("name") or "").strip())
+    for iface in root.iterfind("devices/interface"):
+        mac = iface.find("mac")
+        if mac is not None and mac.get("address"):
+            validate_mac(mac.get("address"))
+    return name, root
+
+
+@dataclass
+class DomainInfo:
+    """What the pages show from a domain's XML."""
+
+    name: str = ""
+    uuid: str = ""
+    memory_kib: int | None = None
+    vcpus: int | None = None
+    init: str = ""
+    rootfs: str = ""
+    interfaces: list[dict[str, str]] = field(default_factory=list)
+    disks: list[dict[str, str]] = field(default_factory=list)
+    consoles: int = 0
+    filesystems: list[dict[str, str]] = field(default_factory=list)
+
+
+_UNIT_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
+             "mb": 1000**2 / 1024, "g": 1024**2, "gib": 1024**2, "gb": 1000**3 / 1024}  # fmt: skip
+
+
+def parse_domain_xml(text: str) -> DomainInfo:
+    """Read a domain's XML (as libvirt's dumpxml returns it, or as the inventory stored it)."""
+    info = DomainInfo()
+    if not text:
+        return info
+    try:
+        root = safe_parse(text, what="domain XML")
+    except InvalidInput:
+        return info
+    info.name = (root.findtext("name") or "").strip()
+    info.uuid = (root.findtext("uuid") or "").strip()
+    memory = root.find("memory")
+    if memory is not None and (memory.text or "").strip().isdigit():
+        factor = _UNIT_KIB.get((memory.get("unit") or "KiB").lower(), 1)
+        info.memory_kib = int(int(memory.text.strip()) * factor)
+    vcpu = (root.findtext("vcpu") or "").strip()
+    info.vcpus = int(vcpu) if vcpu.isdigit() else None
+    info.init = (root.findtext("os/init") or "").strip()
+    for fs in root.iterfind("devices/filesystem"):
+        source, target = fs.find("source"), fs.find("target")
+        src = "" if source is None else (source.get("dir") or source.get("file") or source.get("usage") or "")
+        dst = "" if target is None else target.get("dir", "")
+        info.filesystems.append({"type": fs.get("type", ""), "source": src, "target": dst})
+        if dst == "/" and not info.rootfs:
+            info.rootfs = src
+    for iface in root.iterfind("devices/interface"):
+        source, mac, target = iface.find("source"), iface.find("mac"), iface.find("target")
+        kind = iface.get("type", "")
+        info.interfaces.append(
+            {
+                "type": kind,
+                "source": "" if source is None else (source.get("network") or source.get("bridge") or ""),
+                "mac": "" if mac is None else mac.get("address", ""),
+                "dev": "" if target is None else target.get("dev", ""),
+            }
+        )
+    for disk in root.iterfind("devices/disk"):
+        source, target = disk.find("source"), disk.find("target")
+        info.disks.append(
+            {
+                "type": disk.get("type", ""),
+                "source": "" if source is None else (source.get("dev") or source.get("file") or ""),
+                "target": "" if target is None else target.get("dev", ""),
+                "bus": "" if target is None else target.get("bus", ""),
+            }
+        )
+    info.consoles = len(root.findall("devices/console"))
+    return info
+
+
+def macs_in(text: str) -> set[str]:
+    return {i["mac"].lower() for i in parse_domain_xml(text).interfaces if i["mac"]}
+
+
+# ---------------------------------------------------------------- conversion from native LXC
+
+# Keys libvirt's lxc-tools converter reads (src/lxc/lxc_native.c); the rest are dropped silently.
+CONVERTED_KEYS = (
+    "lxc.rootfs",
+    "lxc.rootfs.path",
+    "lxc.mount",
+    "lxc.mount.fstab",
+    "lxc.mount.entry",
+    "lxc.utsname",
+    "lxc.uts.name",
+    "lxc.arch",
+    "lxc.cap.drop",
+    "lxc.id_map",
+    "lxc.idmap",
+    "lxc.console",
+    "lxc.console.path",
+    "lxc.include",
+)
+CONVERTED_PREFIXES = ("lxc.network.", "lxc.net.", "lxc.cgroup.")
+
+
+@dataclass
+class Conversion:
+    """The result of converting a native config: XML to review, notes on what changed or was lost."""
+
+    xml: str = ""
+    not_converted: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    error: str = ""
+    hint: str = ""
+
+
+def unconverted_lines(config_text: str) -> list[str]:
+    """Config lines libvirt's converter does not read (so the domain will not have them)."""
+    lines = []
+    for raw in config_text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key = line.split("=", 1)[0].strip()
+        if key in CONVERTED_KEYS or key.startswith(CONVERTED_PREFIXES):
+            continue
+        lines.append(line)
+    return lines
+
+
+def hint_for_conversion_error(message: str) -> str:
+    """What to change in the native config when libvirt refuses it."""
+    lowered = message.lower()
+    if "tmpfs size" in lowered:
+        return (
+            "libvirt needs a size on every tmpfs mount entry: edit the container's configuration and add "
+            "size= to the options of the tmpfs lxc.mount.entry line, for example "
+            "'lxc.mount.entry = shm dev/shm tmpfs defaults,size=64m,create=dir 0 0', then convert again."
+        )
+    if "rootfs" in lowered:
+        return "the configuration needs an lxc.rootfs.path line naming the root filesystem directory."
+    if "network" in lowered or "net" in lowered:
+        return (
+            "check the lxc.net.* lines: libvirt converts veth with a link bridge, macvlan, vlan, phys, none."
+        )
+    return "edit the container's configuration so that libvirt can read it, then convert again."
+
+
+def fix_converted(xml_text: str, *, add_console_device: bool, name: str = "") -> tuple[str, list[str]]:
+    """Repair what the converter leaves unusable: ``dir:`` rootfs prefixes, all-zero MACs, no console."""
+    root = safe_parse(xml_text, what="converted XML")
+    fixes: list[str] = []
+    if name and root.findtext("name") != name:
+        name_el = root.find("name")
+        if name_el is None:
+            name_el = ET.SubElement(root, "name")
+        fixes.append(f"named the domain {name!r}")
+        name_el.text = name
+    for source in root.iterfind("devices/filesystem/source"):
+        src = source.get("dir", "")
+        if src.startswith("dir:"):
+            source.set("dir", src.removeprefix("dir:"))
+            fixes.append(f"removed the LXC backing-store prefix from {src!r}")
+    for mac in root.iterfind("devices/interface/mac"):
+        if mac.get("address", "").lower() in ("", "00:00:00:00:00:00"):
+            new = generate_mac()
+            mac.set("address", new)
+            fixes.append(f"gave the interface the MAC address {new} (the config had none)")
+    uuid = root.find("uuid")
+    if uuid is not None:
+        root.remove(uuid)  # a fresh one is generated when the domain is defined
+    if add_console_device and add_console(root):
+        fixes.append("added a console device (<console type='pty'>)")
+    return to_text(root), fixes

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django import forms
+
+from console.models import Host
+from containers.domain_xml import MEMORY_MIB_MAX, MEMORY_MIB_MIN
+
+
+class DefineDomainForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
+    name = forms.CharField(
+        max_length=200,
+        help_text="1-63 characters: letters, digits, '-', '_' and '.'; not starting with '-' or '.'",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
+    )
+    memory_mib = forms.CharField(
+        label="Memory, MiB", initial="128", help_text=f"{MEMORY_MIB_MIN} to {MEMORY_MIB_MAX}"
+    )
+    vcpus = forms.CharField(label="vCPUs", initial="1", help_text="1 to the host's number of CPUs")
+    init = forms.CharField(label="Init", initial="/sbin/init", help_text="absolute path inside the rootfs")
+    rootfs = forms.CharField(
+        label="Root filesystem directory",
+        help_text="an existing directory on the host, e.g. the rootfs of a busybox or Debian container",
+    )
+    network = forms.CharField(required=False, label="libvirt network", help_text="a network of the host, or")
+    bridge = forms.CharField(required=False, label="host bridge", help_text="a bridge such as lxcbr0")
+    mac = forms.CharField(
+        required=False, label="MAC address", help_text="empty: generated in 00:16:3e:xx:xx:xx"
+    )
+
+
+class DomainXmlForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
+    xml = forms.CharField(
+        label="Domain XML",
+        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
+        help_text="type='lxc' only; at most 64 KiB; no DTD or entities",
+    )

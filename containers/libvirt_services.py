@@ -1,0 +1,330 @@
+"""Every change to a libvirt-LXC domain goes through here: validate, authorize, lock, audit, enqueue.
+
+The agent's handlers are in ``containers.libvirt_tasks``. Domains are Container rows with
+``backend="libvirt"`` and an empty LXC path; the native ``lxc-*`` actions refuse them and these
+functions refuse native containers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from console import access
+from console.errors import Conflict, InvalidInput
+from console.models import Host, Operation
+from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from containers.choices import Backend, State
+from containers.domain_xml import (
+    MAC_PREFIXES,
+    DomainSpec,
+    build_domain_xml,
+    generate_mac,
+    macs_in,
+    parse_domain_xml,
+    validate_abs_path,
+    validate_block_device_path,
+    validate_domain_document,
+    validate_domain_name,
+    validate_ifname,
+    validate_mac,
+    validate_memory_mib,
+    validate_target,
+    validate_vcpus,
+)
+from containers.models import Container, container_lock_key
+from networks.models import Network
+from networks.network_xml import validate_network_name
+
+_RUNNING = {State.RUNNING, State.FROZEN, State.STOPPING}
+ACTIONS = {
+    # action: (operation kind, role, states it needs or None, message when the state is wrong)
+    "start": ("libvirt.domain.start", "operate", {State.STOPPED}, "only a stopped domain can be started"),
+    "shutdown": ("libvirt.domain.shutdown", "operate", {State.RUNNING}, "only a running domain shuts down"),
+    "destroy": ("libvirt.domain.destroy", "operate", _RUNNING, "the domain is not running"),
+    "suspend": (
+        "libvirt.domain.suspend",
+        "operate",
+        {State.RUNNING},
+        "only a running domain can be suspended",
+    ),
+    "resume": ("libvirt.domain.resume", "operate", {State.FROZEN}, "only a suspended domain can be resumed"),
+    "undefine": (
+        "libvirt.domain.undefine",
+        "admin",
+        {State.STOPPED, State.UNKNOWN},
+        "shut it down or destroy it first: a running domain cannot be undefined",
+    ),
+    "autostart": ("libvirt.domain.autostart", "admin", None, ""),
+}
+
+
+def require_libvirt(container: Container) -> None:
+    if container.backend != Backend.LIBVIRT:
+        raise Conflict(
+            f"{container.name} is a native LXC container: use its LXC actions (lxc-start, lxc-stop, ...), "
+            "or convert it to a libvirt domain first"
+        )
+
+
+def _host_cpus(host: Host) -> int | None:
+    caps = host.capabilities or {}
+    cpus = caps.get("cpus") or caps.get("libvirt", {}).get("cpus")
+    if isinstance(cpus, int):
+        return cpus
+    if isinstance(cpus, list):
+        return len(cpus)
+    import os
+
+    return os.cpu_count()
+
+
+def _domain_lock(host: Host, name: str) -> str:
+    return container_lock_key(host.slug, "", name)
+
+
+def _check_new_name(host: Host, name: str) -> str:
+    name = validate_domain_name(name)
+    if Container.objects.filter(host=host, backend=Backend.LIBVIRT, name=name).exists():
+        raise Conflict(f"a libvirt domain named {name!r} already exists on host {host.slug}", field="name")
+    if active_operation(_domain_lock(host, name)):
+        raise Conflict(f"an operation on a domain named {name!r} is already running", field="name")
+    return name
+
+
+def _check_mac_free(host: Host, mac: str, *, but: str = "") -> None:
+    for other in Container.objects.filter(host=host, backend=Backend.LIBVIRT).exclude(name=but):
+        if mac in macs_in(other.config_text):
+            raise Conflict(f"the MAC address {mac} is already used by domain {other.name!r}", field="mac")
+
+
+def define_domain(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    host: Host,
+    name: str,
+    memory_mib: Any,
+    vcpus: Any,
+    init: str,
+    rootfs: str,
+    network: str = "",
+    bridge: str = "",
+    mac: str = "",
+) -> Operation:
+    """Define a domain from the form's values; the agent checks that the rootfs directory exists."""
+    params: dict[str, Any] = {
+        "name": name,
+        "memory_mib": memory_mib,
+        "vcpus": vcpus,
+        "init": init,
+        "rootfs": rootfs,
+        "network": network,
+        "bridge": bridge,
+        "mac": mac,
+    }
+    target = f"container {host.slug}/{name}"[:255]
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="libvirt.domain.define", host=host, target=target, params=dict(params)
+    ):
+        access.require(actor, "admin", host)
+        name = _check_new_name(host, name)
+        spec_mem = validate_memory_mib(memory_mib)
+        spec_cpus = validate_vcpus(vcpus, _host_cpus(host))
+        init_path = validate_abs_path(init, "init", "the init path")
+        rootfs_dir = validate_abs_path(rootfs, "rootfs", "the root filesystem directory")
+        if rootfs_dir == "/":
+            raise InvalidInput("the host's own / cannot be a container's root filesystem", field="rootfs")
+        network, bridge = (network or "").strip(), (bridge or "").strip()
+        if network and bridge:
+            raise InvalidInput("choose a libvirt network or a host bridge, not both", field="network")
+        if network:
+            network = validate_network_name(network)
+            if not Network.objects.filter(host=host, name=network).exists():
+                raise InvalidInput(f"host {host.slug} has no libvirt network {network!r}", field="network")
+        if bridge:
+            bridge = validate_ifname(bridge, "bridge", "the bridge name")
+        mac_text = (mac or "").strip()
+        if network or bridge:
+            mac_text = validate_mac(mac_text) if mac_text else generate_mac(MAC_PREFIXES[0])
+            _check_mac_free(host, mac_text)
+        elif mac_text:
+            raise InvalidInput("a MAC address needs a network or a bridge", field="mac")
+        spec = DomainSpec(name, spec_mem, spec_cpus, init_path, rootfs_dir, network, bridge, mac_text)
+        xml = build_domain_xml(spec)
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="libvirt.domain.define",
+            target=f"container {host.slug}/{name}",
+            lock_key=_domain_lock(host, name),
+            params={"name": name, "xml": xml, "rootfs": rootfs_dir},
+            after={"xml": xml},
+            audit_params={**params, "name": name, "mac": mac_text},
+        )
+
+
+def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: str) -> Operation:
+    """Define a domain from pasted XML (admins): safe parse, type 'lxc', free name and MACs."""
+    with audited_refusal(
+        actor=actor,
+        ctx=ctx,
+        action="libvirt.domain.define_xml",
+        host=host,
+        target=f"host {host.slug}",
+        params={"bytes": len(xml.encode()) if isinstance(xml, str) else 0},
+    ):
+        access.require(actor, "admin", host)
+        name, root = validate_domain_document(xml)
+        name = _check_new_name(host, name)
+        for mac in macs_in(xml):
+            _check_mac_free(host, mac)
+        info = parse_domain_xml(xml)
+        rootfs = info.rootfs
+        if rootfs and rootfs.startswith("/"):
+            rootfs = validate_abs_path(rootfs, "xml", "the root filesystem directory")
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="libvirt.domain.define",
+            target=f"container {host.slug}/{name}",
+            lock_key=_domain_lock(host, name),
+            params={"name": name, "xml": xml, "rootfs": rootfs},
+            after={"xml": xml},
+            audit_params={"name": name, "source": "xml"},
+        )
+
+
+def _domain_operation(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    container: Container,
+    kind: str,
+    role: str,
+    params: dict | None = None,
+    check: Any = None,
+    exclusive: bool = True,
+) -> Operation:
+    extra = params if params is not None else {}
+    audit_params = {"name": container.name, **extra}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=audit_params
+    ):
+        access.require(actor, role, container.host)
+        require_libvirt(container)
+        if check is not None:
+            check(container)
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=container.host,
+            kind=kind,
+            target=container.target,
+            lock_key=container.lock_key if exclusive else f"{container.lock_key}:read:{uuid.uuid4().hex}",
+            params={"name": container.name, **extra},
+            before={"state": container.state, "autostart": container.autostart},
+            audit_params=audit_params,
+        )
+
+
+def domain_action(
+    *, actor: Any, ctx: RequestContext, container: Container, action: str, enabled: bool | None = None
+) -> Operation:
+    """start, shutdown, destroy (force off), suspend, resume, undefine, autostart (on/off)."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"unknown domain action {action!r}")
+    kind, role, states, wrong = ACTIONS[action]
+    params: dict[str, Any] = {}
+    if action == "autostart":
+        params["enabled"] = bool(enabled)
+    if action == "shutdown":
+        from django.conf import settings
+
+        params["timeout"] = settings.CONTAINER_STOP_TIMEOUT_SECONDS
+
+    def check(c: Container) -> None:
+        if states is not None and c.state not in states:
+            raise Conflict(f"{c.name} is {c.state.lower()}: {wrong}")
+
+    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=kind, role=role, params=params,
+                             check=check)  # fmt: skip
+
+
+def attach_disk(
+    *, actor: Any, ctx: RequestContext, container: Container, device: str, target: str
+) -> Operation:
+    """Hot-plug a host block device (e.g. a loop device) into a running domain as ``vdX``."""
+    params: dict[str, Any] = {"device": device, "target": target}
+
+    def check(c: Container) -> None:
+        params["device"] = validate_block_device_path(device)
+        params["target"] = validate_target(target)
+        if c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: block devices are attached to a running domain")
+        disks = parse_domain_xml(c.config_text).disks
+        if any(d["target"] == params["target"] for d in disks):
+            raise Conflict(f"{c.name} already has a disk at {params['target']}", field="target")
+        for other in Container.objects.filter(host=c.host, backend=Backend.LIBVIRT):
+            if any(d["source"] == params["device"] for d in parse_domain_xml(other.config_text).disks):
+                raise Conflict(
+                    f"{params['device']} is already attached to domain {other.name!r}", field="device"
+                )
+
+    return _domain_operation(actor=actor, ctx=ctx, container=container, kind="libvirt.domain.attach_disk",
+                             role="admin", params=params, check=check)  # fmt: skip
+
+
+def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target: str) -> Operation:
+    params: dict[str, Any] = {"target": target}
+
+    def check(c: Container) -> None:
+        params["target"] = validate_target(target)
+        disk = next(
+            (d for d in parse_domain_xml(c.config_text).disks if d["target"] == params["target"]), None
+        )
+        if disk is None:
+            raise Conflict(f"{c.name} has no disk at {params['target']}", field="target")
+        if c.state not in (State.RUNNING, State.FROZEN):
+            raise Conflict(f"{c.name} is {c.state.lower()}: block devices are detached from a running domain")
+        params["device"] = disk["source"]
+
+    return _domain_operation(actor=actor, ctx=ctx, container=container, kind="libvirt.domain.detach_disk",
+                             role="admin", params=params, check=check)  # fmt: skip
+
+
+def convert_container(*, actor: Any, ctx: RequestContext, container: Container, new_name: str) -> Operation:
+    """Run ``domxml-from-native lxc-tools`` on the native container's config (on its agent).
+
+    The operation's result carries the XML (repaired: ``dir:`` prefix, MACs, console), the lines
+    libvirt did not convert, and on refusal libvirt's message with what to change. Defining the
+    reviewed XML is :func:`define_domain_from_xml`."""
+    params: dict[str, Any] = {"new_name": new_name}
+    host = container.host
+    with audited_refusal(
+        actor=actor,
+        ctx=ctx,
+        action="libvirt.domain.convert",
+        host=host,
+        target=container.target,
+        params={"name": container.name, "lxc_path": container.lxc_path, **params},
+    ):
+        access.require(actor, "admin", host)
+        if container.backend != Backend.LXC:
+            raise Conflict(f"{container.name} is already a libvirt domain")
+        params["new_name"] = _check_new_name(host, new_name)
+        if not container.config_text.strip():
+            raise Conflict(
+                f"the console has not read {container.name}'s configuration yet; try again shortly"
+            )
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="libvirt.domain.convert",
+            target=container.target,
+            lock_key=f"{container.lock_key}:read:{uuid.uuid4().hex}",
+            params={"name": container.name, "lxc_path": container.lxc_path, **params},
+        )

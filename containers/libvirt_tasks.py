@@ -1,0 +1,149 @@
+"""Agent-side handlers of libvirt-LXC domain operations: driver calls, then an inventory refresh."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from console.drivers.libvirt_conn import LibvirtError, LibvirtUnavailable
+from console.errors import ServiceError
+from console.models import Operation
+from console.operations import set_progress
+from console.runner import Runner
+from console.tasks import operation_handler
+from containers.domain_xml import Conversion, fix_converted, hint_for_conversion_error, unconverted_lines
+from containers.drivers.libvirt import LibvirtDomainDriver
+from containers.libvirt_inventory import domain_driver, refresh_domain
+
+
+def _driver(op: Operation, runner: Runner) -> LibvirtDomainDriver:
+    return domain_driver(op.host, runner)
+
+
+def _refresh(op: Operation, runner: Runner, name: str | None = None) -> dict[str, Any]:
+    container = refresh_domain(op.host, name or op.params["name"], runner)
+    if container is None:
+        return {"container_id": None, "state": None}
+    return {"container_id": container.pk, "state": container.state}
+
+
+@contextmanager
+def _refresh_on_failure(op: Operation) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        with suppress(Exception):
+            _refresh(op, Runner(None))
+        raise
+
+
+@operation_handler("libvirt.domain.define")
+def define(op: Operation, runner: Runner) -> dict[str, Any]:
+    rootfs = op.params.get("rootfs") or ""
+    # The directory is checked here, on the host that will use it, not by the web process.
+    if rootfs and not os.path.isdir(rootfs):
+        raise ServiceError(f"the root filesystem directory {rootfs} does not exist on host {op.host.slug}; "
+                           "nothing was defined")  # fmt: skip
+    driver = _driver(op, runner)
+    if driver.get(op.params["name"]) is not None:
+        raise ServiceError(f"a domain named {op.params['name']!r} already exists on host {op.host.slug}")
+    set_progress(op, 30, "virsh define")
+    runner.log(op.params["xml"])
+    name = driver.define(op.params["xml"])
+    return _refresh(op, runner, name)
+
+
+@operation_handler("libvirt.domain.start")
+def start(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 10, "virsh start")
+    with _refresh_on_failure(op):
+        _driver(op, runner).start(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.shutdown")
+def shutdown(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 10, f"virsh shutdown (waiting up to {op.params.get('timeout', 30)} s)")
+    with _refresh_on_failure(op):
+        _driver(op, runner).shutdown(op.params["name"], float(op.params.get("timeout", 30)))
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.destroy")
+def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 10, "virsh destroy (force off)")
+    with _refresh_on_failure(op):
+        _driver(op, runner).destroy(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.suspend")
+def suspend(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        _driver(op, runner).suspend(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.resume")
+def resume(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        _driver(op, runner).resume(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.undefine")
+def undefine(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        _driver(op, runner).undefine(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.autostart")
+def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
+    with _refresh_on_failure(op):
+        _driver(op, runner).set_autostart(op.params["name"], bool(op.params["enabled"]))
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.attach_disk")
+def attach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 20, f"attaching {op.params['device']} as {op.params['target']}")
+    with _refresh_on_failure(op):
+        _driver(op, runner).attach_disk(op.params["name"], op.params["device"], op.params["target"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.detach_disk")
+def detach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
+    set_progress(op, 20, f"detaching {op.params['target']}")
+    with _refresh_on_failure(op):
+        _driver(op, runner).detach_disk(op.params["name"], op.params["device"], op.params["target"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.domain.convert")
+def convert(op: Operation, runner: Runner) -> dict[str, Any]:
+    """domxml-from-native on the config file as it is on the host now; the result is for review."""
+    from containers.drivers.lxc import LxcDriver
+
+    config_text = LxcDriver(runner, op.params["lxc_path"]).read_config(op.params["name"])
+    result = Conversion(not_converted=unconverted_lines(config_text))
+    try:
+        raw = _driver(op, runner).from_native(config_text)
+    except LibvirtUnavailable:
+        raise
+    except LibvirtError as exc:
+        message = exc.message
+        result.error = message
+        result.hint = hint_for_conversion_error(message)
+        runner.log(f"# {message}\n# what to change: {result.hint}")
+        Operation.objects.filter(pk=op.pk).update(result=result.__dict__)
+        raise ServiceError(f"{message}. What to change: {result.hint}") from None
+    result.xml, result.fixes = fix_converted(
+        raw, add_console_device=bool(op.params.get("add_console", True)), name=op.params["new_name"]
+    )
+    for fix in result.fixes:
+        runner.log(f"# {fix}")
+    return result.__dict__

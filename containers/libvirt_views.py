@@ -1,0 +1,181 @@
+"""libvirt-LXC domain pages: they read the inventory; actions go through containers.libvirt_services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from console import access
+from console.decorators import audited_post
+from console.errors import Forbidden, ServiceError
+from console.models import Host, Operation
+from console.operations import RequestContext
+from containers import libvirt_services as services
+from containers.choices import Backend
+from containers.domain_xml import parse_domain_xml
+from containers.libvirt_forms import DefineDomainForm, DomainXmlForm
+from containers.models import Container
+from networks.models import Network
+
+
+def _error(request: HttpRequest, exc: ServiceError, fallback: str) -> HttpResponse:
+    if request.htmx or isinstance(exc, Forbidden):
+        return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
+    messages.error(request, exc.message)
+    return redirect(fallback)
+
+
+def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpResponse:
+    if request.htmx:
+        return render(request, "console/_operation.html", {"op": op, "in_container": True}, status=202)
+    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    return redirect(fallback)
+
+
+def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
+    """The page of a libvirt domain (the container page delegates here for backend "libvirt")."""
+    operations = (
+        Operation.objects.filter(lock_key=container.lock_key)
+        .select_related("actor", "host")
+        .defer("log")[:10]
+    )
+    context = {
+        "container": container,
+        "info": parse_domain_xml(container.config_text),
+        "operations": operations,
+        "active": next((op for op in operations if op.is_active), None),
+        "can_operate": access.can(request.user, "operate", container.host),
+        "can_admin": access.can(request.user, "admin", container.host),
+        "targets": [f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz"],
+    }
+    if request.htmx and request.htmx.target in ("container-state", "container-ops"):
+        partial = request.htmx.target.removeprefix("container-")
+        return render(request, f"containers/domain_detail.html#{partial}", context)
+    return render(request, "containers/domain_detail.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@audited_post("libvirt.domain.define")
+def domain_create(request: HttpRequest) -> HttpResponse:
+    """Define a domain from a form or, for admins, from pasted XML (also the last step of a conversion)."""
+    hosts = access.for_user(Host.objects.all(), request.user)
+    access.require_post_role(request, "admin", None)
+    mode = request.POST.get("mode") or request.GET.get("mode") or "form"
+    form = DefineDomainForm(request.POST if mode == "form" else None, initial={"host": hosts.first()})
+    xml_form = DomainXmlForm(request.POST if mode == "xml" else None, initial={"host": hosts.first()})
+    form.fields["host"].queryset = hosts
+    xml_form.fields["host"].queryset = hosts
+    status = 200
+    if request.method == "POST":
+        ctx = RequestContext.from_request(request)
+        active = form if mode == "form" else xml_form
+        if active.is_valid():
+            data = active.cleaned_data
+            try:
+                if mode == "form":
+                    op = services.define_domain(
+                        actor=request.user,
+                        ctx=ctx,
+                        host=data["host"],
+                        name=data["name"],
+                        memory_mib=data["memory_mib"],
+                        vcpus=data["vcpus"],
+                        init=data["init"],
+                        rootfs=data["rootfs"],
+                        network=data["network"],
+                        bridge=data["bridge"],
+                        mac=data["mac"],
+                    )
+                else:
+                    op = services.define_domain_from_xml(actor=request.user, ctx=ctx, host=data["host"],
+                                                         xml=data["xml"])  # fmt: skip
+            except ServiceError as exc:
+                field = exc.field if exc.field in active.fields else None
+                active.add_error(field, exc.message)
+                status = exc.status_code
+            else:
+                return redirect("operation-detail", pk=op.pk)
+        else:
+            status = 400
+    context = {
+        "form": form,
+        "xml_form": xml_form,
+        "mode": mode,
+        "networks": Network.objects.filter(host__in=hosts),
+        "can_admin": access.can(request.user, "admin"),
+    }
+    return render(request, "containers/domain_create.html", context, status=status)
+
+
+@require_POST
+@login_required
+@audited_post("libvirt.domain.action")
+def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "operate", container.host)
+    back = reverse("containers:detail", args=[pk])
+    ctx = RequestContext.from_request(request)
+    try:
+        if action in ("attach-disk", "detach-disk"):
+            access.require(request.user, "admin", container.host)
+            if action == "attach-disk":
+                op = services.attach_disk(actor=request.user, ctx=ctx, container=container,
+                                          device=request.POST.get("device", ""),
+                                          target=request.POST.get("target", ""))  # fmt: skip
+            else:
+                op = services.detach_disk(actor=request.user, ctx=ctx, container=container,
+                                          target=request.POST.get("target", ""))  # fmt: skip
+        elif action in services.ACTIONS:
+            op = services.domain_action(actor=request.user, ctx=ctx, container=container, action=action,
+                                        enabled=request.POST.get("enabled") == "on")  # fmt: skip
+        else:
+            return HttpResponse(status=404)
+    except ServiceError as exc:
+        return _error(request, exc, back)
+    return _accepted(request, op, back)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@audited_post("libvirt.domain.convert")
+def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
+    """Native LXC container -> libvirt domain: convert on the agent, review and edit, then define."""
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", container.host)
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            op = services.convert_container(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                container=container,
+                new_name=request.POST.get("new_name", "").strip() or container.name,
+            )
+        except ServiceError as exc:
+            error, status = exc.message, exc.status_code
+        else:
+            return redirect(f"{reverse('containers:convert', args=[pk])}?op={op.pk}")
+    op = None
+    op_id = request.GET.get("op", "")
+    if op_id.isdigit():
+        op = Operation.objects.filter(
+            pk=int(op_id), kind="libvirt.domain.convert", target=container.target, actor=request.user
+        ).first()
+    context = {
+        "container": container,
+        "error": error,
+        "op": op,
+        "is_libvirt": container.backend == Backend.LIBVIRT,
+        "can_admin": access.can(request.user, "admin", container.host),
+    }
+    if request.htmx and request.htmx.target == "conversion" and op is not None:
+        response = render(request, "containers/container_convert.html#conversion", context)
+        if op.is_terminal:
+            response.status_code = 286  # htmx: stop polling
+        return response
+    return render(request, "containers/container_convert.html", context, status=status)

@@ -1,0 +1,122 @@
+"""Every change to a libvirt network goes through here: validate, authorize, lock, audit, enqueue."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from console import access
+from console.errors import Conflict, InvalidInput
+from console.models import Host, Operation
+from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from networks.models import Network, network_lock_key
+from networks.network_xml import build_network_xml, validate_network_spec
+
+ACTIONS = {
+    # action: (operation kind, whether the network must be active (True), inactive (False) or either)
+    "start": ("libvirt.network.start", False),
+    "stop": ("libvirt.network.stop", True),
+    "undefine": ("libvirt.network.undefine", False),
+    "autostart": ("libvirt.network.autostart", None),
+}
+
+
+def taken_subnets(host: Host, *, but: str = "") -> dict[str, ipaddress.IPv4Network]:
+    """The IPv4 subnets of the host's libvirt networks (as the inventory last saw them)."""
+    taken: dict[str, ipaddress.IPv4Network] = {}
+    for net in Network.objects.filter(host=host).exclude(name=but):
+        if net.address and net.netmask:
+            try:
+                taken[net.name] = ipaddress.IPv4Interface(f"{net.address}/{net.netmask}").network
+            except ValueError:
+                continue
+    return taken
+
+
+def define_network(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    host: Host,
+    name: str,
+    bridge: str,
+    forward_mode: str,
+    address: str,
+    netmask: str,
+    dhcp_start: str = "",
+    dhcp_end: str = "",
+) -> Operation:
+    """``virsh net-define`` from the form; the agent refuses a bridge that already exists on the host."""
+    params = {
+        "name": name,
+        "bridge": bridge,
+        "forward_mode": forward_mode,
+        "address": address,
+        "netmask": netmask,
+        "dhcp_start": dhcp_start,
+        "dhcp_end": dhcp_end,
+    }
+    with audited_refusal(
+        actor=actor,
+        ctx=ctx,
+        action="libvirt.network.define",
+        host=host,
+        target=f"network {host.slug}/{name}"[:255],
+        params=params,
+    ):
+        access.require(actor, "admin", host)
+        spec = validate_network_spec(**params, taken_subnets=taken_subnets(host))
+        if Network.objects.filter(host=host, name=spec.name).exists():
+            raise Conflict(f"a network named {spec.name!r} already exists on host {host.slug}", field="name")
+        if Network.objects.filter(host=host, bridge=spec.bridge).exists():
+            raise Conflict(
+                f"the bridge {spec.bridge} is already used by another libvirt network", field="bridge"
+            )
+        if active_operation(network_lock_key(host.slug, spec.name)):
+            raise Conflict(f"an operation on a network named {spec.name!r} is already running", field="name")
+        xml = build_network_xml(spec)
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="libvirt.network.define",
+            target=f"network {host.slug}/{spec.name}",
+            lock_key=network_lock_key(host.slug, spec.name),
+            params={"name": spec.name, "bridge": spec.bridge, "xml": xml},
+            after={"xml": xml},
+            audit_params=params,
+        )
+
+
+def network_action(
+    *, actor: Any, ctx: RequestContext, network: Network, action: str, enabled: bool | None = None
+) -> Operation:
+    """start (net-start), stop (net-destroy), undefine, autostart on/off."""
+    params: dict[str, Any] = {"name": network.name}
+    if action == "autostart":
+        params["enabled"] = bool(enabled)
+    kind = ACTIONS.get(action, ("libvirt.network." + str(action)[:32], None))[0]
+    with audited_refusal(
+        actor=actor, ctx=ctx, action=kind, host=network.host, target=network.target, params=params
+    ):
+        access.require(actor, "admin", network.host)
+        if action not in ACTIONS:
+            raise InvalidInput(f"unknown network action {action!r}")
+        _kind, must_be_active = ACTIONS[action]
+        if must_be_active is True and not network.active:
+            raise Conflict(f"network {network.name} is not active")
+        if must_be_active is False and network.active:
+            raise Conflict(
+                f"network {network.name} is active"
+                + (": stop it first" if action == "undefine" else " already")
+            )
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=network.host,
+            kind=kind,
+            target=network.target,
+            lock_key=network.lock_key,
+            params=params,
+            before={"active": network.active, "autostart": network.autostart},
+        )

@@ -1,0 +1,65 @@
+"""Agent-side handlers of libvirt network operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.errors import ServiceError
+from console.models import Operation
+from console.operations import set_progress
+from console.runner import Runner
+from console.tasks import operation_handler
+from containers.libvirt_inventory import network_driver, refresh_network
+from networks.drivers.libvirt import bridge_exists
+
+
+def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:
+    network = refresh_network(op.host, op.params["name"], runner)
+    if network is None:
+        return {"network_id": None}
+    return {"network_id": network.pk, "active": network.active, "autostart": network.autostart}
+
+
+@operation_handler("libvirt.network.define")
+def define(op: Operation, runner: Runner) -> dict[str, Any]:
+    bridge = op.params["bridge"]
+    if bridge_exists(bridge):
+        raise ServiceError(f"an interface named {bridge} already exists on host {op.host.slug}; "
+                           "choose another bridge name. Nothing was defined")  # fmt: skip
+    driver = network_driver(op.host, runner)
+    if driver.get(op.params["name"]) is not None:
+        raise ServiceError(f"a network named {op.params['name']!r} already exists on host {op.host.slug}")
+    set_progress(op, 30, "virsh net-define")
+    runner.log(op.params["xml"])
+    driver.define(op.params["xml"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.network.start")
+def start(op: Operation, runner: Runner) -> dict[str, Any]:
+    try:
+        network_driver(op.host, runner).start(op.params["name"])
+    finally:
+        _refresh(op, Runner(None))
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.network.stop")
+def stop(op: Operation, runner: Runner) -> dict[str, Any]:
+    try:
+        network_driver(op.host, runner).stop(op.params["name"])
+    finally:
+        _refresh(op, Runner(None))
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.network.undefine")
+def undefine(op: Operation, runner: Runner) -> dict[str, Any]:
+    network_driver(op.host, runner).undefine(op.params["name"])
+    return _refresh(op, runner)
+
+
+@operation_handler("libvirt.network.autostart")
+def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
+    network_driver(op.host, runner).set_autostart(op.params["name"], bool(op.params["enabled"]))
+    return _refresh(op, runner)
