@@ -68,6 +68,7 @@ unit: venv
 
 bench: deps prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
+	$(BIN)/python bench/btrfs_snapshot.py --rounds 3
 
 lint: venv
 	$(BIN)/ruff check .
