@@ -177,10 +177,28 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     copy_row = refresh_container(op.host, new_path, new_name, runner)
     if copy_row is None:
         raise ServiceError(f"lxc-copy reported success but {new_name!r} is not in {new_path}")
+    kind = "snapshot" if snapshot else "copy"
+    if not snapshot and copy_row.store == "btrfs" and _is_btrfs_snapshot(copy_row.rootfs, runner):
+        # LXC snapshots instead of copying when source and target share a btrfs filesystem.
+        runner.log(
+            "# note: LXC made a btrfs subvolume snapshot, not a full copy: the source and the target "
+            "are on the same btrfs filesystem (copy into another pool's LXC path for a full copy)"
+        )
+        kind = "snapshot"
     if source is not None and copy_row.origin_id is None:
-        copy_row.origin, copy_row.origin_kind = source, "snapshot" if snapshot else "copy"
+        copy_row.origin, copy_row.origin_kind = source, kind
         copy_row.save(update_fields=["origin", "origin_kind"])
-    return {"container_id": copy_row.pk, "store": copy_row.store, "rootfs": copy_row.rootfs}
+    return {"container_id": copy_row.pk, "store": copy_row.store, "rootfs": copy_row.rootfs, "kind": kind}
+
+
+def _is_btrfs_snapshot(rootfs: str, runner: Runner) -> bool:
+    path = rootfs.partition(":")[2] or rootfs
+    result = runner.run(["btrfs", "subvolume", "show", path], check=False, record=False)
+    for line in result.stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "Parent UUID":
+            return value.strip() not in ("", "-")
+    return False
 
 
 @operation_handler("container.attach")

@@ -108,6 +108,22 @@ def test_btrfs_pool_on_a_loop_device_with_btrfs_containers_and_snapshots(storage
     client_page = _page(admin, f"/storage/pools/{pool.pk}/")
     assert f"{name}-snap/rootfs" in client_page
 
+    # A "full copy" inside the same btrfs pool is a snapshot too (LXC's choice): recorded as one.
+    origin.refresh_from_db()
+    op = ok(
+        containers.copy_container(
+            actor=admin, ctx=CTX, container=origin, new_name=f"{name}-cp", snapshot=False
+        )
+    )
+    cp = Container.objects.get(pk=op.result["container_id"])
+    assert _subvolume_show(f"{pool.lxc_path}/{name}-cp/rootfs")["Parent UUID"] == origin_show["UUID"]
+    assert cp.origin_kind == "snapshot" and op.result["kind"] == "snapshot"
+    assert "LXC made a btrfs subvolume snapshot, not a full copy" in op.log
+    ok(containers.destroy_container(actor=admin, ctx=CTX, container=cp))
+    wait_for(
+        lambda: f"{name}-cp/rootfs" not in subvolumes(pool.lxc_path), 15, what="the copy's subvolume to go"
+    )
+
     # 5. Destroying the pool or detaching its device is refused with the safe order; nothing runs.
     before = Operation.objects.count()
     with pytest.raises(Conflict) as refused:
