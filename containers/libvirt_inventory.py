@@ -6,6 +6,7 @@ Runs on the agent: a periodic full sync (``INVENTORY_SYNCERS``) and a watcher
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -27,6 +28,18 @@ from networks.models import Network
 from networks.network_xml import parse_network_xml
 
 logger = logging.getLogger(__name__)
+# Operations, the event worker and the periodic sync all upsert the same rows from threads of
+# one agent process: one at a time, or two of them insert the same new row.
+_write_lock = threading.RLock()
+
+
+def _serialised(func):  # noqa: ANN001, ANN202
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with _write_lock:
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _libvirt_enabled(host: Host) -> bool:
@@ -57,6 +70,7 @@ def _rows(host: Host):  # noqa: ANN202
     return Container.objects.filter(host=host, backend=Backend.LIBVIRT, lxc_path="")
 
 
+@_serialised
 def sync_domains(host: Host, runner: Runner | None = None) -> list[str]:
     """Upsert every domain of the host's libvirt URI; drop rows of domains that are gone."""
     states = domain_driver(host, runner).list()
@@ -73,6 +87,7 @@ def sync_domains(host: Host, runner: Runner | None = None) -> list[str]:
     return names
 
 
+@_serialised
 def refresh_domain(host: Host, name: str, runner: Runner | None = None) -> Container | None:
     state = domain_driver(host, runner).get(name)
     qs = _rows(host).filter(name=name)
@@ -98,6 +113,7 @@ def _apply_network(network: Network, state: NetworkState) -> None:
     network.last_seen = timezone.now()
 
 
+@_serialised
 def sync_networks(host: Host, runner: Runner | None = None) -> list[str]:
     states = network_driver(host, runner).list()
     with transaction.atomic():
@@ -111,6 +127,7 @@ def sync_networks(host: Host, runner: Runner | None = None) -> list[str]:
     return names
 
 
+@_serialised
 def refresh_network(host: Host, name: str, runner: Runner | None = None) -> Network | None:
     state = network_driver(host, runner).get(name)
     if state is None:

@@ -73,10 +73,17 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     rootfs = busybox_rootfs(agent.lxc_path, f"{unique}-fs")
     define = ok(
         domains.define_domain(
-            actor=admin, ctx=CTX, host=host, name=unique, memory_mib=64, vcpus=1, init="/bin/sh", rootfs=rootfs,
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            memory_mib=64,
+            vcpus=1,
+            init="/bin/sh",
+            rootfs=rootfs,
             bridge="lxcbr0",
         )
-    )  # fmt: skip
+    )
     assert "$ virsh -c lxc:/// define" in define.log
     dom = domain_row(host, unique)
     assert dom is not None and dom.state == "STOPPED" and dom.get_backend_display() == "libvirt-LXC"
@@ -86,8 +93,16 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
 
     # The same name again is refused before anything is queued.
     with pytest.raises(Exception, match="already exists"):
-        domains.define_domain(actor=admin, ctx=CTX, host=host, name=unique, memory_mib=64, vcpus=1,
-                              init="/bin/sh", rootfs=rootfs)  # fmt: skip
+        domains.define_domain(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            memory_mib=64,
+            vcpus=1,
+            init="/bin/sh",
+            rootfs=rootfs,
+        )
     # The lxc-* actions refuse a libvirt domain.
     with pytest.raises(Exception, match="libvirt-LXC domain"):
         native.start_container(actor=admin, ctx=CTX, container=dom)
@@ -113,8 +128,11 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
         domains.domain_action(actor=admin, ctx=CTX, container=domain_row(host, unique), action="undefine")
 
     # Live block device: attach the loop device as vdb, see it in the XML and on the page, detach it.
-    op = ok(domains.attach_disk(actor=admin, ctx=CTX, container=domain_row(host, unique), device=loop_device,
-                                target="vdb"))  # fmt: skip
+    op = ok(
+        domains.attach_disk(
+            actor=admin, ctx=CTX, container=domain_row(host, unique), device=loop_device, target="vdb"
+        )
+    )
     assert "attach-device" in op.log
     disks = parse_domain_xml(domain_row(host, unique).config_text).disks
     assert [(d["source"], d["target"]) for d in disks] == [(loop_device, "vdb")]
@@ -127,8 +145,15 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     assert "vdb" in page and loop_device in page and "libvirt-LXC" in page
 
     # A device that does not exist fails on the agent with a clear message.
-    bad = failed(domains.attach_disk(actor=admin, ctx=CTX, container=domain_row(host, unique),
-                                     device="/dev/loop-missing-xyz", target="vdc"))  # fmt: skip
+    bad = failed(
+        domains.attach_disk(
+            actor=admin,
+            ctx=CTX,
+            container=domain_row(host, unique),
+            device="/dev/loop-missing-xyz",
+            target="vdc",
+        )
+    )
     assert "does not exist" in bad.error
     ok(domains.detach_disk(actor=admin, ctx=CTX, container=domain_row(host, unique), target="vdb"))
     assert parse_domain_xml(domain_row(host, unique).config_text).disks == []
@@ -145,8 +170,18 @@ def test_changes_made_with_virsh_reach_the_inventory_through_events(libvirt_env,
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
     rootfs = busybox_rootfs(agent.lxc_path, f"{unique}-fs")
-    ok(domains.define_domain(actor=admin, ctx=CTX, host=host, name=unique, memory_mib=32, vcpus=1,
-                             init="/bin/sh", rootfs=rootfs))  # fmt: skip
+    ok(
+        domains.define_domain(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            memory_mib=32,
+            vcpus=1,
+            init="/bin/sh",
+            rootfs=rootfs,
+        )
+    )
     # The periodic sync runs every 2 s in host tests; three changes each seen within 0.8 s
     # come from the lifecycle events (all three from the sync alone: about 6 % of runs).
     latencies = []
@@ -165,8 +200,18 @@ def test_changes_made_with_virsh_reach_the_inventory_through_events(libvirt_env,
 def test_a_missing_root_filesystem_defines_nothing(libvirt_env, admin, start_agent, unique):
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
-    op = failed(domains.define_domain(actor=admin, ctx=CTX, host=host, name=unique, memory_mib=64, vcpus=1,
-                                      init="/sbin/init", rootfs=f"/var/tmp/{unique}-missing"))  # fmt: skip
+    op = failed(
+        domains.define_domain(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            memory_mib=64,
+            vcpus=1,
+            init="/sbin/init",
+            rootfs=f"/var/tmp/{unique}-missing",
+        )
+    )
     assert "does not exist" in op.error and "nothing was defined" in op.error
     assert _virsh("dominfo", unique).returncode != 0
 
@@ -178,11 +223,18 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
     bridge = f"b{unique[-8:]}"
     op = ok(
         nets.define_network(
-            actor=admin, ctx=CTX, host=host, name=unique, bridge=bridge, forward_mode="none",
-            address="192.168.251.1", netmask="255.255.255.0", dhcp_start="192.168.251.10",
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            bridge=bridge,
+            forward_mode="none",
+            address="192.168.251.1",
+            netmask="255.255.255.0",
+            dhcp_start="192.168.251.10",
             dhcp_end="192.168.251.50",
         )
-    )  # fmt: skip
+    )
     assert "$ virsh -c lxc:/// net-define" in op.log
     net = Network.objects.get(host=host, name=unique)
     assert (net.bridge, net.address, net.dhcp_start, net.active) == (
@@ -193,8 +245,16 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
     )
     # An overlapping subnet is refused before anything is queued.
     with pytest.raises(Exception, match="overlaps"):
-        nets.define_network(actor=admin, ctx=CTX, host=host, name=f"{unique}x", bridge=f"{bridge}x",
-                            forward_mode="none", address="192.168.251.129", netmask="255.255.255.128")  # fmt: skip
+        nets.define_network(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=f"{unique}x",
+            bridge=f"{bridge}x",
+            forward_mode="none",
+            address="192.168.251.129",
+            netmask="255.255.255.128",
+        )
 
     def act(action: str, **kw) -> Network:
         ok(
@@ -219,9 +279,17 @@ def test_an_existing_bridge_name_is_refused_by_the_agent(libvirt_env, admin, sta
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
     op = failed(
-        nets.define_network(actor=admin, ctx=CTX, host=host, name=unique, bridge="lo", forward_mode="none",
-                            address="192.168.252.1", netmask="255.255.255.0")
-    )  # fmt: skip
+        nets.define_network(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            bridge="lo",
+            forward_mode="none",
+            address="192.168.252.1",
+            netmask="255.255.255.0",
+        )
+    )
     assert "already exists on host" in op.error
     assert unique not in _virsh("net-list", "--all", "--name").stdout
 
@@ -268,8 +336,19 @@ def test_libvirtd_unreachable_fails_fast_and_clearly(libvirt_env, admin, start_a
     Host.objects.filter(pk=host.pk).update(libvirt_uri="lxc:///?socket=/nonexistent")
     host.refresh_from_db()
     started = time.monotonic()
-    op = failed(domains.define_domain(actor=admin, ctx=CTX, host=host, name=unique, memory_mib=64, vcpus=1,
-                                      init="/bin/sh", rootfs="/var/tmp"), timeout=20)  # fmt: skip
+    op = failed(
+        domains.define_domain(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=unique,
+            memory_mib=64,
+            vcpus=1,
+            init="/bin/sh",
+            rootfs="/var/tmp",
+        ),
+        timeout=20,
+    )
     assert time.monotonic() - started < 10
     assert f"libvirtd is not running on host {host.slug}" in op.error
     assert "/nonexistent" in op.error

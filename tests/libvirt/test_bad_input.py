@@ -1,0 +1,409 @@
+"""Bad input for libvirt domains and networks: clear refusals, an audit row, nothing queued.
+
+Also the XML builders and readers, and the connection helper against ``test:///default`` (libvirt's
+in-memory driver) and a socket that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from console.drivers import libvirt_conn
+from console.drivers.libvirt_conn import LibvirtUnavailable
+from console.errors import Conflict, Forbidden, InvalidInput, ServiceError
+from console.models import AuditEvent, Operation
+from console.operations import RequestContext
+from containers import libvirt_services as domains
+from containers import services as native
+from containers.domain_xml import (
+    MAX_XML_BYTES,
+    DomainSpec,
+    build_domain_xml,
+    fix_converted,
+    parse_domain_xml,
+    safe_parse,
+    unconverted_lines,
+    validate_domain_document,
+    validate_mac,
+)
+from containers.models import Container
+from networks import services as nets
+from networks.models import Network
+from networks.network_xml import build_network_xml, parse_network_xml, validate_network_spec
+
+CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-unit")
+GOOD = {"memory_mib": 64, "vcpus": 1, "init": "/bin/sh", "rootfs": "/srv/rootfs"}
+
+
+@pytest.fixture
+def domain(db, host):
+    xml = build_domain_xml(
+        DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", bridge="lxcbr0", mac="00:16:3e:00:00:01")
+    )
+    return Container.objects.create(
+        host=host, name="dom1", backend="libvirt", state="RUNNING", config_text=xml
+    )
+
+
+def refused(func, exc_type=ServiceError, match: str = "", **kwargs):  # noqa: ANN001, ANN003
+    ops, audits = Operation.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(exc_type, match=match):
+        func(**kwargs)
+    assert Operation.objects.count() == ops, "a refused request queued an operation"
+    assert AuditEvent.objects.count() == audits + 1
+    assert AuditEvent.objects.order_by("-pk").first().result == "refused"
+
+
+# ------------------------------------------------------------------ XML
+
+
+def test_domain_xml_is_built_with_the_emulator_console_and_interface():
+    xml = build_domain_xml(
+        DomainSpec("a", 128, 2, "/sbin/init", "/srv/a", network="lan", mac="52:54:00:aa:bb:cc")
+    )
+    info = parse_domain_xml(xml)
+    assert (info.name, info.memory_kib, info.vcpus, info.init, info.rootfs) == (
+        "a",
+        128 * 1024,
+        2,
+        "/sbin/init",
+        "/srv/a",
+    )
+    assert info.interfaces == [{"type": "network", "source": "lan", "mac": "52:54:00:aa:bb:cc", "dev": ""}]
+    assert info.consoles == 1 and "/usr/lib/libvirt/libvirt_lxc" in xml
+    # Hostile values stay text: no markup injection through a field.
+    xml = build_domain_xml(
+        DomainSpec("b", 64, 1, "/bin/sh'/><x a='", "/srv/<b>&", bridge="br0", mac="00:16:3e:00:00:02")
+    )
+    assert parse_domain_xml(xml).rootfs == "/srv/<b>&" and "<x" not in xml.replace("&lt;", "")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('<!DOCTYPE d [<!ENTITY x "y">]><domain type="lxc"><name>&x;</name></domain>', "not allowed"),
+        ('<!DOCTYPE d SYSTEM "file:///etc/passwd"><domain type="lxc"/>', "not allowed"),
+        (
+            '<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+            '<domain type="lxc">&b;</domain>',
+            "not allowed",
+        ),
+        ("<domain type='lxc'><name>a</name>" + "<x/>" * (MAX_XML_BYTES // 4) + "</domain>", "at most 64 KiB"),
+        ("<domain type='kvm'><name>a</name></domain>", "only type='lxc'"),
+        ("<domain><name>a</name></domain>", "only type='lxc'"),
+        ("<network><name>a</name></network>", "not 'domain'"),
+        ("<domain type='lxc'><name>-bad</name></domain>", "must not start"),
+        (
+            "<domain type='lxc'><name>a</name><devices><interface type='bridge'>"
+            "<mac address='01:00:5e:00:00:01'/>"
+            "</interface></devices></domain>",
+            "multicast",
+        ),
+        ("<domain type='lxc'><name>a</name>", "not well-formed"),
+        ("", "empty"),
+    ],
+)
+def test_hostile_or_wrong_domain_xml_is_refused(text, message):
+    with pytest.raises(InvalidInput, match=message):
+        validate_domain_document(text)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("00:16:3e:12:34:56", True),
+        ("52:54:00:AB:CD:EF", True),
+        ("00:00:00:00:00:00", False),
+        ("01:16:3e:12:34:56", False),
+        ("00:16:3e:12:34", False),
+        ("00-16-3e-12-34-56", False),
+        ("00:16:3e:12:34:5g", False),
+        ("00:16:3e:12:34:56\n", True),
+    ],
+)
+def test_mac_validation(value, ok):
+    if ok:
+        assert validate_mac(value) == value.strip().lower()
+    else:
+        with pytest.raises(InvalidInput):
+            validate_mac(value)
+
+
+def test_conversion_repairs_and_lists_what_libvirt_ignores():
+    raw = (
+        "<domain type='lxc'><name>x</name><uuid>01f029eb-2f8f-4cb7-a8ad-4d7c2f442909</uuid><devices>"
+        "<filesystem type='mount'><source dir='dir:/var/lib/lxc/x/rootfs'/><target dir='/'/></filesystem>"
+        "<interface type='bridge'><mac address='00:00:00:00:00:00'/><source bridge='lxcbr0'/></interface>"
+        "</devices></domain>"
+    )
+    xml, fixes = fix_converted(raw, add_console_device=True, name="x2")
+    info = parse_domain_xml(xml)
+    assert info.name == "x2" and info.rootfs == "/var/lib/lxc/x/rootfs" and info.consoles == 1
+    assert info.interfaces[0]["mac"].startswith("00:16:3e:") and not info.uuid
+    assert len(fixes) == 4
+    lines = unconverted_lines(
+        "lxc.rootfs.path = dir:/r\nlxc.apparmor.profile = unconfined\n# c\nlxc.net.0.type = veth\n"
+    )
+    assert lines == ["lxc.apparmor.profile = unconfined"]
+
+
+def test_network_xml_round_trip():
+    spec = validate_network_spec(
+        name="n1",
+        bridge="virbr50",
+        forward_mode="nat",
+        address="192.168.250.1",
+        netmask="24",
+        dhcp_start="192.168.250.10",
+        dhcp_end="192.168.250.99",
+    )
+    info = parse_network_xml(build_network_xml(spec))
+    assert (
+        info.name,
+        info.bridge,
+        info.forward_mode,
+        info.address,
+        info.netmask,
+        info.dhcp_start,
+        info.dhcp_end,
+    ) == ("n1", "virbr50", "nat", "192.168.250.1", "255.255.255.0", "192.168.250.10", "192.168.250.99")
+    assert safe_parse(build_network_xml(spec)).find("forward").get("mode") == "nat"
+
+
+# ------------------------------------------------------------------ domain services
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"name": "-x"}, "must not start"),
+        ({"name": "a b"}, "may contain only"),
+        ({"name": "x" * 64}, "at most 63"),
+        ({"memory_mib": 15}, "between 16 and 65536"),
+        ({"memory_mib": 65537}, "between 16 and 65536"),
+        ({"memory_mib": "lots"}, "whole number"),
+        ({"vcpus": 0}, "between 1 and"),
+        ({"vcpus": 4096}, "between 1 and"),
+        ({"init": "sbin/init"}, "absolute"),
+        ({"rootfs": "relative/dir"}, "absolute"),
+        ({"rootfs": "/srv/../etc"}, "'..'"),
+        ({"rootfs": "/"}, "host's own /"),
+        ({"bridge": "br0; rm -rf /"}, "bridge name"),
+        ({"bridge": "br0", "network": "n1"}, "not both"),
+        ({"network": "nosuchnet"}, "no libvirt network"),
+        ({"bridge": "br0", "mac": "01:00:5e:00:00:01"}, "multicast"),
+        ({"bridge": "br0", "mac": "nonsense"}, "look like"),
+        ({"mac": "00:16:3e:00:00:09"}, "needs a network or a bridge"),
+    ],
+)
+def test_define_domain_refuses_bad_values(changes, message, admin, host):
+    values = {"name": "d1", **GOOD, **changes}
+    refused(domains.define_domain, match=message, actor=admin, ctx=CTX, host=host, **values)
+
+
+def test_taken_names_and_macs_are_refused(admin, host, domain):
+    refused(
+        domains.define_domain,
+        Conflict,
+        "already exists",
+        actor=admin,
+        ctx=CTX,
+        host=host,
+        name="dom1",
+        **GOOD,
+    )
+    refused(
+        domains.define_domain,
+        Conflict,
+        "already used by domain 'dom1'",
+        actor=admin,
+        ctx=CTX,
+        host=host,
+        name="dom2",
+        bridge="lxcbr0",
+        mac="00:16:3e:00:00:01",
+        **GOOD,
+    )
+    xml = build_domain_xml(DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/x"))
+    refused(
+        domains.define_domain_from_xml, Conflict, "already exists", actor=admin, ctx=CTX, host=host, xml=xml
+    )
+
+
+def test_pasted_xml_needs_admin_and_is_queued_when_good(admin, operator, host):
+    xml = build_domain_xml(DomainSpec("pasted", 64, 1, "/bin/sh", "/srv/x"))
+    refused(domains.define_domain_from_xml, Forbidden, "admin", actor=operator, ctx=CTX, host=host, xml=xml)
+    op = domains.define_domain_from_xml(actor=admin, ctx=CTX, host=host, xml=xml)
+    assert op.kind == "libvirt.domain.define" and op.params["name"] == "pasted"
+
+
+def test_generated_mac_uses_the_xen_prefix(admin, host):
+    op = domains.define_domain(actor=admin, ctx=CTX, host=host, name="d9", bridge="lxcbr0", **GOOD)
+    mac = parse_domain_xml(op.params["xml"]).interfaces[0]["mac"]
+    assert mac.startswith("00:16:3e:") and validate_mac(mac) == mac
+
+
+@pytest.mark.parametrize(
+    "device, target, message",
+    [
+        ("/dev/loop3", "vda", "vdb to vdz"),
+        ("/dev/loop3", "sdb", "vdb to vdz"),
+        ("/etc/passwd", "vdb", "under /dev"),
+        ("loop3", "vdb", "absolute"),
+        ("/dev/../etc/shadow", "vdb", "'..'"),
+    ],
+)
+def test_attach_disk_refuses_bad_devices_and_targets(device, target, message, admin, domain):
+    refused(
+        domains.attach_disk,
+        match=message,
+        actor=admin,
+        ctx=CTX,
+        container=domain,
+        device=device,
+        target=target,
+    )
+
+
+def test_attach_disk_needs_a_running_domain_and_a_free_target(admin, domain):
+    Container.objects.filter(pk=domain.pk).update(state="STOPPED")
+    domain.refresh_from_db()
+    refused(
+        domains.attach_disk,
+        Conflict,
+        "running domain",
+        actor=admin,
+        ctx=CTX,
+        container=domain,
+        device="/dev/loop3",
+        target="vdb",
+    )
+    refused(
+        domains.detach_disk, Conflict, "no disk at vdc", actor=admin, ctx=CTX, container=domain, target="vdc"
+    )
+
+
+def test_native_and_libvirt_actions_refuse_each_other(admin, host, domain):
+    lxc = Container.objects.create(host=host, name="web1", lxc_path="/var/lib/lxc", state="STOPPED")
+    refused(native.start_container, Conflict, "libvirt-LXC domain", actor=admin, ctx=CTX, container=domain)
+    refused(native.freeze_container, Conflict, "libvirt-LXC domain", actor=admin, ctx=CTX, container=domain)
+    refused(
+        domains.domain_action,
+        Conflict,
+        "native LXC container",
+        actor=admin,
+        ctx=CTX,
+        container=lxc,
+        action="start",
+    )
+    refused(
+        domains.domain_action,
+        Conflict,
+        "cannot be undefined",
+        actor=admin,
+        ctx=CTX,
+        container=domain,
+        action="undefine",
+    )
+
+
+def test_viewer_cannot_act_on_domains(viewer, domain):
+    refused(
+        domains.domain_action, Forbidden, "operate", actor=viewer, ctx=CTX, container=domain, action="destroy"
+    )
+
+
+# ------------------------------------------------------------------ network services
+
+NET = {
+    "name": "n2",
+    "bridge": "virbr60",
+    "forward_mode": "none",
+    "address": "192.168.250.1",
+    "netmask": "255.255.255.0",
+    "dhcp_start": "192.168.250.10",
+    "dhcp_end": "192.168.250.20",
+}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"name": "../x"}, "network names"),
+        ({"bridge": "a-very-long-bridge-name"}, "bridge name"),
+        ({"bridge": "-x"}, "bridge name"),
+        ({"forward_mode": "bridge"}, "forward mode"),
+        ({"address": "300.1.1.1"}, "IPv4 address"),
+        ({"address": "192.168.250.0"}, "network or broadcast"),
+        ({"address": "127.0.0.1", "dhcp_start": "", "dhcp_end": ""}, "cannot be a network"),
+        ({"netmask": "255.0.255.0"}, "netmask"),
+        ({"netmask": "32"}, "too small"),
+        ({"dhcp_start": "10.0.0.2"}, "inside 192.168.250.0/24"),
+        ({"dhcp_end": "192.168.251.5"}, "inside 192.168.250.0/24"),
+        ({"dhcp_end": "192.168.250.255"}, "inside"),
+        ({"dhcp_start": "192.168.250.30"}, "starts after it ends"),
+        ({"dhcp_start": "192.168.250.1"}, "own address"),
+        (
+            {"address": "192.168.249.1", "netmask": "255.255.254.0", "dhcp_start": "", "dhcp_end": ""},
+            "overlaps",
+        ),
+        ({"name": "taken"}, "already exists"),
+        ({"bridge": "virbr9"}, "already used"),
+    ],
+)
+def test_define_network_refuses_bad_values(changes, message, admin, host):
+    Network.objects.create(
+        host=host, name="taken", bridge="virbr9", address="192.168.249.1", netmask="255.255.255.0"
+    )
+    refused(nets.define_network, match=message, actor=admin, ctx=CTX, host=host, **{**NET, **changes})
+
+
+def test_network_actions_check_state_and_role(admin, operator, host):
+    net = Network.objects.create(host=host, name="n3", bridge="virbr3", active=True)
+    refused(nets.network_action, Forbidden, "admin", actor=operator, ctx=CTX, network=net, action="stop")
+    refused(
+        nets.network_action, Conflict, "stop it first", actor=admin, ctx=CTX, network=net, action="undefine"
+    )
+    refused(nets.network_action, Conflict, "already", actor=admin, ctx=CTX, network=net, action="start")
+    refused(nets.network_action, InvalidInput, "unknown", actor=admin, ctx=CTX, network=net, action="reboot")
+    assert (
+        nets.network_action(actor=admin, ctx=CTX, network=net, action="stop").kind == "libvirt.network.stop"
+    )
+
+
+# ------------------------------------------------------------------ connection helper
+
+
+def test_the_connection_is_kept_and_reopened_after_it_dies():
+    uri = "test:///default"
+    libvirt_conn.forget(uri)
+    first = libvirt_conn.connection(uri)
+    assert libvirt_conn.connection(uri) is first
+    assert "test" in libvirt_conn.call(uri, lambda c: [d.name() for d in c.listAllDomains(0)])
+    first.close()  # as if libvirtd went away under the agent
+    names = libvirt_conn.call(uri, lambda c: [n.name() for n in c.listAllNetworks(0)])
+    assert "default" in names
+    assert libvirt_conn.connection(uri) is not first
+    libvirt_conn.forget(uri)
+
+
+def test_drivers_read_the_test_hypervisor():
+    from containers.drivers.libvirt import LibvirtDomainDriver
+    from networks.drivers.libvirt import LibvirtNetworkDriver
+
+    domains_ = {d.name: d for d in LibvirtDomainDriver("test:///default", "t").list()}
+    assert domains_["test"].state == "RUNNING" and "<domain" in domains_["test"].xml
+    nets_ = {n.name: n for n in LibvirtNetworkDriver("test:///default", "t").list()}
+    assert nets_["default"].active and parse_network_xml(nets_["default"].xml).name == "default"
+    libvirt_conn.forget("test:///default")
+
+
+def test_an_unreachable_libvirtd_fails_fast_with_a_clear_message():
+    from containers.drivers.libvirt import LibvirtDomainDriver
+
+    started = time.monotonic()
+    with pytest.raises(LibvirtUnavailable, match="libvirtd is not running on host h1: .*/nonexistent"):
+        LibvirtDomainDriver("lxc:///?socket=/nonexistent", "h1").list()
+    assert time.monotonic() - started < 2
