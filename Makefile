@@ -18,8 +18,8 @@ run: deps prepare-host db
 	@$(BIN)/python manage.py ensure_admin | tail -1 | sed 's/^/  /'
 	@echo "  (agent log: var/log/agent.log; stop everything started here with 'make stop')"
 	@echo
-	$(BIN)/gunicorn console.wsgi:application --bind $(BIND) --workers 2 --threads 4 \
-		--access-logfile - --pid var/web.pid
+	echo $$$$ > var/web.pid; exec $(BIN)/uvicorn console.asgi:application \
+		--host $(word 1,$(subst :, ,$(BIND))) --port $(word 2,$(subst :, ,$(BIND))) --workers 2 --no-server-header
 
 deps: system-packages venv
 

@@ -241,6 +241,8 @@ AUTOSTART_BOOT_GROUPS = os.environ.get("AUTOSTART_BOOT_GROUPS", "onboot,")
 # Audit log: rows per export, and how long rows are kept (pruning is itself audited).
 AUDIT_EXPORT_MAX_ROWS = int(os.environ.get("AUDIT_EXPORT_MAX_ROWS", "100000"))
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "365"))
+# Browser terminals end after this many seconds without input.
+TERMINAL_IDLE_SECONDS = int(os.environ.get("TERMINAL_IDLE_SECONDS", "1800"))
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 

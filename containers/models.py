@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -95,3 +96,21 @@ class ContainerHook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container} {self.hook_type}"
+
+
+class TerminalTicket(models.Model):
+    """A short-lived, single-use pass for one terminal websocket, bound to a user and a container."""
+
+    token = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="+")
+    origin = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    operation = models.ForeignKey(
+        "console.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"terminal ticket for {self.user} on {self.container}"

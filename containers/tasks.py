@@ -371,3 +371,10 @@ def mount_remove(op: Operation, runner: Runner) -> dict[str, Any]:
     if not _driver(op, runner).remove_config_line(op.params["name"], "lxc.mount.entry", op.params["entry"]):
         raise ServiceError("that mount entry is no longer in the config")
     return _refresh(op, runner)
+
+
+@operation_handler("container.terminal")
+def terminal_session(op: Operation, runner: Runner) -> dict[str, Any]:
+    from containers.terminal import relay
+
+    return relay(op, runner)

@@ -17,6 +17,8 @@ urlpatterns = [
     path("<int:pk>/mounts/", views.container_mounts, name="mounts"),
     path("hosts/<slug:slug>/mount-roots/", views.host_mount_roots, name="mount-roots"),
     path("<int:pk>/files/", views.container_files, name="files"),
+    path("<int:pk>/terminal/", views.container_terminal, name="terminal"),
+    path("<int:pk>/terminal/ticket/", views.container_terminal_ticket, name="terminal-ticket"),
     path("<int:pk>/files/result/<int:op_pk>/", views.container_files_result, name="files-result"),
     path("<int:pk>/files/blob/<int:op_pk>/", views.container_file_blob, name="file-blob"),
     # libvirt-LXC domains (before the catch-all action route)

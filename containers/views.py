@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -570,3 +571,37 @@ def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
         return _error(request, exc, reverse("host-detail", args=[host.slug]))
     messages.success(request, f"Allowed mount roots of {host.slug} saved.")
     return redirect("host-detail", slug=host.slug)
+
+
+@require_safe
+@login_required
+def container_terminal(request: HttpRequest, pk: int) -> HttpResponse:
+    """A terminal in the page (xterm.js over a websocket) to a native container or a libvirt domain."""
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    if not access.can(request.user, "operate", container.host):
+        raise PermissionDenied("a terminal needs the operator role on this host")
+    response = render(request, "containers/container_terminal.html", {"container": container})
+    # xterm.js positions its rows with inline styles: allowed on this page only, scripts stay 'self'.
+    response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(
+        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+    )
+    return response
+
+
+@require_POST
+@login_required
+@audited_post("container.terminal.ticket")
+def container_terminal_ticket(request: HttpRequest, pk: int) -> HttpResponse:
+    """A single-use websocket ticket for this user and container, valid a few seconds."""
+    from containers import terminal
+
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    _require(request, "operate", container.host)
+    origin = f"{request.scheme}://{request.get_host()}"
+    try:
+        ticket = terminal.issue_ticket(
+            actor=request.user, ctx=RequestContext.from_request(request), container=container, origin=origin
+        )
+    except ServiceError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    return JsonResponse({"ticket": ticket.token, "path": f"/ws/terminal/{ticket.token}/"})

@@ -98,6 +98,7 @@ PAYLOADS = {
         {"source": "/srv/a", "target": "mnt/a", "read_only": "on"},
     ],
     "containers:autostart": [{}, {"group": "a b"}],
+    "containers:terminal-ticket": [{}],
     "containers:mount-roots": [{}, {"roots": "/"}, {"roots": "/srv\n/data"}],
     "storage:loop-create": [{}, {"name": "x;y", "size": "-1"}],
     "storage:loop-detach": [{}, {"confirm": "wrong"}],

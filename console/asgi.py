@@ -1,0 +1,19 @@
+"""ASGI entry point: Django for HTTP, the terminal relay for websockets."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+django_app = get_asgi_application()
+
+from containers.terminal_ws import terminal_app  # noqa: E402  (needs Django set up)
+
+
+async def application(scope: dict, receive, send) -> None:  # noqa: ANN001
+    if scope["type"] == "websocket":
+        await terminal_app(scope, receive, send)
+    else:
+        await django_app(scope, receive, send)

@@ -1,0 +1,230 @@
+"""Browser terminals: tickets (web), the session bookkeeping, and the agent's pty relay.
+
+The web process never runs a host command: it relays bytes between the browser's websocket
+and two Redis lists; the host's agent runs ``lxc-attach`` (native) or ``virsh console``
+(libvirt) in a pseudo-terminal as an Operation and relays the other way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import secrets
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from console import access
+from console.choices import AuditResult
+from console.errors import Conflict, Forbidden, NotFound
+from console.models import Operation
+from console.operations import RequestContext, audit, audited_refusal, start_operation
+from console.runner import CommandError, Runner
+from containers.choices import Backend, State
+from containers.models import Container, TerminalTicket
+
+TICKET_SECONDS = 30
+
+
+def in_key(op_id: int) -> str:
+    return f"terminal:{op_id}:in"
+
+
+def out_key(op_id: int) -> str:
+    return f"terminal:{op_id}:out"
+
+
+def exit_key(op_id: int) -> str:
+    return f"terminal:{op_id}:exit"
+
+
+def issue_ticket(*, actor: Any, ctx: RequestContext, container: Container, origin: str) -> TerminalTicket:
+    """A single-use ticket, valid TICKET_SECONDS, for ``actor`` on ``container`` (operators and up)."""
+    params = {"name": container.name, "origin": origin}
+    with audited_refusal(
+        actor=actor,
+        ctx=ctx,
+        action="container.terminal.ticket",
+        host=container.host,
+        target=container.target,
+        params=params,
+    ):
+        access.require(actor, "operate", container.host)
+        if container.state != State.RUNNING:
+            raise Conflict(
+                f"{container.name} is {container.state.lower()}: a terminal needs a running container"
+            )
+        with transaction.atomic():
+            ticket = TerminalTicket.objects.create(
+                token=secrets.token_urlsafe(32),
+                user=actor,
+                container=container,
+                origin=origin[:255],
+                expires_at=timezone.now() + timedelta(seconds=TICKET_SECONDS),
+            )
+            audit(
+                actor=actor,
+                ctx=ctx,
+                action="container.terminal.ticket",
+                result=AuditResult.SUCCEEDED,
+                host=container.host,
+                target=container.target,
+                params=params,
+            )
+        return ticket
+
+
+def open_session(*, token: str, origin: str, ctx: RequestContext) -> Operation:
+    """Spend the ticket (once, before it expires, from the origin it was issued to) and queue the session."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = TerminalTicket.objects.filter(token=token, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now
+        )
+        ticket = TerminalTicket.objects.select_related("user", "container__host").filter(token=token).first()
+    if not claimed or ticket is None:
+        raise NotFound("this terminal ticket is unknown, used or expired: open the terminal again")
+    container, user = ticket.container, ticket.user
+    if ticket.origin != origin:
+        raise Forbidden("the terminal was opened from another origin")
+    access.require(user, "operate", container.host)  # the role may have changed since
+    params = {
+        "name": container.name,
+        "lxc_path": container.lxc_path,
+        "backend": container.backend,
+        "libvirt_uri": container.host.libvirt_uri,
+    }
+    op = start_operation(
+        actor=user,
+        ctx=ctx,
+        host=container.host,
+        kind="container.terminal",
+        target=container.target,
+        lock_key=f"{container.lock_key}:terminal:{ticket.pk}",
+        params=params,
+    )
+    # The accepted "container.terminal" audit row written with the operation is the session's opening.
+    TerminalTicket.objects.filter(pk=ticket.pk).update(operation=op)
+    return op
+
+
+def close_session(*, op: Operation, ctx: RequestContext, reason: str) -> None:
+    op.refresh_from_db()
+    seconds = (timezone.now() - op.created_at).total_seconds()
+    audit(
+        actor=op.actor,
+        ctx=ctx,
+        action="container.terminal.close",
+        result=AuditResult.SUCCEEDED,
+        host=op.host,
+        target=op.target,
+        params={"reason": reason},
+        after={"seconds": round(seconds, 1)},
+        operation=op,
+    )
+
+
+# --- agent side -------------------------------------------------------------------------------
+
+
+def terminal_argv(params: dict) -> list[str]:
+    from containers.validators import validate_container_name
+
+    name = validate_container_name(params["name"])
+    if params.get("backend") == Backend.LIBVIRT:
+        return ["virsh", "-c", params["libvirt_uri"], "console", name, "--force"]
+    return ["lxc-attach", "-P", params["lxc_path"], "-n", name]
+
+
+def relay(op: Operation, runner: Runner) -> dict[str, Any]:
+    """Run the console program in a pty and relay it through Redis until either side ends."""
+    import redis
+
+    argv = terminal_argv(op.params)
+    runner.log("$ " + " ".join(argv) + "   (interactive, in a pseudo-terminal)")
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    master, slave = pty.openpty()
+    _set_size(master, 30, 100)
+    try:
+        proc = subprocess.Popen(  # noqa: S603 (argv list)
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd="/",
+            close_fds=True,
+            # A session of its own with the pty as its controlling terminal: lxc-attach and
+            # virsh console only proxy a terminal they control.
+            start_new_session=True,
+            preexec_fn=_take_controlling_tty,  # noqa: PLW1509 (runs after setsid in the child)
+        )
+    except FileNotFoundError as exc:
+        os.close(master)
+        os.close(slave)
+        raise CommandError(f"{argv[0]} is not installed on this host", argv=argv) from exc
+    os.close(slave)
+    started = time.monotonic()
+    last_input = started
+    reason = "the program ended"
+    try:
+        while proc.poll() is None:
+            if time.monotonic() - last_input > settings.TERMINAL_IDLE_SECONDS:
+                reason = "idle for too long"
+                break
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if data:
+                    r.rpush(out_key(op.pk), data)
+                    r.expire(out_key(op.pk), 300)
+            messages = r.lpop(in_key(op.pk), 100) or []
+            for raw in messages:
+                message = json.loads(raw)
+                if message.get("type") == "input":
+                    os.write(master, str(message.get("data", ""))[:65536].encode())
+                    last_input = time.monotonic()
+                elif message.get("type") == "resize":
+                    _set_size(master, int(message.get("rows", 30)), int(message.get("cols", 100)))
+                elif message.get("type") == "close":
+                    reason = "the browser closed the terminal"
+                    raise StopIteration
+    except StopIteration:
+        pass
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGHUP)
+                proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        os.close(master)
+        r.rpush(exit_key(op.pk), json.dumps({"code": proc.returncode, "reason": reason}))
+        r.expire(exit_key(op.pk), 300)
+        r.delete(in_key(op.pk))
+    seconds = round(time.monotonic() - started, 1)
+    runner.log(f"# session ended after {seconds} s: {reason} (exit status {proc.returncode})")
+    return {"exit": proc.returncode, "seconds": seconds, "reason": reason}
+
+
+def _take_controlling_tty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    rows, cols = max(2, min(rows, 500)), max(10, min(cols, 1000))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

@@ -1,0 +1,106 @@
+"""The terminal websocket (ASGI): checks the Origin and the ticket, then relays through Redis.
+
+``/ws/terminal/<ticket>/``. The page gets the ticket with a POST (CSRF-protected, audited); the
+websocket spends it. Bytes from the agent's pty arrive on a Redis list and go to the browser as
+binary frames; keystrokes and resizes go the other way as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http.request import validate_host
+
+from console.errors import ServiceError
+from console.operations import RequestContext
+
+_PATH = re.compile(r"^/ws/terminal/(?P<token>[A-Za-z0-9_-]{20,64})/$")
+
+
+def origin_allowed(origin: str, host: str) -> bool:
+    """Same origin only: the Origin's host must be the Host the browser connected to, and allowed."""
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    return parts.netloc == host and validate_host(
+        host.rsplit(":", 1)[0] if "]" not in host else host, settings.ALLOWED_HOSTS
+    )
+
+
+async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
+    import redis.asyncio as aioredis
+
+    from containers import terminal
+
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    match = _PATH.match(scope.get("path", ""))
+    origin = headers.get("origin", "")
+    if match is None or not origin_allowed(origin, headers.get("host", "")):
+        await send({"type": "websocket.close", "code": 4403})
+        return
+    client = scope.get("client") or (None, None)
+    ctx = RequestContext(ip=client[0], request_id=headers.get("x-request-id", "")[:64])
+    try:
+        op = await sync_to_async(terminal.open_session)(token=match["token"], origin=origin, ctx=ctx)
+    except ServiceError as exc:
+        await send({"type": "websocket.close", "code": 4000 + exc.status_code, "reason": exc.message[:120]})
+        return
+    await send({"type": "websocket.accept"})
+    r = aioredis.from_url(settings.REDIS_URL)
+    reason = "the browser closed the terminal"
+
+    async def from_browser() -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                await r.rpush(terminal.in_key(op.pk), json.dumps({"type": "close"}))
+                return
+            text = event.get("text")
+            if text is None and event.get("bytes") is not None:
+                text = json.dumps({"type": "input", "data": event["bytes"].decode(errors="replace")})
+            if text:
+                await r.rpush(terminal.in_key(op.pk), text[:65536])
+                await r.expire(terminal.in_key(op.pk), 300)
+
+    async def to_browser() -> str:
+        while True:
+            item = await r.blpop([terminal.exit_key(op.pk), terminal.out_key(op.pk)], timeout=1)
+            if item is None:
+                continue
+            key, data = item
+            if key.decode() == terminal.exit_key(op.pk):
+                # Drain what the program printed last, then tell the page why it ended.
+                while chunk := await r.lpop(terminal.out_key(op.pk)):
+                    await send({"type": "websocket.send", "bytes": chunk})
+                info = json.loads(data)
+                await send({"type": "websocket.send", "text": json.dumps({"type": "exit", **info})})
+                await send({"type": "websocket.close", "code": 1000})
+                return str(info.get("reason", "the program ended"))
+            await send({"type": "websocket.send", "bytes": data})
+
+    inbound = asyncio.ensure_future(from_browser())
+    outbound = asyncio.ensure_future(to_browser())
+    try:
+        done, pending = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+        if outbound in done and not outbound.cancelled() and outbound.exception() is None:
+            reason = outbound.result()
+        for task in pending:
+            task.cancel()
+        if inbound in done:  # the browser left: give the agent a moment to end the program
+            with suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(outbound, timeout=10)
+    finally:
+        await r.aclose()
+        await sync_to_async(terminal.close_session)(op=op, ctx=ctx, reason=reason)
