@@ -1,8 +1,9 @@
 """Browser terminals: tickets (web), the session bookkeeping, and the agent's pty relay.
 
 The web process never runs a host command: it relays bytes between the browser's websocket
-and two Redis lists; the host's agent runs ``lxc-attach`` (native) or ``virsh console``
-(libvirt) in a pseudo-terminal as an Operation and relays the other way.
+and two Redis lists; the host's agent, as an Operation, runs ``lxc-attach`` in a
+pseudo-terminal (native containers) or opens the domain's console stream through
+libvirt-python (libvirt domains, what ``virsh console`` does) and relays the other way.
 """
 
 from __future__ import annotations
@@ -142,8 +143,6 @@ def terminal_argv(params: dict) -> list[str]:
     from containers.validators import validate_container_name
 
     name = validate_container_name(params["name"])
-    if params.get("backend") == Backend.LIBVIRT:
-        return ["virsh", "-c", params["libvirt_uri"], "console", name, "--force"]
     return ["lxc-attach", "-P", params["lxc_path"], "-n", name]
 
 
@@ -151,9 +150,21 @@ def relay(op: Operation, runner: Runner) -> dict[str, Any]:
     """Run the console program in a pty and relay it through Redis until either side ends."""
     import redis
 
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return _relay(op, runner, r)
+    except Exception as exc:
+        # The page is waiting for the session: tell it why there is none.
+        r.rpush(exit_key(op.pk), json.dumps({"code": -1, "reason": str(exc)[:300]}))
+        r.expire(exit_key(op.pk), 300)
+        raise
+
+
+def _relay(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
+    if op.params.get("backend") == Backend.LIBVIRT:
+        return _relay_console_stream(op, runner, r)
     argv = terminal_argv(op.params)
     runner.log("$ " + " ".join(argv) + "   (interactive, in a pseudo-terminal)")
-    r = redis.Redis.from_url(settings.REDIS_URL)
     master, slave = pty.openpty()
     _set_size(master, 30, 100)
     try:
@@ -219,6 +230,47 @@ def relay(op: Operation, runner: Runner) -> dict[str, Any]:
     seconds = round(time.monotonic() - started, 1)
     runner.log(f"# session ended after {seconds} s: {reason} (exit status {proc.returncode})")
     return {"exit": proc.returncode, "seconds": seconds, "reason": reason}
+
+
+def _relay_console_stream(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
+    """A libvirt domain's console: the same relay over a libvirt stream instead of a pty."""
+    from containers.drivers.libvirt import ConsoleStream
+
+    uri, name = op.params["libvirt_uri"], op.params["name"]
+    runner.log(f"$ virsh -c {uri} console {name}   (interactive, through libvirt's console stream)")
+    console = ConsoleStream(uri, name, host_label=op.host.slug)
+    started = last_input = time.monotonic()
+    reason = "the console closed"
+    try:
+        while not console.ended:
+            if time.monotonic() - last_input > settings.TERMINAL_IDLE_SECONDS:
+                reason = "idle for too long"
+                break
+            data = console.read()
+            if data:
+                r.rpush(out_key(op.pk), data)
+                r.expire(out_key(op.pk), 300)
+            messages = r.lpop(in_key(op.pk), 100) or []
+            if not data and not messages:
+                time.sleep(0.05)
+            stop = False
+            for raw in messages:
+                message = json.loads(raw)
+                if message.get("type") == "input":
+                    console.write(str(message.get("data", ""))[:65536].encode())
+                    last_input = time.monotonic()
+                elif message.get("type") == "close":
+                    reason, stop = "the browser closed the terminal", True
+            if stop:
+                break
+    finally:
+        console.close()
+        r.rpush(exit_key(op.pk), json.dumps({"code": 0, "reason": reason}))
+        r.expire(exit_key(op.pk), 300)
+        r.delete(in_key(op.pk))
+    seconds = round(time.monotonic() - started, 1)
+    runner.log(f"# session ended after {seconds} s: {reason}")
+    return {"exit": 0, "seconds": seconds, "reason": reason}
 
 
 def _take_controlling_tty() -> None:

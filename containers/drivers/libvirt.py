@@ -7,6 +7,7 @@ user sees what they would type by hand. Errors are :class:`console.drivers.libvi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -218,3 +219,49 @@ def check_block_device(path: str) -> None:
     holders = f"/sys/class/block/{os.path.basename(real)}/holders"
     if os.path.isdir(holders) and os.listdir(holders):
         raise LibvirtError(f"{path} is in use ({', '.join(os.listdir(holders))}); nothing was attached")
+
+
+class ConsoleStream:
+    """A running domain's console as a non-blocking libvirt stream (what ``virsh console`` uses).
+
+    libvirt-python in the agent, not the ``virsh`` program: virsh on a terminal asks polkit for
+    an interactive authorization that a headless host cannot give.
+    """
+
+    def __init__(self, uri: str, name: str, *, host_label: str = "") -> None:
+        def open_console(conn: Any) -> Any:
+            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            # libvirt-LXC accepts no flags here (not even VIR_DOMAIN_CONSOLE_FORCE).
+            conn.lookupByName(name).openConsole(None, stream, 0)
+            return stream
+
+        self.stream = libvirt_conn.call(
+            uri,
+            open_console,
+            host_label=host_label,
+            virsh=("console", name),
+            message=f"the console of {name} cannot be opened",
+        )
+        self.ended = False
+
+    def read(self) -> bytes:
+        """What the console printed since the last call (b"" if nothing); sets ``ended`` at EOF."""
+        try:
+            data = self.stream.recv(65536)
+        except libvirt.libvirtError:
+            self.ended = True
+            return b""
+        if data == -2:  # nothing to read yet
+            return b""
+        if not data:
+            self.ended = True
+            return b""
+        return data
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.stream.send(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.stream.abort()

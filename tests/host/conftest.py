@@ -160,3 +160,43 @@ def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir):
 @pytest.fixture
 def local_agent(start_agent) -> Agent:
     return start_agent()
+
+
+@pytest.fixture
+def web(redis_url, transactional_db, agent_log_dir):
+    """The console's ASGI server (uvicorn) on a free loopback port, on the test database."""
+    port = free_port()
+    log = open(agent_log_dir / "uvicorn.log", "w")  # noqa: SIM115
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "REDIS_URL": redis_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "console.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    import socket
+
+    def listening():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 20, what="uvicorn")
+    yield f"127.0.0.1:{port}"
+    stop_process(proc)
+    log.close()

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
-from django.db import connection
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -19,52 +15,11 @@ from console.models import AuditEvent, Host, Operation
 from console.operations import RequestContext
 from containers import services, terminal
 from containers.models import Container
-from tests.host.conftest import ROOT
 from tests.host.helpers import wait_terminal
-from tests.hosttools import free_port, stop_process, wait_for
+from tests.hosttools import wait_for
 
 pytestmark = pytest.mark.host
 CTX = RequestContext(ip="127.0.0.1", request_id="terminal-test")
-
-
-@pytest.fixture
-def web(redis_url, transactional_db, agent_log_dir):
-    """The console's ASGI server (uvicorn) on a free loopback port, on the test database."""
-    port = free_port()
-    log = open(agent_log_dir / "uvicorn.log", "w")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-        "REDIS_URL": redis_url,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "console.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    import socket
-
-    def listening():
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, 20, what="uvicorn")
-    yield f"127.0.0.1:{port}"
-    stop_process(proc)
-    log.close()
 
 
 def read_until(ws, needle: bytes, timeout: float = 10) -> bytes:
