@@ -227,6 +227,8 @@ DEBIAN_RELEASE = os.environ.get("DEBIAN_RELEASE", "bookworm")
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "")
 DEBIAN_INCLUDE = os.environ.get("DEBIAN_INCLUDE", "systemd-sysv,ifupdown,isc-dhcp-client")
 DEBIAN_CACHE_DIR = os.environ.get("DEBIAN_CACHE_DIR", "/var/cache/lxc-console/debian")
+# Debian root filesystems built for libvirt domains: <DOMAIN_ROOTFS_DIR>/<name>/rootfs.
+DOMAIN_ROOTFS_DIR = os.environ.get("DOMAIN_ROOTFS_DIR", "/var/lib/lxc-console/domains")
 # Root filesystem tarballs may be used only from these host directories.
 ROOTFS_TARBALL_DIRS = [
     p for p in os.environ.get("ROOTFS_TARBALL_DIRS", "/var/lib/lxc-console/images").split(":") if p

@@ -19,8 +19,15 @@ class DefineDomainForm(forms.Form):
     vcpus = forms.CharField(label="vCPUs", initial="1", help_text="1 to the host's number of CPUs")
     init = forms.CharField(label="Init", initial="/sbin/init", help_text="absolute path inside the rootfs")
     rootfs = forms.CharField(
+        required=False,
         label="Root filesystem directory",
         help_text="an existing directory on the host, e.g. the rootfs of a busybox or Debian container",
+    )
+    debootstrap_release = forms.CharField(
+        required=False,
+        label="…or build a Debian root filesystem",
+        help_text="a release such as bookworm: built with debootstrap (cached per release) into "
+        "the console's domain directory; leave the directory above empty",
     )
     network = forms.CharField(required=False, label="libvirt network", help_text="a network of the host, or")
     bridge = forms.CharField(required=False, label="host bridge", help_text="a bridge such as lxcbr0")

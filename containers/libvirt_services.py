@@ -7,8 +7,11 @@ functions refuse native containers.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
+
+from django.conf import settings
 
 from console import access
 from console.errors import Conflict, InvalidInput
@@ -33,6 +36,7 @@ from containers.domain_xml import (
     validate_vcpus,
 )
 from containers.models import Container, container_lock_key
+from containers.validators import validate_release
 from networks.models import Network
 from networks.network_xml import validate_network_name
 
@@ -111,8 +115,13 @@ def define_domain(
     network: str = "",
     bridge: str = "",
     mac: str = "",
+    debootstrap_release: str | None = None,
 ) -> Operation:
-    """Define a domain from the form's values; the agent checks that the rootfs directory exists."""
+    """Define a domain from the form's values; the agent checks that the rootfs directory exists.
+
+    With ``debootstrap_release`` the agent first builds a Debian root filesystem (the same cached
+    debootstrap as native Debian containers) under DOMAIN_ROOTFS_DIR/<name>/rootfs.
+    """
     params: dict[str, Any] = {
         "name": name,
         "memory_mib": memory_mib,
@@ -132,6 +141,16 @@ def define_domain(
         spec_mem = validate_memory_mib(memory_mib)
         spec_cpus = validate_vcpus(vcpus, _host_cpus(host))
         init_path = validate_abs_path(init, "init", "the init path")
+        build = None
+        if debootstrap_release:
+            if rootfs:
+                raise InvalidInput("choose an existing directory or a Debian build, not both", field="rootfs")
+            build = {"release": validate_release(debootstrap_release)}
+            if host.capabilities and not host.capabilities.get("debootstrap", {}).get("available"):
+                raise InvalidInput(
+                    f"debootstrap is not installed on host {host.slug}", field="debootstrap_release"
+                )
+            rootfs = os.path.join(settings.DOMAIN_ROOTFS_DIR, name, "rootfs")
         rootfs_dir = validate_abs_path(rootfs, "rootfs", "the root filesystem directory")
         if rootfs_dir == "/":
             raise InvalidInput("the host's own / cannot be a container's root filesystem", field="rootfs")
@@ -159,7 +178,7 @@ def define_domain(
             kind="libvirt.domain.define",
             target=f"container {host.slug}/{name}",
             lock_key=_domain_lock(host, name),
-            params={"name": name, "xml": xml, "rootfs": rootfs_dir},
+            params={"name": name, "xml": xml, "rootfs": rootfs_dir, "build": build},
             after={"xml": xml},
             audit_params={**params, "name": name, "mac": mac_text},
         )

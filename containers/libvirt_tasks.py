@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -42,6 +43,52 @@ def _refresh_on_failure(op: Operation) -> Iterator[None]:
 @operation_handler("libvirt.domain.define")
 def define(op: Operation, runner: Runner) -> dict[str, Any]:
     rootfs = op.params.get("rootfs") or ""
+    build = op.params.get("build")
+    if build:
+        _build_debian_rootfs(op, runner, rootfs, build["release"])
+        try:
+            return _define(op, runner, rootfs)
+        except Exception:
+            # Nothing half-made: the tree built for a domain that was not defined goes away.
+            shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)
+            raise
+    return _define(op, runner, rootfs)
+
+
+def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: str) -> None:
+    """The same cached debootstrap as native Debian containers, copied to the domain's directory."""
+    from django.conf import settings
+
+    from containers.drivers import debootstrap
+
+    if os.path.exists(rootfs):
+        raise ServiceError(f"{rootfs} exists already on host {op.host.slug}; nothing was built")
+    mirror = settings.DEBIAN_MIRROR or debootstrap.mirror_from_apt_sources()
+    if not mirror:
+        raise ServiceError(
+            "no Debian mirror: set DEBIAN_MIRROR or add a Debian archive to the host's apt sources"
+        )
+    tree, _built = debootstrap.ensure_rootfs(
+        runner,
+        release=release,
+        arch=debootstrap.host_arch(),
+        mirror=mirror,
+        cache_dir=settings.DEBIAN_CACHE_DIR,
+        include=settings.DEBIAN_INCLUDE,
+        progress=lambda percent, label: set_progress(op, min(percent, 90), label),
+    )
+    set_progress(op, 92, f"copying the cached {release} root filesystem")
+    os.makedirs(rootfs, mode=0o755)
+    try:
+        runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"])
+        with open(os.path.join(rootfs, "etc", "hostname"), "w") as fh:
+            fh.write(op.params["name"] + "\n")
+    except Exception:
+        shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)
+        raise
+
+
+def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     # The directory is checked here, on the host that will use it, not by the web process.
     if rootfs and not os.path.isdir(rootfs):
         raise ServiceError(f"the root filesystem directory {rootfs} does not exist on host {op.host.slug}; "

@@ -87,6 +87,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
                         vcpus=data["vcpus"],
                         init=data["init"],
                         rootfs=data["rootfs"],
+                        debootstrap_release=data.get("debootstrap_release") or None,
                         network=data["network"],
                         bridge=data["bridge"],
                         mac=data["mac"],
