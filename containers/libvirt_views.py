@@ -66,8 +66,13 @@ def domain_create(request: HttpRequest) -> HttpResponse:
     hosts = access.for_user(Host.objects.all(), request.user)
     access.require_post_role(request, "admin", None)
     mode = request.POST.get("mode") or request.GET.get("mode") or "form"
-    form = DefineDomainForm(request.POST if mode == "form" else None, initial={"host": hosts.first()})
-    xml_form = DomainXmlForm(request.POST if mode == "xml" else None, initial={"host": hosts.first()})
+    posted = request.method == "POST"
+    form = DefineDomainForm(
+        request.POST if posted and mode == "form" else None, initial={"host": hosts.first()}
+    )
+    xml_form = DomainXmlForm(
+        request.POST if posted and mode == "xml" else None, initial={"host": hosts.first()}
+    )
     form.fields["host"].queryset = hosts
     xml_form.fields["host"].queryset = hosts
     status = 200

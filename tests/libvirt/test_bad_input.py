@@ -407,3 +407,11 @@ def test_an_unreachable_libvirtd_fails_fast_with_a_clear_message():
     with pytest.raises(LibvirtUnavailable, match="libvirtd is not running on host h1: .*/nonexistent"):
         LibvirtDomainDriver("lxc:///?socket=/nonexistent", "h1").list()
     assert time.monotonic() - started < 2
+
+
+def test_the_define_form_opens_unbound_with_its_defaults(client, make_user, host):
+    admin = make_user("form-admin", role="admin")
+    client.force_login(admin)
+    page = client.get("/containers/libvirt/new/").content.decode()
+    assert "This field is required" not in page
+    assert 'value="128"' in page and 'value="/sbin/init"' in page
