@@ -7,7 +7,8 @@ HOST_SLUG ?= local
 BIND ?= 127.0.0.1:8000
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
-	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium
+	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
+	qemu-system-x86 linux-image-amd64
 
 .PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests
 
@@ -29,6 +30,12 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@# The VM test tier (tests/vm) boots this kernel; its initrd must carry lvm, dmsetup and the
+	@# dm modules, which it does only when lvm2 was installed before it was generated.
+	@initrd=$$(ls /boot/initrd.img-* 2>/dev/null | sort -V | tail -1); \
+	if [ -n "$$initrd" ] && [ "$$(lsinitramfs $$initrd | grep -c -E 'sbin/lvm$$|dm-snapshot.ko$$')" != 2 ]; then \
+		echo "regenerating $$initrd with lvm2"; update-initramfs -u -k all; \
 	fi
 
 venv: $(BIN)/.installed
@@ -64,7 +71,7 @@ test: deps prepare-host
 	$(BIN)/python -m pytest
 
 unit: venv
-	$(BIN)/python -m pytest -m "not host and not browser"
+	$(BIN)/python -m pytest -m "not host and not browser and not vm"
 
 bench: deps prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
