@@ -17,7 +17,7 @@ from containers.models import Container, container_lock_key
 logger = logging.getLogger(__name__)
 
 
-def _apply(container: Container, info: ContainerInfo, driver: LxcDriver) -> None:
+def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limits: bool = True) -> None:
     try:
         container.config_text = driver.read_config(container.name)
     except OSError:
@@ -36,10 +36,11 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver) -> None
         container.usage = info.usage
     elif container.state == State.STOPPED:
         container.usage = {}
-    if container.state in (State.RUNNING, State.FROZEN):
+    # The frequent usage refresh (limits=False) leaves the cgroup values to syncs and operations.
+    if limits and container.state in (State.RUNNING, State.FROZEN):
         keys = dict.fromkeys([*SHOWN_KEYS, *saved_limits(container.config_text)])
         container.cgroup_live = {key: driver.cgroup_get(container.name, key) for key in keys}
-    else:
+    elif limits:
         container.cgroup_live = {}
     container.last_seen = timezone.now()
 
@@ -97,7 +98,9 @@ def sync_host(host: Host) -> None:
             logger.warning("inventory of %s:%s failed: %s", host.slug, path, exc)
 
 
-def refresh_container(host: Host, lxc_path: str, name: str, runner: Runner | None = None) -> Container | None:
+def refresh_container(
+    host: Host, lxc_path: str, name: str, runner: Runner | None = None, *, limits: bool = True
+) -> Container | None:
     """Refresh one container's row after an operation (or delete it if it no longer exists)."""
     driver = LxcDriver(runner or Runner(None), lxc_path)
     qs = Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
@@ -106,7 +109,7 @@ def refresh_container(host: Host, lxc_path: str, name: str, runner: Runner | Non
         return None
     info = driver.info(name)
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
-    _apply(container, info, driver)
+    _apply(container, info, driver, limits=limits)
     container.save()
     _link_snapshot_origin(container)
     return container
@@ -131,7 +134,9 @@ def refresh_running(host: Host) -> int:
         if container_lock_key(host.slug, lxc_path, name) in busy:
             continue
         try:
-            refresh_container(host, lxc_path, name, runner)
+            # lxc-info only: reading every cgroup key here would cost five more commands per
+            # running container every few seconds.
+            refresh_container(host, lxc_path, name, runner, limits=False)
             count += 1
         except CommandError as exc:
             logger.info("usage refresh of %s failed: %s", name, exc)
