@@ -50,15 +50,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import ConsoleUnderTest  # noqa: E402
+
 IMAGE_SIZE = 4 * 1024**3
 DATA_MIB = 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*argv: str, timeout: float = 600) -> str:
@@ -81,8 +77,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="console-bench-btrfs-", dir="/var/tmp"))
     pool, pool2 = state / "pool", state / "pool2"  # pool2: the full copies' target (see above)
     devices: list[str] = []  # the loop devices this run attached, and only those
-    redis: subprocess.Popen | None = None
-    agent: subprocess.Popen | None = None
+    harness: ConsoleUnderTest | None = None
     raw: dict[str, list[float]] = {"snapshot": [], "full": [], "full_sync": []}
     console: list[float] = []
     rootfs_bytes = 0
@@ -141,71 +136,16 @@ def main() -> None:
             run("lxc-destroy", "-P", str(pool2), "-n", f"full{i}")
 
         # The console: its own Redis, database and agent on the pool's LXC path.
-        port = free_port()
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        env = {
-            **os.environ,
-            "CONSOLE_VAR_DIR": str(state / "var"),
-            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "DJANGO_SETTINGS_MODULE": "console.settings",
-            "ALLOWED_HOSTS": "testserver",
-        }
-        os.environ.update(env)
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from django.test import Client
-
-        from console.models import Operation
+        harness = ConsoleUnderTest(state, pool)
         from containers.models import Container
 
-        call_command("migrate", verbosity=0)
-        user = get_user_model().objects.create_superuser("bench", password="bench-password-123")
-        agent = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "agent",
-                "--host",
-                "bench",
-                "--lxc-path",
-                str(pool),
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=ROOT,
-            env=env,
+        harness.wait_for(
+            lambda: Container.objects.filter(host__slug="bench", lxc_path=str(pool), name="base").exists(),
+            "the agent to record the container 'base'",
         )
-        client = Client()
-        client.force_login(user)
-        deadline = time.monotonic() + 90
-        while not Container.objects.filter(host__slug="bench", lxc_path=str(pool), name="base").exists():
-            if time.monotonic() > deadline or agent.poll() is not None:
-                raise SystemExit("the agent did not record the container 'base'")
-            time.sleep(0.2)
         base = Container.objects.get(host__slug="bench", lxc_path=str(pool), name="base")
 
-        def console_op(url: str, data: dict) -> float:
-            before = Operation.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-            t = time.perf_counter()
-            response = client.post(url, data)
-            assert response.status_code in (302, 202), response.content[:500]
-            while True:
-                op = Operation.objects.filter(pk__gt=before).order_by("pk").first()
-                if op is not None and op.is_terminal:
-                    break
-                if time.perf_counter() - t > 900:
-                    raise SystemExit(f"no terminal operation after POST {url}")
-                time.sleep(0.005)
-            elapsed = time.perf_counter() - t
-            assert op.status == "succeeded", op.error + op.log
-            return elapsed
+        console_op = harness.timed_post
 
         for i in range(args.rounds):
             name = f"csnap{i}"
@@ -215,16 +155,8 @@ def main() -> None:
             assert copy.origin_kind == "snapshot", copy.origin_kind
             console_op(f"/containers/{copy.pk}/destroy/", {"confirm": name})
     finally:
-        if agent is not None:
-            agent.terminate()
-            try:
-                agent.wait(30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait(10)
-        if redis is not None:
-            redis.terminate()
-            redis.wait(10)
+        if harness is not None:
+            harness.close()
         for mountpoint in (pool2, pool):
             if not is_mounted(mountpoint):
                 continue

@@ -12,7 +12,6 @@ container it makes.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import statistics
@@ -22,13 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import ConsoleUnderTest  # noqa: E402
 
 
 def main() -> None:
@@ -41,86 +35,23 @@ def main() -> None:
     lxc_raw = state / "lxc-raw"
     lxc_console.mkdir()
     lxc_raw.mkdir()
-    port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    env = {
-        **os.environ,
-        "CONSOLE_VAR_DIR": str(state / "var"),
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "ALLOWED_HOSTS": "testserver",
-    }
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.test import Client
-
-    from console.models import Host, Operation
+    console = ConsoleUnderTest(state, lxc_console)
     from containers.models import Container
 
-    call_command("migrate", verbosity=0)
-    user = get_user_model().objects.create_superuser("bench", password="bench-password-123")
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "agent",
-            "--host",
-            "bench",
-            "--lxc-path",
-            str(lxc_console),
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
     # The agent follows lxc-monitor on its LXC path; give the raw path the same listener so both
     # sides run under the same conditions (lxc-freeze polls once per second while a listener
     # is attached and the freezer cgroup still reads FREEZING).
     raw_monitor = subprocess.Popen(["lxc-monitor", "-P", str(lxc_raw)], stdout=subprocess.DEVNULL)
-    client = Client()
-    client.force_login(user)
     results: dict[str, list[tuple[float, float]]] = {}
     try:
-        deadline = time.monotonic() + 60
-        while not Host.objects.filter(slug="bench", capabilities__has_key="lxc").exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("the agent did not register")
-            time.sleep(0.2)
+        console.wait_registered()
 
         def timed_raw(*argv: str) -> float:
             t = time.perf_counter()
             subprocess.run(list(argv), check=True, capture_output=True)
             return time.perf_counter() - t
 
-        def timed_console(url: str, data: dict) -> float:
-            before = Operation.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-            t = time.perf_counter()
-            response = client.post(url, data)
-            assert response.status_code in (302, 202), response.content[:500]
-            while True:
-                op = Operation.objects.filter(pk__gt=before).order_by("pk").first()
-                if op is not None and op.is_terminal:
-                    break
-                time.sleep(0.005)
-            elapsed = time.perf_counter() - t
-            assert op.status == "succeeded", op.error + op.log
-            if os.environ.get("BENCH_DEBUG"):
-                print(
-                    op.kind,
-                    [(c["argv"][0], c["seconds"]) for c in op.commands],
-                    op.started_at - op.created_at,
-                    op.finished_at - op.started_at,
-                )
-            return elapsed
+        timed_console = console.timed_post
 
         def settle(path: Path, name: str) -> None:
             deadline = time.monotonic() + 15
@@ -170,8 +101,7 @@ def main() -> None:
             con = timed_console(f"/containers/{c.pk}/copy/", {"new_name": f"{n}s", "snapshot": "on"})
             record("snapshot (lxc-copy -s)", con, raw)
     finally:
-        agent.terminate()
-        agent.wait(30)
+        console.close()
         raw_monitor.terminate()
         raw_monitor.wait(10)
         for path in (lxc_console, lxc_raw):
@@ -182,8 +112,6 @@ def main() -> None:
                 subprocess.run(
                     ["lxc-destroy", "-P", str(path), "-n", cfg.parent.name, "-f"], capture_output=True
                 )
-        redis.terminate()
-        redis.wait(10)
         shutil.rmtree(state, ignore_errors=True)
 
     print(f"\n{args.rounds} rounds on {socket.gethostname()}, medians:\n")
