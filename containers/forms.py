@@ -23,6 +23,12 @@ class CreateContainerForm(forms.Form):
         help_text="For the Debian template; empty for the default. The first create of a release "
         "downloads it (minutes); later ones copy the cache.",
     )
+    fssize = forms.CharField(
+        required=False,
+        label="Logical volume size",
+        help_text="On an LVM pool's LXC path: the new LV's size (default 1G). The pool decides the "
+        "backing store: btrfs subvolume, LVM volume or ZFS dataset.",
+    )
     tarball = forms.CharField(
         required=False,
         label="Root filesystem tarball",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import uuid
 from typing import Any
@@ -41,6 +42,7 @@ def create_container(
     release: str | None = None,
     tarball: str | None = None,
     backing_store: str | None = None,
+    fssize: str | None = None,
 ) -> Operation:
     """Queue the creation of a container: busybox template, Debian via debootstrap, or a tarball.
 
@@ -79,6 +81,7 @@ def create_container(
         store = _backing_store(host, path, template, backing_store)
         if store != "dir":
             params["backing_store"] = store
+            params.update(_block_store_params(host, path, store, fssize))
         return start_operation(
             actor=actor,
             ctx=ctx,
@@ -90,15 +93,52 @@ def create_container(
         )
 
 
-BACKING_STORES = ("dir", "btrfs")
+BACKING_STORES = ("dir", "btrfs", "lvm", "zfs")
+_FSSIZE_RE = re.compile(r"^([1-9][0-9]{0,5})([MG])$")
+
+
+def _block_store_params(host: Host, lxc_path: str, store: str, fssize: str | None) -> dict[str, str]:
+    """What ``lxc-create -B lvm|zfs`` needs from the pool: its VG or dataset, and the LV size."""
+    if store not in ("lvm", "zfs"):
+        return {}
+    pool = Pool.objects.filter(host=host, lxc_path=lxc_path).first()
+    if pool is None:
+        raise InvalidInput(f"{lxc_path} is not the LXC path of a pool", field="backing_store")
+    caps = host.capabilities or {}
+    if store == "lvm":
+        if caps and not caps.get("lvm", {}).get("device_mapper"):
+            raise InvalidInput(
+                f"host {host.slug} has no device-mapper: LVM logical volumes (and so -B lvm containers) "
+                "cannot be created there",
+                field="backing_store",
+            )
+        size = (fssize or "1G").strip().upper()
+        m = _FSSIZE_RE.match(size)
+        if not m or (m.group(2) == "M" and int(m.group(1)) < 64):
+            raise InvalidInput("the logical volume size is 64M or more, like 512M or 10G", field="fssize")
+        return {"vgname": pool.vg_name or "lxc", "fssize": size}
+    if caps and not (caps.get("zfs", {}).get("available") and caps.get("zfs", {}).get("kernel")):
+        raise InvalidInput(
+            f"host {host.slug} has no ZFS: -B zfs containers cannot be created there", field="backing_store"
+        )
+    return {"zfsroot": pool.name}
 
 
 def _backing_store(host: Host, lxc_path: str, template: str, requested: str | None) -> str:
-    """``dir``, or ``btrfs`` on the LXC path of a btrfs pool (the default there, for busybox)."""
+    """``dir``; or, on the LXC path of a pool, the pool's own store (btrfs for busybox by default,
+    ``lvm`` on an LVM pool, ``zfs`` on a ZFS pool)."""
     pool = Pool.objects.filter(host=host, lxc_path=lxc_path).first()
     on_btrfs = pool is not None and pool.kind == PoolKind.BTRFS
     if requested is None:
+        if pool is not None and pool.kind in (PoolKind.LVM, PoolKind.ZFS) and template == Template.BUSYBOX:
+            return str(pool.kind)
         return "btrfs" if on_btrfs and template == Template.BUSYBOX else "dir"
+    if requested in ("lvm", "zfs") and (pool is None or pool.kind != requested):
+        raise InvalidInput(f"{lxc_path} is not the LXC path of a {requested} pool", field="backing_store")
+    if requested in ("lvm", "zfs") and template != Template.BUSYBOX:
+        raise InvalidInput(
+            f"a {requested} backing store is offered for the busybox template", field="backing_store"
+        )
     if requested not in BACKING_STORES:
         raise InvalidInput(
             f"unknown backing store {requested!r}; choose one of {', '.join(BACKING_STORES)}",

@@ -58,7 +58,14 @@ def create(op: Operation, runner: Runner) -> dict[str, Any]:
             _create_from_tarball(op, runner, driver)
         else:
             set_progress(op, 5, f"lxc-create -t {template}")
-            driver.create(name, template, backing_store=op.params.get("backing_store"))
+            driver.create(
+                name,
+                template,
+                backing_store=op.params.get("backing_store"),
+                vgname=op.params.get("vgname"),
+                fssize=op.params.get("fssize"),
+                zfsroot=op.params.get("zfsroot"),
+            )
     set_progress(op, 98, "reading the new container's state")
     return _refresh(op, runner)
 

@@ -150,6 +150,7 @@ def container_create(request: HttpRequest) -> HttpResponse:
                     lxc_path=data["lxc_path"] or None,
                     release=data["release"] or None,
                     tarball=data["tarball"] or None,
+                    fssize=data["fssize"] or None,
                 )
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

@@ -230,11 +230,28 @@ class LxcDriver:
         template_args: list[str] | None = None,
         *,
         backing_store: str | None = None,
+        vgname: str | None = None,
+        fssize: str | None = None,
+        zfsroot: str | None = None,
     ) -> None:
-        """``lxc-create [-B STORE] -t TEMPLATE``; a failed create leaves nothing behind."""
+        """``lxc-create [-B STORE ...] -t TEMPLATE``; a failed create leaves nothing behind.
+
+        ``-B lvm --vgname VG --fssize SIZE --fstype ext4`` puts the rootfs on a new logical volume
+        (so ``lxc-copy -s`` makes LVM snapshots), ``-B zfs --zfsroot POOL`` on a ZFS dataset.
+        """
         if self.exists(name):
             raise CommandError(f"a container named {name!r} already exists in {self.lxc_path}")
         store = ["-B", backing_store] if backing_store and backing_store != "dir" else []
+        if backing_store == "lvm":
+            if not (vgname and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}", vgname)):
+                raise ValueError(f"invalid volume group name {vgname!r}")
+            if not (fssize and re.fullmatch(r"[1-9][0-9]{0,5}[MG]", fssize)):
+                raise ValueError(f"invalid logical volume size {fssize!r}")
+            store += ["--vgname", vgname, "--fssize", fssize, "--fstype", "ext4"]
+        elif backing_store == "zfs":
+            if not (zfsroot and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,200}", zfsroot)):
+                raise ValueError(f"invalid ZFS root {zfsroot!r}")
+            store += ["--zfsroot", zfsroot]
         argv = ["lxc-create", *self._n(name), *store, "-t", template]
         if template_args:
             argv += ["--", *template_args]
