@@ -314,6 +314,15 @@ class LvmDriver:
         return ["lvremove", "-y", f"{vg}/{name}"]
 
     def lvremove(self, vg: str, name: str) -> None:
+        """Remove one logical volume, never an origin with snapshots (``lvremove -y`` would take the
+        snapshots with it): those are listed, to be removed first."""
+        snapshots = sorted(lv.name for lv in self.lvs(vg) if lv.origin == name)
+        if snapshots:
+            raise CommandError(
+                f"{vg}/{name} cannot be removed: these snapshots depend on it: {', '.join(snapshots)}; "
+                "remove them first",
+                argv=self.lvremove_argv(vg, name),
+            )
         self._run(self.lvremove_argv(vg, name), error_message=f"lvremove could not remove {vg}/{name}")
 
     def pvs(self) -> list[PhysicalVolume]:

@@ -32,14 +32,17 @@ class RecordingRunner(Runner):
 
 
 def test_lvm_logical_volume_commands():
-    runner = RecordingRunner()
+    # lvremove first asks lvs whether the volume is an origin (here: a VG without volumes).
+    lvs_empty = CommandResult(["lvs"], 0, fixture_text("host_lvs_empty.json"), "", 0.0)
+    runner = RecordingRunner({"lvs": lvs_empty})
     lvm = LvmDriver(runner)
     lvm.lvcreate("lxc", "lvm_container", 10 * 1024**3)
     lvm.lvremove("lxc", "container_2_copy")
-    assert runner.argvs == [
+    assert [a for a in runner.argvs if a[0] != "lvs"] == [
         ["lvcreate", "-L", "10737418240b", "-n", "lvm_container", "lxc"],
         ["lvremove", "-y", "lxc/container_2_copy"],
     ]
+    assert runner.argvs[1][0] == "lvs" and "lxc" in runner.argvs[1]
     assert lvm.snapshot_argv("lxc", "lvm_container_2", "container_2_copy", 5 * 1024**3) == [
         "lvcreate",
         "-s",

@@ -160,12 +160,6 @@ def test_lvm_pool_container_volume_snapshot_and_safe_destroy(vm, lvm):
         clean_disk(lvm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="LvmDriver.lvremove passes -y, and LVM then removes an origin's snapshots with it "
-    "(no LV-level dependency check in the driver yet)",
-)
 def test_driver_refuses_to_remove_an_origin_that_has_snapshots(vm, lvm):
     clean_disk(lvm)
     refused = None
