@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstr
 	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
 	qemu-system-x86 linux-image-amd64
 
-.PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests
+.PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests vm-zfs
 
 run: deps prepare-host db
 	@$(MAKE) --no-print-directory agent
@@ -72,6 +72,11 @@ test: deps prepare-host
 
 unit: venv
 	$(BIN)/python -m pytest -m "not host and not browser and not vm"
+
+# Opt-in: ZFS in the VM tier (Debian contrib, ~12 min of DKMS on 2 cores), then only those tests.
+vm-zfs: deps
+	scripts/vm-zfs-deps
+	$(BIN)/python -m pytest -m vm_zfs tests/vm
 
 bench: deps prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
