@@ -15,7 +15,10 @@ class CreateContainerForm(forms.Form):
     )
     template = forms.ChoiceField(choices=Template.choices, initial=Template.BUSYBOX)
     lxc_path = forms.CharField(
-        required=False, label="LXC path", help_text="Leave empty for the host's default LXC path."
+        required=False,
+        label="LXC path",
+        help_text="Leave empty for the host's default LXC path; a pool's path puts the container on the pool.",
+        widget=forms.TextInput(attrs={"list": "lxc-paths", "autocomplete": "off"}),
     )
     release = forms.CharField(
         required=False,

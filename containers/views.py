@@ -159,7 +159,10 @@ def container_create(request: HttpRequest) -> HttpResponse:
                 return redirect("operation-detail", pk=op.pk)
         else:
             status = 400
-    return render(request, "containers/container_create.html", {"form": form}, status=status)
+    paths = sorted({(h.slug, p) for h in hosts for p in h.lxc_paths})
+    return render(
+        request, "containers/container_create.html", {"form": form, "lxc_paths": paths}, status=status
+    )
 
 
 _SIMPLE_ACTIONS = {
