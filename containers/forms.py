@@ -17,7 +17,7 @@ class CreateContainerForm(forms.Form):
     lxc_path = forms.CharField(
         required=False,
         label="LXC path",
-        help_text="Leave empty for the host's default LXC path; a pool's path puts the container on the pool.",
+        help_text="Empty: the host's default LXC path. A pool's path puts the container on the pool.",
         widget=forms.TextInput(attrs={"list": "lxc-paths", "autocomplete": "off"}),
     )
     release = forms.CharField(
