@@ -203,6 +203,62 @@ class ZfsDriver:
     def zfs_promote_argv(clone: str) -> list[str]:
         return ["zfs", "promote", _dataset(clone)]
 
+    @staticmethod
+    def zfs_create_argv(dataset: str) -> list[str]:
+        return ["zfs", "create", _dataset(dataset)]
+
+    @staticmethod
+    def zfs_snapshot_argv(snapshot: str) -> list[str]:
+        if "@" not in snapshot:
+            raise ValueError(f"a snapshot is named dataset@name, not {snapshot!r}")
+        return ["zfs", "snapshot", _dataset(snapshot)]
+
+    @staticmethod
+    def zfs_clone_argv(snapshot: str, clone: str) -> list[str]:
+        if "@" not in snapshot or "@" in clone:
+            raise ValueError(f"zfs clone takes a snapshot and a new dataset, not {snapshot!r} {clone!r}")
+        return ["zfs", "clone", _dataset(snapshot), _dataset(clone)]
+
+    def create_dataset(self, dataset: str) -> None:
+        """A container's dataset, as ``lxc-create -B zfs`` makes it."""
+        self.runner.run(self.zfs_create_argv(dataset), error_message=f"zfs create {dataset} failed")
+
+    def snapshot_and_clone(self, origin: str, clone: str, snapshot_name: str) -> str:
+        """``lxc-copy -s`` on ZFS: ``origin@snapshot_name`` and a clone of it; returns the snapshot."""
+        snapshot = f"{origin}@{snapshot_name}"
+        self.runner.run(self.zfs_snapshot_argv(snapshot), error_message=f"zfs snapshot {snapshot} failed")
+        self.runner.run(self.zfs_clone_argv(snapshot, clone), error_message=f"zfs clone {clone} failed")
+        return snapshot
+
+    def origins(self, root: str) -> dict[str, str]:
+        """Every dataset and snapshot under ``root`` with the snapshot it was cloned from ('' if none)."""
+        argv = ["zfs", "list", "-H", "-t", "all", "-o", "name,origin", "-r", _dataset(root)]
+        out: dict[str, str] = {}
+        for line in self.runner.run(argv, record=False).stdout.splitlines():
+            name, _, origin = line.partition("\t")
+            if name:
+                out[name] = "" if origin.strip() in ("", "-") else origin.strip()
+        return out
+
+    def safe_order(self, dataset: str) -> list[str]:
+        """The complete order that removes ``dataset``: each clone (and what depends on it) before
+        the snapshot it came from, each snapshot before its dataset, the dataset last."""
+        rows = self.origins(dataset.split("/")[0].split("@")[0])
+
+        def dependants(name: str, depth: int = 0) -> list[str]:
+            if depth > 50:
+                return []
+            found: list[str] = []
+            snapshots = [name] if "@" in name else sorted(n for n in rows if n.startswith(name + "@"))
+            for snap in snapshots:
+                for clone in sorted(n for n, origin in rows.items() if origin == snap):
+                    found += [*dependants(clone, depth + 1), clone]
+                if snap != name:
+                    found.append(snap)
+            return found
+
+        return [*dependants(dataset), dataset]
+
     def create_pool(self, pool: str, vdevs: list[str], *, mountpoint: str) -> None:
         self.runner.run(
             self.zpool_create_argv(pool, vdevs, mountpoint=mountpoint), error_message="zpool create failed"
@@ -218,9 +274,15 @@ class ZfsDriver:
             return
         blocked = parse_destroy_error(result.stderr)
         if blocked is not None:
+            # The refusal names only the direct children; the listing gives the whole order
+            # (a snapshot's clones before the snapshot, before the dataset).
+            try:
+                order = [f"zfs destroy {name}" for name in self.safe_order(blocked.dataset)]
+            except CommandError:
+                order = blocked.safe_order
             raise CommandError(
                 f"{blocked.dataset} has dependants: {', '.join(blocked.children)}; "
-                f"safe order: {'; '.join(blocked.safe_order)} ({blocked.alternative})",
+                f"safe order: {'; '.join(order)} ({blocked.alternative})",
                 argv=result.argv,
                 returncode=result.returncode,
                 stderr=result.stderr,

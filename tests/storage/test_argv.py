@@ -98,7 +98,8 @@ def test_zfs_destroy_with_children_is_refused_with_the_safe_order():
     runner = RecordingRunner({"zfs": CommandResult(["zfs"], 1, "", stderr, 0.1)})
     with pytest.raises(CommandError) as info:
         ZfsDriver(runner).destroy("lxc/zfs_container")
-    assert runner.argvs == [["zfs", "destroy", "lxc/zfs_container"]]  # never -r
+    assert runner.argvs[0] == ["zfs", "destroy", "lxc/zfs_container"]  # never -r
+    assert not any("-r" in argv[:3] or "-R" in argv[:3] for argv in runner.argvs if argv[1] == "destroy")
     message = info.value.message
     assert "lxc/zfs_container has dependants: lxc/zfs_container@zfs_cow_clone" in message
     assert "zfs destroy lxc/zfs_container@zfs_cow_clone; zfs destroy lxc/zfs_container" in message
@@ -116,3 +117,50 @@ def test_zfs_listing_parses_real_outputs():
     assert [p.name for p in zfs.list_pools()] == ["lxc"]
     assert [d.mountpoint for d in zfs.datasets()] == ["/lxc"]
     assert runner.argvs == [["zpool", "list"], ["zfs", "list"]]
+
+
+def test_zfs_destroy_gives_the_complete_order_with_clones_first():
+    """The refusal names the snapshot only; the driver's listing adds the clone that depends on it.
+
+    The listing's shape (``zfs list -H -t all -o name,origin -r``: tab-separated, ``-`` for no
+    origin) is what the VM tier's ZFS (``make vm-zfs``) prints for the seed's layout.
+    """
+    listing = (
+        "lxc\t-\n"
+        "lxc/zfs_container\t-\n"
+        "lxc/zfs_container@zfs_cow_clone\t-\n"
+        "lxc/zfs_cow_clone\tlxc/zfs_container@zfs_cow_clone\n"
+        "lxc/zfs_cow_clone@later\t-\n"
+        "lxc/grandchild\tlxc/zfs_cow_clone@later\n"
+    )
+    stderr = fixture_text("seed_zfs_destroy_has_children.txt")
+
+    class Scripted(RecordingRunner):
+        def run(self, argv, **kwargs):  # type: ignore[override]
+            self.calls.append((list(argv), kwargs))
+            if argv[:2] == ["zfs", "list"]:
+                return CommandResult(list(argv), 0, listing, "", 0.0)
+            return CommandResult(list(argv), 1, "", stderr, 0.0)
+
+    runner = Scripted()
+    zfs = ZfsDriver(runner)
+    assert zfs.safe_order("lxc/zfs_container") == [
+        "lxc/grandchild",
+        "lxc/zfs_cow_clone@later",
+        "lxc/zfs_cow_clone",
+        "lxc/zfs_container@zfs_cow_clone",
+        "lxc/zfs_container",
+    ]
+    with pytest.raises(CommandError) as info:
+        zfs.destroy("lxc/zfs_container")
+    assert (
+        "safe order: zfs destroy lxc/grandchild; zfs destroy lxc/zfs_cow_clone@later; "
+        "zfs destroy lxc/zfs_cow_clone; zfs destroy lxc/zfs_container@zfs_cow_clone; "
+        "zfs destroy lxc/zfs_container" in info.value.message
+    )
+    assert ["zfs", "list", "-H", "-t", "all", "-o", "name,origin", "-r", "lxc"] in runner.argvs
+    assert zfs.zfs_clone_argv("lxc/a@s", "lxc/b") == ["zfs", "clone", "lxc/a@s", "lxc/b"]
+    with pytest.raises(ValueError):
+        zfs.zfs_snapshot_argv("lxc/no-at-sign")
+    with pytest.raises(ValueError):
+        zfs.zfs_create_argv("-o mountpoint=/")

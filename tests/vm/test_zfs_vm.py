@@ -60,11 +60,18 @@ def test_zfs_pool_dataset_snapshot_clone_and_safe_destroy(vm, zfs):
     [root] = zfs.datasets()
     assert (root.name, root.mountpoint) == (POOL, "/lxc"), root
 
-    # A container's dataset and the seed's copy-on-write clone of it.
-    lxc_zfs(vm, "create", "lxc/zfs_container")
-    lxc_zfs(vm, "snapshot", "lxc/zfs_container@zfs_cow_clone")
-    lxc_zfs(vm, "clone", "lxc/zfs_container@zfs_cow_clone", "lxc/zfs_cow_clone")
+    # A container's dataset and the seed's copy-on-write clone of it, by the driver's own commands.
+    zfs.create_dataset("lxc/zfs_container")
+    snapshot = zfs.snapshot_and_clone("lxc/zfs_container", "lxc/zfs_cow_clone", "zfs_cow_clone")
+    assert snapshot == "lxc/zfs_container@zfs_cow_clone"
     assert names(zfs) == ["lxc", "lxc/zfs_container", "lxc/zfs_cow_clone"]
+    # The driver's listing of origins, on live output, gives the complete order at once.
+    assert zfs.origins("lxc")["lxc/zfs_cow_clone"] == "lxc/zfs_container@zfs_cow_clone"
+    assert zfs.safe_order("lxc/zfs_container") == [
+        "lxc/zfs_cow_clone",
+        "lxc/zfs_container@zfs_cow_clone",
+        "lxc/zfs_container",
+    ]
 
     # The origin is refused with the seed's exact error, read into its dependants and safe order.
     with pytest.raises(CommandError) as info:
@@ -74,7 +81,8 @@ def test_zfs_pool_dataset_snapshot_clone_and_safe_destroy(vm, zfs):
     assert blocked is not None and blocked.children == ["lxc/zfs_container@zfs_cow_clone"], info.value.stderr
     assert info.value.message.startswith(
         "lxc/zfs_container has dependants: lxc/zfs_container@zfs_cow_clone; safe order: "
-        "zfs destroy lxc/zfs_container@zfs_cow_clone; zfs destroy lxc/zfs_container"
+        "zfs destroy lxc/zfs_cow_clone; zfs destroy lxc/zfs_container@zfs_cow_clone; "
+        "zfs destroy lxc/zfs_container"
     ), info.value.message
     # Its first step is refused in turn: the snapshot has the clone; that refusal names it.
     with pytest.raises(CommandError) as info:
