@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from console import access
 from console.decorators import audited_post
 from console.errors import Forbidden, ServiceError
+from console.forms import queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import libvirt_services as services
@@ -75,39 +76,31 @@ def domain_create(request: HttpRequest) -> HttpResponse:
     )
     form.fields["host"].queryset = hosts
     xml_form.fields["host"].queryset = hosts
-    status = 200
-    if request.method == "POST":
-        ctx = RequestContext.from_request(request)
-        active = form if mode == "form" else xml_form
-        if active.is_valid():
-            data = active.cleaned_data
-            try:
-                if mode == "form":
-                    op = services.define_domain(
-                        actor=request.user,
-                        ctx=ctx,
-                        host=data["host"],
-                        name=data["name"],
-                        memory_mib=data["memory_mib"],
-                        vcpus=data["vcpus"],
-                        init=data["init"],
-                        rootfs=data["rootfs"],
-                        debootstrap_release=data.get("debootstrap_release") or None,
-                        network=data["network"],
-                        bridge=data["bridge"],
-                        mac=data["mac"],
-                    )
-                else:
-                    op = services.define_domain_from_xml(actor=request.user, ctx=ctx, host=data["host"],
-                                                         xml=data["xml"])  # fmt: skip
-            except ServiceError as exc:
-                field = exc.field if exc.field in active.fields else None
-                active.add_error(field, exc.message)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    ctx = RequestContext.from_request(request)
+
+    def define(data: dict) -> Operation:
+        if mode == "form":
+            return services.define_domain(
+                actor=request.user,
+                ctx=ctx,
+                host=data["host"],
+                name=data["name"],
+                memory_mib=data["memory_mib"],
+                vcpus=data["vcpus"],
+                init=data["init"],
+                rootfs=data["rootfs"],
+                debootstrap_release=data.get("debootstrap_release") or None,
+                network=data["network"],
+                bridge=data["bridge"],
+                mac=data["mac"],
+            )
+        return services.define_domain_from_xml(
+            actor=request.user, ctx=ctx, host=data["host"], xml=data["xml"]
+        )
+
+    response, status = queue_from_form(request, form if mode == "form" else xml_form, define)
+    if response is not None:
+        return response
     context = {
         "form": form,
         "xml_form": xml_form,

@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseStopPolling
 from console import access
 from console.decorators import audited_post
 from console.errors import Forbidden, ServiceError
+from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from console.views import paginate
@@ -132,34 +133,26 @@ def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpRespons
 @login_required
 @audited_post("container.create")
 def container_create(request: HttpRequest) -> HttpResponse:
-    hosts = access.for_user(Host.objects.all(), request.user)
     _require(request, "admin", None)
-    form = CreateContainerForm(request.POST or None, initial={"host": hosts.first()})
-    form.fields["host"].queryset = hosts
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                op = services.create_container(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    host=data["host"],
-                    name=data["name"],
-                    template=data["template"],
-                    lxc_path=data["lxc_path"] or None,
-                    release=data["release"] or None,
-                    tarball=data["tarball"] or None,
-                    fssize=data["fssize"] or None,
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
-    paths = sorted({(h.slug, p) for h in hosts for p in h.lxc_paths})
+    form = host_form(CreateContainerForm, request)
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.create_container(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=data["host"],
+            name=data["name"],
+            template=data["template"],
+            lxc_path=data["lxc_path"] or None,
+            release=data["release"] or None,
+            tarball=data["tarball"] or None,
+            fssize=data["fssize"] or None,
+        ),
+    )
+    if response is not None:
+        return response
+    paths = sorted({(h.slug, p) for h in form.fields["host"].queryset for p in h.lxc_paths})
     return render(
         request, "containers/container_create.html", {"form": form, "lxc_paths": paths}, status=status
     )
@@ -235,25 +228,20 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
     form = DestroyForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid() and form.cleaned_data["confirm"] == container.name:
-            try:
-                op = services.destroy_container(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    container=container,
-                    stop_first=form.cleaned_data["stop_first"],
-                )
-            except ServiceError as exc:
-                form.add_error(None, exc.message)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            if form.is_valid():
-                form.add_error("confirm", f"type {container.name} exactly to confirm")
-            status = 400
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"] != container.name:
+        form.add_error("confirm", f"type {container.name} exactly to confirm")
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.destroy_container(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            container=container,
+            stop_first=data["stop_first"],
+        ),
+    )
+    if response is not None:
+        return response
     dependants = container.copies.filter(origin_kind="snapshot")
     return render(
         request,

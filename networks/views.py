@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from console import access
 from console.decorators import audited_post
 from console.errors import Forbidden, ServiceError
+from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from networks import services
@@ -55,34 +56,26 @@ def network_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @audited_post("libvirt.network.define")
 def network_create(request: HttpRequest) -> HttpResponse:
-    hosts = access.for_user(Host.objects.all(), request.user)
     access.require_post_role(request, "admin", None)
-    form = DefineNetworkForm(request.POST or None, initial={"host": hosts.first()})
-    form.fields["host"].queryset = hosts
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                op = services.define_network(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    host=data["host"],
-                    name=data["name"],
-                    bridge=data["bridge"],
-                    forward_mode=data["forward_mode"],
-                    address=data["address"],
-                    netmask=data["netmask"],
-                    dhcp_start=data["dhcp_start"],
-                    dhcp_end=data["dhcp_end"],
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    form = host_form(DefineNetworkForm, request)
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.define_network(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=data["host"],
+            name=data["name"],
+            bridge=data["bridge"],
+            forward_mode=data["forward_mode"],
+            address=data["address"],
+            netmask=data["netmask"],
+            dhcp_start=data["dhcp_start"],
+            dhcp_end=data["dhcp_end"],
+        ),
+    )
+    if response is not None:
+        return response
     return render(request, "networks/create.html", {"form": form}, status=status)
 
 

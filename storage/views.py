@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from console import access
 from console.decorators import audited_post
-from console.errors import ServiceError
+from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from storage import conf, services
@@ -49,38 +49,26 @@ def storage_index(request: HttpRequest) -> HttpResponse:
     return render(request, "storage/index.html", context)
 
 
-def _field_error(form, exc: ServiceError) -> None:  # noqa: ANN001
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-
-
 @require_http_methods(["GET", "POST"])
 @login_required
 @audited_post("storage.loop.create")
 def loop_create(request: HttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
-    hosts = access.for_user(Host.objects.all(), request.user)
-    form = LoopCreateForm(request.POST or None, initial={"host": hosts.first()})
-    form.fields["host"].queryset = hosts
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                op = services.create_loop_device(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    host=data["host"],
-                    name=data["name"],
-                    size=data["size"],
-                    fill=data["fill"],
-                )
-            except ServiceError as exc:
-                _field_error(form, exc)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    form = host_form(LoopCreateForm, request)
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.create_loop_device(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=data["host"],
+            name=data["name"],
+            size=data["size"],
+            fill=data["fill"],
+        ),
+    )
+    if response is not None:
+        return response
     context = {"form": form, "image_dir": conf.image_dir()}
     return render(request, "storage/loop_create.html", context, status=status)
 
@@ -92,25 +80,20 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
     loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", loop.host)
     form = LoopDetachForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid() and form.cleaned_data["confirm"] != loop.device:
-            form.add_error("confirm", f"type {loop.device} to confirm")
-        if form.is_valid():
-            try:
-                op = services.detach_loop_device(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    loop=loop,
-                    delete_file=form.cleaned_data["delete_file"],
-                )
-            except ServiceError as exc:
-                _field_error(form, exc)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"] != loop.device:
+        form.add_error("confirm", f"type {loop.device} to confirm")
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.detach_loop_device(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            loop=loop,
+            delete_file=data["delete_file"],
+        ),
+    )
+    if response is not None:
+        return response
     context = {"loop": loop, "form": form, "dependants": loop_device_dependants(loop)}
     return render(request, "storage/loop_detach.html", context, status=status)
 
@@ -120,33 +103,24 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
 @audited_post("storage.pool.create")
 def pool_create(request: HttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
-    hosts = access.for_user(Host.objects.all(), request.user)
-    initial = {"host": hosts.first(), "device": request.GET.get("device", "")}
-    form = PoolCreateForm(request.POST or None, initial=initial)
-    form.fields["host"].queryset = hosts
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                op = services.create_pool(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    host=data["host"],
-                    name=data["name"],
-                    kind=data["kind"],
-                    device=data["device"] or None,
-                    wipe=data["wipe"],
-                    vg_name=data["vg_name"] or None,
-                    path=data["path"] or None,
-                )
-            except ServiceError as exc:
-                _field_error(form, exc)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    form = host_form(PoolCreateForm, request, device=request.GET.get("device", ""))
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.create_pool(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=data["host"],
+            name=data["name"],
+            kind=data["kind"],
+            device=data["device"] or None,
+            wipe=data["wipe"],
+            vg_name=data["vg_name"] or None,
+            path=data["path"] or None,
+        ),
+    )
+    if response is not None:
+        return response
     context = {"form": form, "pool_dir": conf.pool_dir()}
     return render(request, "storage/pool_create.html", context, status=status)
 
@@ -173,22 +147,14 @@ def pool_destroy(request: HttpRequest, pk: int) -> HttpResponse:
     pool = access.get_for_user(Pool.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", pool.host)
     form = PoolDestroyForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                op = services.destroy_pool(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    pool=pool,
-                    confirm=form.cleaned_data["confirm"],
-                )
-            except ServiceError as exc:
-                _field_error(form, exc)
-                status = exc.status_code
-            else:
-                return redirect("operation-detail", pk=op.pk)
-        else:
-            status = 400
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.destroy_pool(
+            actor=request.user, ctx=RequestContext.from_request(request), pool=pool, confirm=data["confirm"]
+        ),
+    )
+    if response is not None:
+        return response
     context = {"pool": pool, "form": form, "dependants": pool_dependants(pool)}
     return render(request, "storage/pool_destroy.html", context, status=status)
