@@ -19,6 +19,7 @@ import struct
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -155,8 +156,7 @@ def relay(op: Operation, runner: Runner) -> dict[str, Any]:
         return _relay(op, runner, r)
     except Exception as exc:
         # The page is waiting for the session: tell it why there is none.
-        r.rpush(exit_key(op.pk), json.dumps({"code": -1, "reason": str(exc)[:300]}))
-        r.expire(exit_key(op.pk), 300)
+        _announce_exit(r, op, -1, str(exc)[:300])
         raise
 
 
@@ -185,36 +185,29 @@ def _relay(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
         os.close(slave)
         raise CommandError(f"{argv[0]} is not installed on this host", argv=argv) from exc
     os.close(slave)
+
+    def read_pty() -> bytes | None:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if not ready:
+            return b""
+        try:
+            return os.read(master, 65536) or None
+        except OSError:  # the program closed its terminal
+            return None
+
     started = time.monotonic()
-    last_input = started
-    reason = "the program ended"
     try:
-        while proc.poll() is None:
-            if time.monotonic() - last_input > settings.TERMINAL_IDLE_SECONDS:
-                reason = "idle for too long"
-                break
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    break
-                if data:
-                    r.rpush(out_key(op.pk), data)
-                    r.expire(out_key(op.pk), 300)
-            messages = r.lpop(in_key(op.pk), 100) or []
-            for raw in messages:
-                message = json.loads(raw)
-                if message.get("type") == "input":
-                    os.write(master, str(message.get("data", ""))[:65536].encode())
-                    last_input = time.monotonic()
-                elif message.get("type") == "resize":
-                    _set_size(master, int(message.get("rows", 30)), int(message.get("cols", 100)))
-                elif message.get("type") == "close":
-                    reason = "the browser closed the terminal"
-                    raise StopIteration
-    except StopIteration:
-        pass
+        reason = (
+            _pump(
+                op,
+                r,
+                alive=lambda: proc.poll() is None,
+                read=read_pty,
+                write=lambda data: os.write(master, data),
+                resize=lambda rows, cols: _set_size(master, rows, cols),
+            )
+            or "the program ended"
+        )
     finally:
         if proc.poll() is None:
             try:
@@ -224,9 +217,7 @@ def _relay(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         os.close(master)
-        r.rpush(exit_key(op.pk), json.dumps({"code": proc.returncode, "reason": reason}))
-        r.expire(exit_key(op.pk), 300)
-        r.delete(in_key(op.pk))
+    _announce_exit(r, op, proc.returncode, reason)
     seconds = round(time.monotonic() - started, 1)
     runner.log(f"# session ended after {seconds} s: {reason} (exit status {proc.returncode})")
     return {"exit": proc.returncode, "seconds": seconds, "reason": reason}
@@ -239,38 +230,68 @@ def _relay_console_stream(op: Operation, runner: Runner, r: Any) -> dict[str, An
     uri, name = op.params["libvirt_uri"], op.params["name"]
     runner.log(f"$ virsh -c {uri} console {name}   (interactive, through libvirt's console stream)")
     console = ConsoleStream(uri, name, host_label=op.host.slug)
-    started = last_input = time.monotonic()
-    reason = "the console closed"
+
+    def read_stream() -> bytes | None:
+        data = console.read()
+        if console.ended:
+            return None
+        if not data:
+            time.sleep(0.05)
+        return data
+
+    started = time.monotonic()
     try:
-        while not console.ended:
-            if time.monotonic() - last_input > settings.TERMINAL_IDLE_SECONDS:
-                reason = "idle for too long"
-                break
-            data = console.read()
-            if data:
-                r.rpush(out_key(op.pk), data)
-                r.expire(out_key(op.pk), 300)
-            messages = r.lpop(in_key(op.pk), 100) or []
-            if not data and not messages:
-                time.sleep(0.05)
-            stop = False
-            for raw in messages:
-                message = json.loads(raw)
-                if message.get("type") == "input":
-                    console.write(str(message.get("data", ""))[:65536].encode())
-                    last_input = time.monotonic()
-                elif message.get("type") == "close":
-                    reason, stop = "the browser closed the terminal", True
-            if stop:
-                break
+        reason = _pump(op, r, alive=lambda: not console.ended, read=read_stream, write=console.write)
+        reason = reason or "the console closed"
     finally:
         console.close()
-        r.rpush(exit_key(op.pk), json.dumps({"code": 0, "reason": reason}))
-        r.expire(exit_key(op.pk), 300)
-        r.delete(in_key(op.pk))
+    _announce_exit(r, op, 0, reason)
     seconds = round(time.monotonic() - started, 1)
     runner.log(f"# session ended after {seconds} s: {reason}")
     return {"exit": 0, "seconds": seconds, "reason": reason}
+
+
+def _pump(
+    op: Operation,
+    r: Any,
+    *,
+    alive: Callable[[], bool],
+    read: Callable[[], bytes | None],
+    write: Callable[[bytes], Any],
+    resize: Callable[[int, int], None] | None = None,
+) -> str | None:
+    """Relay between the program and the Redis lists until it ends (None), the browser closes the
+    terminal, or no input comes for TERMINAL_IDLE_SECONDS; returns why the relay stopped.
+
+    ``read`` waits at most a moment and returns b"" when there is nothing, None at the end."""
+    last_input = time.monotonic()
+    while alive():
+        if time.monotonic() - last_input > settings.TERMINAL_IDLE_SECONDS:
+            return "idle for too long"
+        data = read()
+        if data is None:
+            return None
+        if data:
+            r.rpush(out_key(op.pk), data)
+            r.expire(out_key(op.pk), 300)
+        for raw in r.lpop(in_key(op.pk), 100) or []:
+            message = json.loads(raw)
+            kind = message.get("type")
+            if kind == "input":
+                write(str(message.get("data", ""))[:65536].encode())
+                last_input = time.monotonic()
+            elif kind == "resize" and resize is not None:
+                resize(int(message.get("rows", 30)), int(message.get("cols", 100)))
+            elif kind == "close":
+                return "the browser closed the terminal"
+    return None
+
+
+def _announce_exit(r: Any, op: Operation, code: int | None, reason: str) -> None:
+    """Tell the web side (waiting on the exit list) that the session is over, and why."""
+    r.rpush(exit_key(op.pk), json.dumps({"code": code, "reason": reason}))
+    r.expire(exit_key(op.pk), 300)
+    r.delete(in_key(op.pk))
 
 
 def _take_controlling_tty() -> None:
