@@ -33,8 +33,11 @@ def operation_handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def execute(op: Operation, *, worker: str = "") -> Operation:
-    """Run ``op`` here, now: mark it running, call its handler, record the outcome."""
+def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) -> Operation:
+    """Run ``op`` here, now: mark it running, call its handler, record the outcome.
+
+    ``runner`` is the agent's local one unless given (the VM test tier passes a runner bound to
+    the operation whose commands run in a VM)."""
     claimed = Operation.objects.filter(pk=op.pk, status=OperationStatus.PENDING).update(
         status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
     )
@@ -43,7 +46,7 @@ def execute(op: Operation, *, worker: str = "") -> Operation:
         op.refresh_from_db()
         return op
     op.refresh_from_db()
-    runner = Runner(op)
+    runner = runner or Runner(op)
     handler = HANDLERS.get(op.kind)
     try:
         if handler is None:

@@ -22,6 +22,12 @@ A line may hold no control character (Ctrl-A is QEMU's escape, tab and Ctrl-C/U/
 shell's line editing) and at most 1000 bytes (busybox ash edits 1024 a line; a longer one hangs):
 both are refused with ValueError before anything is sent.
 
+The VM can run this host's own system: :class:`VmShare` exports ``/`` read-only over virtio-9p
+(the 9p and overlay modules travel in a small archive put in front of Debian's initrd, see
+:func:`initrd_with_files`), the VM lays a tmpfs overlay on it and :meth:`VmRunner.enter_root`
+makes a chroot there the shell every later command runs in. A writable share mounted at its own
+path gives both sides one directory (an LXC path the console's driver and LXC in the VM share).
+
 Every wait is bounded. A command that does not finish in time leaves the shell busy, so the runner
 is then marked broken and refuses further commands; :meth:`close` kills QEMU by its own handle.
 """
@@ -37,13 +43,22 @@ import selectors
 import shlex
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from console.runner import CommandError, CommandResult, CommandTimeout, LineCallback, Runner, _check_argv
+from console.runner import (
+    CommandError,
+    CommandResult,
+    CommandTimeout,
+    LineCallback,
+    Runner,
+    _check_argv,
+    _LogSink,
+)
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ERR_FILE = "/tmp/.vm-err"  # noqa: S108 (inside the VM's initramfs, not on this host)
+_ERR_FILE = "/tmp/.vm-err"  # noqa: S108 (inside the VM, not on this host)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The VM's shell (busybox ash) edits at most 1024 characters a line; stay below.
 _MAX_LINE = 1000
@@ -68,6 +83,114 @@ def debian_kernel() -> tuple[str, str] | None:
     return None
 
 
+_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}")
+
+
+@dataclass(frozen=True)
+class VmShare:
+    """A directory of this host exported to the VM over virtio-9p (QEMU's ``-virtfs``).
+
+    Read-only shares use ``security_model=none``; a writable one uses ``passthrough``, so files the
+    VM's root creates belong to root on this host too. In the VM::
+
+        mount -t 9p -o trans=virtio,version=9p2000.L <tag> <where>
+    """
+
+    path: str
+    tag: str
+    readonly: bool = True
+
+    def argv(self) -> list[str]:
+        if not os.path.isabs(self.path) or "," in self.path or _CONTROL.search(self.path):
+            # QEMU splits its option list on commas: a path with one would change the options.
+            raise ValueError(f"a VM share must be an absolute path without commas: {self.path!r}")
+        if not _TAG.fullmatch(self.tag):
+            raise ValueError(f"invalid 9p mount tag {self.tag!r}")
+        options = [
+            "local",
+            f"path={self.path}",
+            f"mount_tag={self.tag}",
+            "security_model=" + ("none" if self.readonly else "passthrough"),
+            "multidevs=remap",
+        ]
+        if self.readonly:
+            options.append("readonly=on")
+        return ["-virtfs", ",".join(options)]
+
+
+def module_load_order(kernel_version: str, names: Sequence[str], *, root: str = "/") -> list[str]:
+    """The ``.ko`` files (relative to ``/lib/modules/<version>``) for ``names`` and everything they
+    depend on, dependencies first, read from that kernel's ``modules.dep``. Built-in modules are
+    not in it and need nothing."""
+    dep_file = Path(root, "lib/modules", kernel_version, "modules.dep")
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in dep_file.read_text().splitlines():
+        path, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        deps[path] = rest.split()
+        base = os.path.basename(path).split(".ko")[0]
+        by_name[base.replace("-", "_")] = path
+    order: list[str] = []
+
+    def visit(path: str) -> None:
+        if path in order:
+            return
+        for dep in deps.get(path, []):
+            visit(dep)
+        order.append(path)
+
+    for name in names:
+        path = by_name.get(name.replace("-", "_"))
+        if path is None:
+            raise ValueError(f"module {name!r} is not in {dep_file} (built in, or missing)")
+        visit(path)
+    return order
+
+
+def _newc(entries: Sequence[tuple[str, int, bytes]]) -> bytes:
+    """A ``newc`` cpio archive of ``(name, mode, data)`` entries, as the kernel unpacks an initramfs."""
+    out = bytearray()
+
+    def pad() -> None:
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        encoded = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields))
+        out.extend(encoded)
+        pad()
+        out.extend(data)
+        pad()
+    return bytes(out)
+
+
+def initrd_with_files(base: str, files: Mapping[str, str], out: str | Path) -> Path:
+    """``base`` (Debian's initrd) with extra files in front of it: ``{path in the VM: file here}``.
+
+    The extra archive goes first and uncompressed: the kernel unpacks concatenated archives, but
+    not reliably anything appended after a compressed one."""
+    entries: list[tuple[str, int, bytes]] = []
+    dirs: set[str] = set()
+    for target in sorted(files):
+        parts = target.strip("/").split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.add(d)
+                entries.append((d, 0o040755, b""))
+        entries.append(("/".join(parts), 0o100644, Path(files[target]).read_bytes()))
+    out = Path(out)
+    with open(out, "wb") as fh:
+        fh.write(_newc(entries))
+        with open(base, "rb") as src:
+            while chunk := src.read(1 << 20):
+                fh.write(chunk)
+    return out
+
+
 class VmRunner(Runner):
     """Runs argv lists in a VM's shell (``rdinit=/bin/sh``) through its serial console.
 
@@ -88,6 +211,7 @@ class VmRunner(Runner):
         operation=None,  # noqa: ANN001
         default_timeout: float = 180,
         transcript: str | None = None,
+        shares: Sequence[VmShare] = (),
     ) -> None:
         super().__init__(operation, default_timeout=default_timeout)
         self.argv = [
@@ -107,6 +231,8 @@ class VmRunner(Runner):
             f"file={disk},if=virtio,format=raw",
             "-no-reboot",
         ]
+        for share in shares:
+            self.argv += share.argv()
         self.proc: subprocess.Popen | None = None
         self.broken: str | None = None
         self._buf = b""
@@ -133,20 +259,8 @@ class VmRunner(Runner):
         os.set_blocking(self.proc.stdout.fileno(), False)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = started + boot_timeout
-        # The serial console can lose characters typed while the kernel is still booting or the
-        # shell is not reading yet: probe until one probe is answered, then synchronise on a
-        # last one so that the answers to earlier, queued probes are consumed.
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._fail_boot(boot_timeout)
-            tok = self._token()
-            # No quotes in a probe: a line garbled during boot must not leave a quote open.
-            self._send(f"echo VMREADY\\-{tok}")
-            found = self._wait_for(re.compile(rb"VMREADY-[0-9a-f]+-\d+\n"), min(probe_every, remaining))
-            if found is not None:
-                break
+        if not self._sync(boot_timeout, probe_every):
+            self._fail_boot(boot_timeout)
         # The framing needs /tmp (stderr file) and /dev/null (stdin), which a bare initramfs
         # may lack before /dev is mounted.
         sync = self._token()
@@ -156,6 +270,51 @@ class VmRunner(Runner):
         if self._wait_for(re.compile(rb"VMSYNC-" + sync.encode() + rb"\n"), 60) is None:
             self._fail_boot(boot_timeout)
         return time.monotonic() - started
+
+    def _sync(self, timeout: float, probe_every: float) -> bool:
+        """Probe the shell until it answers: False if it does not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        # The serial console can lose characters typed while the kernel is still booting or the
+        # shell is not reading yet: probe until one probe is answered. The pattern matches any
+        # probe's answer, and consuming it consumes the answers of earlier, queued probes.
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            tok = self._token()
+            # No quotes in a probe: a line garbled during boot must not leave a quote open.
+            self._send(f"echo VMREADY\\-{tok}")
+            if self._wait_for(re.compile(rb"VMREADY-[0-9a-f]+-\d+\n"), min(probe_every, remaining)):
+                return True
+
+    def enter_root(self, root: str, *, shell: str = "/bin/sh", timeout: float = 60) -> None:
+        """Replace the VM's shell by ``shell`` chrooted into ``root`` (a tree set up by :meth:`shell`
+        lines: a system with LXC, for instance). Every later command runs there."""
+        if not os.path.isabs(root) or not os.path.isabs(shell):
+            raise ValueError("enter_root needs absolute paths")
+        self.sink.write(f"$ {shlex.join(['exec', 'chroot', root, shell])}\n")
+        # Not through _execute: the new shell must take over the console, not run in a subshell.
+        self._send(shlex.join(["exec", "chroot", root, shell]))
+        if not self._sync(timeout, 5):
+            self.broken = f"no shell answered in {root}"
+            raise VmError(f"the shell {shell} in {root} did not answer within {timeout:g} s", argv=self.argv)
+        sync = self._token()
+        self._send(f"echo VMSYNC\\-{sync}")
+        if self._wait_for(re.compile(rb"VMSYNC-" + sync.encode() + rb"\n"), timeout) is None:
+            self.broken = f"no shell answered in {root}"
+            raise VmError(f"the shell {shell} in {root} did not answer", argv=self.argv)
+
+    @contextlib.contextmanager
+    def bound(self, operation) -> Iterator[VmRunner]:  # noqa: ANN001
+        """Log this VM's commands into ``operation`` (its transcript and command list) for a while:
+        what :func:`console.tasks.execute` does with a fresh local runner."""
+        saved = self.operation, self.sink
+        self.operation, self.sink = operation, _LogSink(operation)
+        try:
+            yield self
+        finally:
+            self.sink.flush()
+            self.operation, self.sink = saved
 
     def _fail_boot(self, boot_timeout: float) -> None:
         tail = self._buf[-2000:].decode(errors="replace")

@@ -302,7 +302,10 @@ class LvmDriver:
         self._run(["vgremove", vg], error_message=f"vgremove could not remove {vg}")
 
     def lvcreate_argv(self, vg: str, name: str, size_bytes: int) -> list[str]:
-        return ["lvcreate", "-L", f"{size_bytes}b", "-n", name, vg]
+        # A new volume may land on the extents of a removed one and find its old filesystem
+        # signature; lvcreate then asks "Wipe it? [y/n]" and, with stdin closed, gives up. The
+        # volume is new: wipe (as LXC's own lvcreate does).
+        return ["lvcreate", "-W", "y", "--yes", "-L", f"{size_bytes}b", "-n", name, vg]
 
     def lvcreate(self, vg: str, name: str, size_bytes: int) -> None:
         self._run(self.lvcreate_argv(vg, name, size_bytes), error_message=f"lvcreate could not create {name}")

@@ -39,7 +39,7 @@ def test_lvm_logical_volume_commands():
     lvm.lvcreate("lxc", "lvm_container", 10 * 1024**3)
     lvm.lvremove("lxc", "container_2_copy")
     assert [a for a in runner.argvs if a[0] != "lvs"] == [
-        ["lvcreate", "-L", "10737418240b", "-n", "lvm_container", "lxc"],
+        ["lvcreate", "-W", "y", "--yes", "-L", "10737418240b", "-n", "lvm_container", "lxc"],
         ["lvremove", "-y", "lxc/container_2_copy"],
     ]
     assert runner.argvs[1][0] == "lvs" and "lxc" in runner.argvs[1]

@@ -1,13 +1,23 @@
-"""One VM per test session: Debian's kernel under software emulation, LVM ready inside.
+"""One VM per test session: Debian's kernel under software emulation, with this host's own system
+inside it.
+
+This host's root filesystem is exported read-only over virtio-9p; the VM puts a tmpfs overlay
+on it and chroots there, so the tools it runs are this host's own: LXC, LVM, ZFS's userland
+(and, from ``/lib/modules`` of the kernel it boots, its modules: device-mapper, ext4, ``zfs.ko``
+once ``zfs-dkms`` has built it). A scratch directory of this host is exported read-write and
+mounted at the same path inside: an LXC path there is one directory for both sides, so the
+console's LXC driver reads and writes a container's files here while ``lxc-create -B lvm`` runs
+there, on a kernel that has device-mapper.
 
 The set-up lines below are the VM's own boot (mounts, modules, an ``lvm.conf`` for a system
-without udev, ``pvcreate``... as symlinks to ``lvm`` as on Debian), sent as plain shell lines.
-Everything after that is the console's code: drivers build the argv, parsers read the output.
+without udev), sent as plain shell lines. Everything after that is the console's code: drivers
+build the argv, parsers read the output.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,69 +25,119 @@ from pathlib import Path
 import pytest
 
 from storage.drivers.lvm import LvmDriver
-from storage.vm_transport import VmRunner, debian_kernel, make_disk
+from storage.vm_transport import (
+    VmRunner,
+    VmShare,
+    debian_kernel,
+    initrd_with_files,
+    make_disk,
+    module_load_order,
+)
 from tests.hosttools import missing
 
 QEMU = "qemu-system-x86_64"
 DISK_BYTES = 1024**3
+MEMORY_MB = 1536
 # Generous but bounded: a shell answers after ~10-70 s on the 2-core machines (TCG).
 BOOT_TIMEOUT = float(os.environ.get("CONSOLE_VM_BOOT_TIMEOUT", "600"))
+# What the initramfs needs to mount this host's tree; everything else comes from that tree.
+INITRD_MODULES = ["9pnet_virtio", "9p", "overlay"]
+NEWROOT = "/newroot"
 
-LVM_TOOLS = "pvcreate pvremove pvs vgcreate vgremove vgs lvcreate lvremove lvs lvdisplay"
-VM_SETUP = [
-    "mkdir -p /proc /sys /dev /run/lvm /run/lock/lvm /etc/lvm",
-    "mount -t proc proc /proc",
-    "mount -t sysfs sys /sys",
-    "mount -t devtmpfs dev /dev",
-    # Kernel messages on the serial console would land in the middle of command output.
-    "echo 1 > /proc/sys/kernel/printk",
-    "modprobe virtio_pci",
-    "modprobe virtio_blk",
-    "modprobe dm-mod",
-    "modprobe dm-snapshot",
-    "i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; [ -b /dev/vda ]",
-    # No udev in the VM (HOST-NOTES.md): LVM must not wait for it.
-    "printf 'activation {\\n\\tudev_sync = 0\\n\\tudev_rules = 0\\n\\tverify_udev_operations = 1\\n}\\n'"
-    " > /etc/lvm/lvm.conf",
-    f"for t in {LVM_TOOLS}; do ln -sf lvm /sbin/$t; done",
-]
+
+def _boot_lines(modules: list[str], share: str) -> list[str]:
+    insmod = [
+        f"[ -d /sys/module/{Path(m).name.split('.ko')[0].replace('-', '_')} ] || insmod /console-vm/{m}"
+        for m in modules
+    ]
+    mnt = f"{NEWROOT}{share}"
+    return [
+        "mkdir -p /proc /sys /dev /run /host /ovl " + NEWROOT,
+        "mount -t proc proc /proc",
+        "mount -t sysfs sys /sys",
+        "mount -t devtmpfs dev /dev",
+        # Kernel messages on the serial console would land in the middle of command output.
+        "echo 1 > /proc/sys/kernel/printk",
+        "modprobe virtio_pci",
+        "modprobe virtio_blk",
+        *insmod,
+        "i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; [ -b /dev/vda ]",
+        "mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot /host",
+        "mount -t tmpfs tmpfs /ovl && mkdir -p /ovl/upper /ovl/work",
+        f"mount -t overlay overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work {NEWROOT}",
+        f"mount -t proc proc {NEWROOT}/proc && mount -t sysfs sys {NEWROOT}/sys",
+        f"mount -t devtmpfs dev {NEWROOT}/dev && mount -t tmpfs tmpfs {NEWROOT}/run",
+        f"mount -t tmpfs tmpfs {NEWROOT}/tmp && chmod 1777 {NEWROOT}/tmp",
+        f"mkdir -p {shlex.quote(mnt)} && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "
+        f"scratch {shlex.quote(mnt)}",
+        # No udev in the VM (HOST-NOTES.md): LVM must not wait for it.
+        f"mkdir -p {NEWROOT}/run/lvm {NEWROOT}/run/lock/lvm && "
+        "printf 'activation {\\n\\tudev_sync = 0\\n\\tudev_rules = 0\\n\\tverify_udev_operations = 1\\n}\\n'"
+        f" > {NEWROOT}/etc/lvm/lvm.conf",
+    ]
 
 
 @pytest.fixture(scope="session")
-def vm():
-    """A booted VM with a blank 1 GiB /dev/vda; QEMU is killed and the disk deleted afterwards."""
+def vm_scratch():
+    """The directory shared read-write with the VM, at the same path on both sides."""
+    workdir = Path(tempfile.mkdtemp(prefix="console-vm-", dir="/var/tmp"))  # noqa: S108
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vm(vm_scratch):
+    """A booted VM running this host's system (chrooted), with a blank 1 GiB /dev/vda.
+
+    QEMU is killed and its files deleted afterwards."""
     if shutil.which(QEMU) is None:
         missing(f"{QEMU} is not installed (Debian package qemu-system-x86)")
     found = debian_kernel()
     if found is None:
         missing("no /boot/vmlinuz-* with its initrd (Debian package linux-image-amd64)")
     kernel, initrd = found
-    workdir = Path(tempfile.mkdtemp(prefix="console-vm-"))
+    version = kernel.rsplit("/vmlinuz-", 1)[1]
+    if not Path("/lib/modules", version, "modules.dep").is_file():
+        missing(f"the modules of {version} are not installed (Debian package linux-image-amd64)")
+    boot = vm_scratch / "boot"
+    share = vm_scratch / "share"
+    boot.mkdir()
+    share.mkdir()
+    modules = module_load_order(version, INITRD_MODULES)
+    initrd = initrd_with_files(
+        initrd,
+        {f"console-vm/{m}": f"/lib/modules/{version}/{m}" for m in modules},
+        boot / "initrd.img",
+    )
     runner = None
     try:
-        disk = make_disk(workdir / "disk.img", DISK_BYTES)
+        disk = make_disk(boot / "disk.img", DISK_BYTES)
         runner = VmRunner(
             kernel=kernel,
-            initrd=initrd,
+            initrd=str(initrd),
             disk=str(disk),
+            memory_mb=MEMORY_MB,
             default_timeout=180,
             transcript=os.environ.get("CONSOLE_VM_TRANSCRIPT") or None,
+            shares=[VmShare("/", "hostroot"), VmShare(str(share), "scratch", readonly=False)],
         )
         runner.start(boot_timeout=BOOT_TIMEOUT)
-        for line in VM_SETUP:
+        for line in _boot_lines(modules, str(share)):
             runner.shell(line, timeout=120)
-        tools = runner.shell("command -v lvm dmsetup", check=False)
-        if tools.returncode != 0:
-            pytest.fail(
-                f"the initrd {initrd} lacks lvm/dmsetup: install lvm2, then regenerate it "
-                f"(update-initramfs -u -k all); got {tools.stdout!r}",
-                pytrace=False,
-            )
+        runner.enter_root(NEWROOT)
+        runner.shell("modprobe dm-mod && modprobe dm-snapshot && modprobe ext4", timeout=120)
         yield runner
     finally:
         if runner is not None:
             runner.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vm_share(vm, vm_scratch) -> Path:
+    """The read-write directory both sides see at this same path."""
+    return vm_scratch / "share"
 
 
 @pytest.fixture

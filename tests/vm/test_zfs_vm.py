@@ -1,13 +1,11 @@
-"""ZFS for real, in the same VM (a separate, opt-in part of the VM tier: marker ``vm_zfs``).
+"""ZFS for real, in the same VM (marker ``vm_zfs``: the part of the VM tier that needs ZFS).
 
-Needs ZFS built for the VM's kernel (Debian ``contrib``: zfs-dkms, ~12 min of DKMS on 2 cores;
-``make vm-zfs`` installs it and runs these tests). ``pytest`` and ``make test`` leave them out
-(pyproject's addopts), so CI runs them only if told to.
+Needs zfs.ko built for the VM's kernel (Debian ``contrib``: zfs-dkms, 5-12 min of DKMS on 2
+cores, once): ``make test`` runs ``scripts/vm-zfs-deps`` first.
 
 The ZFS driver builds the argv of the pool, the listings and every destroy, and parses the
-output; the datasets, snapshot and clone a container and its ``lxc-copy -s`` copy consist of are
-made with the ``zfs create``/``snapshot``/``clone`` commands LXC runs for ``-B zfs`` (LXC itself
-is not in the VM).
+output. Here the datasets, snapshot and clone are made with the ``zfs create``/``snapshot``/
+``clone`` commands LXC runs for ``-B zfs``; test_lxc_block_stores_vm.py runs LXC itself.
 """
 
 from __future__ import annotations
@@ -29,8 +27,8 @@ def zfs(vm):
     probe = vm.shell("modprobe zfs && command -v zpool zfs", check=False, timeout=120)
     if probe.returncode != 0:
         missing(
-            "ZFS is not in the VM's initrd (install zfs-dkms, zfsutils-linux and zfs-initramfs "
-            f"from Debian contrib: make vm-zfs): {probe.stderr.strip() or probe.stdout.strip()}"
+            "ZFS is not built for the VM's kernel (zfs-dkms and zfsutils-linux from Debian contrib: "
+            f"scripts/vm-zfs-deps): {probe.stderr.strip() or probe.stdout.strip()}"
         )
     vm.shell(f"truncate -s 300M {VDEV}")
     driver = ZfsDriver(vm)

@@ -1,0 +1,244 @@
+"""Containers on LVM and ZFS pools, through the console, with LXC itself running in the VM.
+
+The VM runs this host's own system (tests/vm/conftest.py), so ``lxc-create -B lvm``,
+``lxc-copy -s`` and ``lxc-destroy`` are LXC's real commands on a kernel with device-mapper and
+ZFS. Each step goes the console's way: the service validates and refuses, writes the
+Operation, and the agent's handler (``console.tasks.execute``) runs it with a runner whose
+commands go to the VM. The LXC path is a directory both sides see at the same path, so the
+driver's own file reads and writes (config, logs) land where LXC looks for them.
+
+What these tests found in LXC: ``lxc-destroy`` of an LVM container whose rootfs has snapshots
+removes the snapshots with it (``lvremove -f``), and leaves the snapshot containers pointing at
+volumes that are gone. The console's refusal is the only thing in the way, so it is tested here
+against real volumes, including snapshots made outside the console (the agent links them by
+asking LVM and ZFS for the origin).
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+from console.choices import OperationStatus
+from console.errors import Conflict
+from console.models import Host, Operation
+from console.operations import RequestContext, start_operation
+from console.tasks import execute
+from containers import services
+from containers import tasks as container_tasks  # noqa: F401 (registers the operation handlers)
+from containers.inventory import sync_lxc_path
+from containers.models import Container, container_lock_key
+from storage.choices import PoolKind
+from storage.drivers.lvm import LvmDriver
+from storage.drivers.zfs import ZfsDriver
+from storage.inventory import refresh_pool
+from storage.models import Pool
+from tests.hosttools import missing
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+CTX = RequestContext(ip="192.0.2.20", request_id="req-vm-lxc")
+MiB = 1024**2
+
+
+@pytest.fixture
+def vm_host(db, vm_share, monkeypatch):
+    # LXC's DEBUG logs (hook output, the first ERROR) go to temporary files the driver reads
+    # back: they must be on the shared directory to be seen on both sides.
+    tmp = vm_share / "tmp"
+    tmp.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return Host.objects.create(
+        slug="vm",
+        name="Debian kernel in QEMU",
+        lxc_path=str(vm_share / "lxc-lvm"),
+        extra_lxc_paths=[str(vm_share / "lxc-zfs")],
+        capabilities={
+            "lxc": {"available": True, "version": "5.0.2", "templates": ["busybox"]},
+            "lvm": {"available": True, "device_mapper": True},
+            "zfs": {"available": True, "kernel": True},
+        },
+    )
+
+
+def run(vm, op: Operation) -> Operation:  # noqa: ANN001
+    """What the host's agent does with a queued operation, with the VM as the host."""
+    with vm.bound(op):
+        done = execute(op, runner=vm)
+    assert done.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED), done.status
+    return done
+
+
+def ok(vm, op: Operation) -> Operation:  # noqa: ANN001
+    done = run(vm, op)
+    assert done.status == OperationStatus.SUCCEEDED, f"{done.error}\n{done.log}"
+    return done
+
+
+def container(host: Host, path: str, name: str) -> Container:
+    return Container.objects.get(host=host, lxc_path=path, name=name)
+
+
+def lv_table(lvm: LvmDriver, vg: str) -> dict[str, tuple[str, int, str]]:
+    return {lv.name: (lv.attr[:1], lv.size, lv.origin) for lv in lvm.lvs(vg)}
+
+
+def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host):
+    lvm = LvmDriver(vm)
+    path = vm_host.lxc_path
+    lvm.pvcreate("/dev/vda")
+    lvm.vgcreate("lxc", ["/dev/vda"])
+    pool = Pool.objects.create(
+        host=vm_host, name="vg-lxc", kind=PoolKind.LVM, source="/dev/vda", vg_name="lxc", lxc_path=path
+    )
+    try:
+        # Create: the pool decides the store; the size is the user's.
+        op = services.create_container(
+            actor=admin, ctx=CTX, host=vm_host, name="c1", lxc_path=path, fssize="100M"
+        )
+        assert op.params["backing_store"] == "lvm" and op.params["vgname"] == "lxc", op.params
+        ok(vm, op)
+        [create] = [
+            c["argv"] for c in Operation.objects.get(pk=op.pk).commands if c["argv"][0] == "lxc-create"
+        ]
+        assert create[create.index("-B") :][:7] == [
+            "-B",
+            "lvm",
+            "--vgname",
+            "lxc",
+            "--fssize",
+            "100M",
+            "--fstype",
+        ]
+        c1 = container(vm_host, path, "c1")
+        assert (c1.store, c1.rootfs, c1.state) == ("lvm", "lvm:/dev/lxc/c1", "STOPPED")
+        assert lv_table(lvm, "lxc") == {"c1": ("-", 100 * MiB, "")}
+        # The busybox template filled the logical volume (mounted in the VM, ext4).
+        listing = vm.run(
+            ["debugfs", "-R", "ls -p /bin", "/dev/lxc/c1"], env={"DEBUGFS_PAGER": "__none__"}
+        ).stdout
+        assert "/busybox/" in listing, listing
+
+        # Snapshot: lxc-copy -s makes a snapshot LV whose origin is c1's volume.
+        op = services.copy_container(actor=admin, ctx=CTX, container=c1, new_name="c1snap", snapshot=True)
+        result = ok(vm, op).result
+        assert result["store"] == "lvm" and result["kind"] == "snapshot", result
+        table = lv_table(lvm, "lxc")
+        assert table["c1"][0] == "o" and table["c1snap"][0] == "s" and table["c1snap"][2] == "c1", table
+        snap = container(vm_host, path, "c1snap")
+        assert (snap.rootfs, snap.origin_id, snap.origin_kind) == ("lvm:/dev/lxc/c1snap", c1.pk, "snapshot")
+
+        # The pool page's reading: the origin and its snapshot, as lvs says.
+        refresh_pool(pool, vm)
+        pool.refresh_from_db()
+        assert pool.health == "ok" and pool.capacity_bytes > 900 * MiB, pool.health
+        assert {r["name"]: r["origin"] for r in pool.details["lvs"]} == {"c1": "", "c1snap": "c1"}
+
+        # Destroying the origin is refused before anything runs (LXC would take the snapshot with it).
+        before = Operation.objects.count()
+        with pytest.raises(Conflict, match="c1snap"):
+            services.destroy_container(actor=admin, ctx=CTX, container=c1)
+        assert Operation.objects.count() == before
+        assert set(lv_table(lvm, "lxc")) == {"c1", "c1snap"}
+
+        # A snapshot made outside the console is linked by the agent: LVM names its origin.
+        Container.objects.filter(pk=snap.pk).update(origin=None, origin_kind="")
+        sync_lxc_path(vm_host, path, vm)
+        assert container(vm_host, path, "c1snap").origin_id == c1.pk
+        with pytest.raises(Conflict, match="c1snap"):
+            services.destroy_container(actor=admin, ctx=CTX, container=c1)
+
+        # The safe order: the snapshot, then the origin.
+        ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1snap")))
+        assert set(lv_table(lvm, "lxc")) == {"c1"}
+        ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1")))
+        assert lvm.lvs("lxc") == [] and not Container.objects.filter(host=vm_host).exists()
+    finally:
+        for name in ("c1snap", "c1"):
+            vm.run(["lxc-destroy", "-P", path, "-n", name], check=False)
+        for lv in sorted(lvm.lvs("lxc"), key=lambda lv: not lv.is_snapshot):
+            vm.run(["lvremove", "-f", f"lxc/{lv.name}"], check=False)
+        lvm.vgremove("lxc")
+        lvm.pvremove("/dev/vda")
+
+
+@pytest.fixture
+def zpool(vm):
+    probe = vm.shell("modprobe zfs && command -v zpool zfs", check=False, timeout=120)
+    if probe.returncode != 0:
+        missing(
+            "ZFS is not built for the VM's kernel (scripts/vm-zfs-deps): "
+            f"{probe.stderr.strip() or probe.stdout}"
+        )
+    vm.shell("truncate -s 300M /tmp/lxc-pool.img")
+    zfs = ZfsDriver(vm)
+    zfs.create_pool("lxc", ["/tmp/lxc-pool.img"], mountpoint="/lxc")
+    try:
+        yield zfs
+    finally:
+        if any(p.name == "lxc" for p in zfs.list_pools()):
+            vm.run(["zpool", "destroy", "-f", "lxc"], check=False)
+        vm.shell("rm -f /tmp/lxc-pool.img")
+
+
+@pytest.mark.vm_zfs
+def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, zpool):
+    path = vm_host.extra_lxc_paths[0]
+    pool = Pool.objects.create(
+        host=vm_host, name="lxc", kind=PoolKind.ZFS, source="/tmp/lxc-pool.img", vg_name="lxc", lxc_path=path
+    )
+
+    op = services.create_container(actor=admin, ctx=CTX, host=vm_host, name="z1", lxc_path=path)
+    assert (op.params["backing_store"], op.params["zfsroot"]) == ("zfs", "lxc"), op.params
+    ok(vm, op)
+    z1 = container(vm_host, path, "z1")
+    assert (z1.store, z1.rootfs) == ("zfs", "zfs:lxc/z1")
+    mounted = {d.name: d.mountpoint for d in zpool.datasets("lxc")}
+    assert mounted["lxc/z1"] == f"{path}/z1/rootfs", mounted
+
+    ok(vm, services.copy_container(actor=admin, ctx=CTX, container=z1, new_name="z1snap", snapshot=True))
+    assert zpool.origin("lxc/z1snap") == "lxc/z1@z1snap"
+    snap = container(vm_host, path, "z1snap")
+    assert (snap.rootfs, snap.origin_id, snap.origin_kind) == ("zfs:lxc/z1snap", z1.pk, "snapshot")
+
+    # The pool page: the dataset, its snapshot and the clone with its origin.
+    refresh_pool(pool, vm)
+    pool.refresh_from_db()
+    kinds = {d["name"]: (d["snapshot"], d["origin"]) for d in pool.details["datasets"]}
+    assert kinds == {
+        "lxc": (False, ""),
+        "lxc/z1": (False, ""),
+        "lxc/z1@z1snap": (True, ""),
+        "lxc/z1snap": (False, "lxc/z1@z1snap"),
+    }, kinds
+    assert pool.health == "ok" and pool.details["status"][0]["state"] == "ONLINE"
+    assert pool.capacity_bytes > 200 * MiB
+
+    # The console refuses the origin; and were it bypassed, LXC's own refusal fails the
+    # operation with ZFS's words, destroys nothing and releases the lock.
+    with pytest.raises(Conflict, match="z1snap"):
+        services.destroy_container(actor=admin, ctx=CTX, container=z1)
+    bypass = start_operation(
+        actor=admin,
+        ctx=CTX,
+        host=vm_host,
+        kind="container.destroy",
+        target="container vm/z1",
+        lock_key=container_lock_key("vm", path, "z1"),
+        params={"name": "z1", "lxc_path": path, "stop_first": False},
+    )
+    failed = run(vm, bypass)
+    assert failed.status == OperationStatus.FAILED and "dependent clones" in failed.error, failed.error
+    assert sorted(zpool.origins("lxc")) == ["lxc", "lxc/z1", "lxc/z1@z1snap", "lxc/z1snap"]
+    assert container(vm_host, path, "z1").pk == z1.pk
+
+    # Linked again after the fact from ZFS's origin property.
+    Container.objects.filter(pk=snap.pk).update(origin=None, origin_kind="")
+    sync_lxc_path(vm_host, path, vm)
+    assert container(vm_host, path, "z1snap").origin_id == z1.pk
+
+    ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1snap")))
+    ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1")))
+    assert sorted(zpool.origins("lxc")) == ["lxc"]
+    assert not Container.objects.filter(host=vm_host).exists()
