@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,6 +14,9 @@ from containers.choices import Backend, State
 from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, parse_config
 from containers.limits import SHOWN_KEYS, saved_limits
 from containers.models import Container, container_lock_key
+from storage.drivers.lvm import LvmDriver
+from storage.drivers.zfs import ZfsDriver
+from storage.validators import LVM_NAME_RE
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +49,56 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
     container.last_seen = timezone.now()
 
 
-def _link_snapshot_origin(container: Container) -> None:
-    """An overlay snapshot names its origin's rootfs: record the origin row (LXC itself refuses
-    to destroy an origin with snapshots: "has clones")."""
+_LVM_ROOTFS = re.compile(r"(?:lvm:)?/dev/(?P<vg>[^/]+)/(?P<lv>[^/]+)")
+
+
+def block_store_origin(rootfs: str, runner: Runner) -> list[str]:
+    """The rootfs values an LVM or ZFS snapshot's origin container has (``lxc-copy -s`` on those
+    stores makes a snapshot LV, or a ZFS snapshot and a clone of it); [] for an original.
+
+    Unlike an overlay, the config does not say: the store does (``lvs`` origin, ``zfs get origin``).
+    LXC would destroy an LVM origin and its snapshots with it, so this link is what protects them.
+    """
+    if rootfs.startswith("lvm:"):
+        m = _LVM_ROOTFS.fullmatch(rootfs)
+        if not m or not LVM_NAME_RE.fullmatch(m["vg"]) or not LVM_NAME_RE.fullmatch(m["lv"]):
+            return []
+        lv = next((lv for lv in LvmDriver(runner).lvs(m["vg"]) if lv.name == m["lv"]), None)
+        if lv is None or not lv.origin:
+            return []
+        return [f"lvm:/dev/{m['vg']}/{lv.origin}", f"/dev/{m['vg']}/{lv.origin}"]
+    if rootfs.startswith("zfs:"):
+        try:
+            snapshot = ZfsDriver(runner).origin(rootfs.removeprefix("zfs:"))
+        except ValueError:
+            return []
+        return [f"zfs:{snapshot.partition('@')[0]}"] if snapshot else []
+    return []
+
+
+def _link_snapshot_origin(container: Container, runner: Runner | None = None) -> None:
+    """Record the origin row of a snapshot. An overlay snapshot names its origin's rootfs (LXC
+    itself refuses to destroy an origin with snapshots: "has clones"); on LVM and ZFS the store
+    is asked, once per snapshot (with ``runner``, the agent's)."""
     origin_rootfs = overlay_origin(container.rootfs)
     if origin_rootfs is None:
+        if runner is None or container.store not in ("lvm", "zfs") or container.origin_id is not None:
+            return
+        try:
+            candidates = block_store_origin(container.rootfs, runner)
+        except CommandError as exc:
+            logger.warning("origin of %s (%s) unknown: %s", container.name, container.rootfs, exc)
+            return
+        origin = (
+            Container.objects.filter(host=container.host, backend=Backend.LXC, rootfs__in=candidates)
+            .exclude(pk=container.pk)
+            .first()
+            if candidates
+            else None
+        )
+        if origin is not None:
+            container.origin, container.origin_kind = origin, "snapshot"
+            container.save(update_fields=["origin", "origin_kind"])
         return
     rootfs_dir = origin_rootfs.removeprefix("dir:").rstrip("/")
     container_dir, _, _ = rootfs_dir.rpartition("/")
@@ -85,7 +134,7 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=gone
             ).delete()
         for name in seen:
-            _link_snapshot_origin(existing[name])
+            _link_snapshot_origin(existing[name], driver.runner)
     return seen
 
 
@@ -111,7 +160,7 @@ def refresh_container(
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     _apply(container, info, driver, limits=limits)
     container.save()
-    _link_snapshot_origin(container)
+    _link_snapshot_origin(container, driver.runner)
     return container
 
 

@@ -15,7 +15,8 @@ from storage.models import LoopDevice, Pool
 
 @dataclass(frozen=True)
 class Dependant:
-    kind: str  # "pool", "mount", "physical volume", "container", "snapshot", "logical volume", "dataset"
+    # "pool", "mount", "physical volume", "container", "snapshot", "logical volume", "dataset", "clone"
+    kind: str
     name: str
     step: str  # what to do with it first, in the seed's words
 
@@ -52,9 +53,18 @@ def pool_dependants(pool: Pool) -> list[Dependant]:
                 Dependant(kind, f"{pool.vg_name}/{lv['name']}", f"lvremove {pool.vg_name}/{lv['name']}")
             )
     if pool.kind == PoolKind.ZFS:
-        for ds in sorted(pool.details.get("datasets", []), key=lambda d: ("@" not in d, d), reverse=False):
-            if ds != pool.vg_name:
-                out.append(Dependant("dataset", ds, f"zfs destroy {ds}"))
+        roots = {pool.name, pool.vg_name}
+        rows = [d if isinstance(d, dict) else {"name": d} for d in pool.details.get("datasets", [])]
+
+        def order(d: dict) -> tuple[int, int, str]:
+            # Clones before the snapshots they come from, snapshots before their datasets,
+            # children before parents.
+            rank = 0 if d.get("origin") else 1 if "@" in d["name"] else 2
+            return rank, -d["name"].count("/"), d["name"]
+
+        for d in sorted((d for d in rows if d["name"] not in roots), key=order):
+            kind = "clone" if d.get("origin") else "snapshot" if "@" in d["name"] else "dataset"
+            out.append(Dependant(kind, d["name"], f"zfs destroy {d['name']}"))
     return _unique(out)
 
 

@@ -18,6 +18,7 @@ from storage.drivers.btrfs import BtrfsDriver
 from storage.drivers.dir import fs_usage
 from storage.drivers.loop import LoopDriver, read_mounts
 from storage.drivers.lvm import LvmDriver
+from storage.drivers.zfs import ZfsDriver
 from storage.models import HostStorage, LoopDevice, Pool
 
 logger = logging.getLogger(__name__)
@@ -131,11 +132,10 @@ def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
             else:
                 health = f"volume group {pool.vg_name} not found"
         elif pool.kind == PoolKind.ZFS:
-            health = (
-                "ZFS is not available on this host"
-                if not pool.host.capabilities.get("zfs", {}).get("kernel")
-                else "ok"
-            )
+            if not pool.host.capabilities.get("zfs", {}).get("kernel"):
+                health = "ZFS is not available on this host"
+            else:
+                capacity, used, health = _refresh_zfs(pool, runner, details)
     except (CommandError, OSError, ValueError) as exc:
         health = f"could not read the pool: {exc}"
     Pool.objects.filter(pk=pool.pk).update(
@@ -147,6 +147,25 @@ def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
     )
     pool.capacity_bytes, pool.used_bytes, pool.details, pool.health = capacity, used, details, health[:255]
     return pool
+
+
+def _refresh_zfs(pool: Pool, runner: Runner, details: dict) -> tuple[int | None, int | None, str]:
+    """``zpool list``/``status`` and every dataset, snapshot and clone of the pool, with origins."""
+    zfs = ZfsDriver(runner)
+    zpool = pool.vg_name or pool.name
+    found = [p for p in zfs.list_pools() if p.name == zpool]
+    if not found:
+        details.update(zpool={}, status=[], datasets=[])
+        return None, None, f"zpool {zpool} not found"
+    origins = zfs.origins(zpool)
+    details["zpool"] = asdict(found[0])
+    details["status"] = [asdict(s) for s in zfs.status() if s.pool == zpool]
+    details["datasets"] = [
+        {**asdict(d), "origin": origins.get(d.name, ""), "snapshot": "@" in d.name}
+        for d in zfs.datasets(zpool, snapshots=True)
+    ]
+    health = found[0].health
+    return found[0].size, found[0].alloc, "ok" if health == "ONLINE" else f"zpool health {health}"
 
 
 def sync_host(host: Host, runner: Runner | None = None) -> None:

@@ -58,14 +58,14 @@ def validate_image_name(value: object) -> str:
     return name if name.endswith(".img") else f"{name}.img"
 
 
-_VG_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
+LVM_NAME_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
 
 
 def validate_vg_name(value: object) -> str:
     """LVM's own rule: letters, digits, ``+_.-``, not starting with ``-``, not ``.``/``..``."""
     if not isinstance(value, str) or not value:
         raise InvalidInput("a volume group name is required", field="vg_name")
-    if not _VG_RE.fullmatch(value) or value in (".", ".."):
+    if not LVM_NAME_RE.fullmatch(value) or value in (".", ".."):
         raise InvalidInput(
             "volume group names may contain letters, digits, '+', '_', '.', '-' and must not start with '-'",
             field="vg_name",

@@ -240,6 +240,12 @@ class ZfsDriver:
                 out[name] = "" if origin.strip() in ("", "-") else origin.strip()
         return out
 
+    def origin(self, dataset: str) -> str:
+        """The snapshot ``dataset`` was cloned from (``pool/a@snap``), or '' for an original."""
+        argv = ["zfs", "get", "-H", "-o", "value", "origin", _dataset(dataset)]
+        value = self.runner.run(argv, record=False, timeout=60).stdout.strip()
+        return "" if value in ("", "-") else value
+
     def safe_order(self, dataset: str) -> list[str]:
         """The complete order that removes ``dataset``: each clone (and what depends on it) before
         the snapshot it came from, each snapshot before its dataset, the dataset last."""
@@ -295,5 +301,12 @@ class ZfsDriver:
     def status(self) -> list[ZpoolStatus]:
         return parse_zpool_status(self.runner.run(["zpool", "status"], record=False).stdout)
 
-    def datasets(self) -> list[Dataset]:
-        return parse_zfs_list(self.runner.run(["zfs", "list"], record=False).stdout)
+    def datasets(self, root: str | None = None, *, snapshots: bool = False) -> list[Dataset]:
+        """``zfs list`` (``-t all`` with ``snapshots``, ``-r ROOT`` for one pool or dataset)."""
+        argv = [
+            "zfs",
+            "list",
+            *(["-t", "all"] if snapshots else []),
+            *(["-r", _dataset(root)] if root else []),
+        ]
+        return parse_zfs_list(self.runner.run(argv, record=False).stdout)
