@@ -129,18 +129,36 @@ def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host
         snap = container(vm_host, path, "c1snap")
         assert (snap.rootfs, snap.origin_id, snap.origin_kind) == ("lvm:/dev/lxc/c1snap", c1.pk, "snapshot")
 
+        # A full copy when asked: a new volume of its own, no origin, the files copied.
+        result = ok(
+            vm, services.copy_container(actor=admin, ctx=CTX, container=c1, new_name="c1full", snapshot=False)
+        ).result
+        assert result["kind"] == "copy", result
+        table = lv_table(lvm, "lxc")
+        assert table["c1full"] == ("-", 100 * MiB, ""), table
+        full = container(vm_host, path, "c1full")
+        assert (full.rootfs, full.origin_id, full.origin_kind) == ("lvm:/dev/lxc/c1full", c1.pk, "copy")
+        listing = vm.run(
+            ["debugfs", "-R", "ls -p /bin", "/dev/lxc/c1full"], env={"DEBUGFS_PAGER": "__none__"}
+        ).stdout
+        assert "/busybox/" in listing, listing
+
         # The pool page's reading: the origin and its snapshot, as lvs says.
         refresh_pool(pool, vm)
         pool.refresh_from_db()
         assert pool.health == "ok" and pool.capacity_bytes > 900 * MiB, pool.health
-        assert {r["name"]: r["origin"] for r in pool.details["lvs"]} == {"c1": "", "c1snap": "c1"}
+        assert {r["name"]: r["origin"] for r in pool.details["lvs"]} == {
+            "c1": "",
+            "c1snap": "c1",
+            "c1full": "",
+        }
 
         # Destroying the origin is refused before anything runs (LXC would take the snapshot with it).
         before = Operation.objects.count()
         with pytest.raises(Conflict, match="c1snap"):
             services.destroy_container(actor=admin, ctx=CTX, container=c1)
         assert Operation.objects.count() == before
-        assert set(lv_table(lvm, "lxc")) == {"c1", "c1snap"}
+        assert set(lv_table(lvm, "lxc")) == {"c1", "c1snap", "c1full"}
 
         # A snapshot made outside the console is linked by the agent: LVM names its origin.
         Container.objects.filter(pk=snap.pk).update(origin=None, origin_kind="")
@@ -149,13 +167,15 @@ def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host
         with pytest.raises(Conflict, match="c1snap"):
             services.destroy_container(actor=admin, ctx=CTX, container=c1)
 
-        # The safe order: the snapshot, then the origin.
+        # The safe order: the snapshot, then the origin (the full copy is independent of both).
         ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1snap")))
-        assert set(lv_table(lvm, "lxc")) == {"c1"}
+        assert set(lv_table(lvm, "lxc")) == {"c1", "c1full"}
         ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1")))
+        assert set(lv_table(lvm, "lxc")) == {"c1full"}
+        ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1full")))
         assert lvm.lvs("lxc") == [] and not Container.objects.filter(host=vm_host).exists()
     finally:
-        for name in ("c1snap", "c1"):
+        for name in ("c1snap", "c1full", "c1"):
             vm.run(["lxc-destroy", "-P", path, "-n", name], check=False)
         for lv in sorted(lvm.lvs("lxc"), key=lambda lv: not lv.is_snapshot):
             vm.run(["lvremove", "-f", f"lxc/{lv.name}"], check=False)
@@ -202,6 +222,17 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
     snap = container(vm_host, path, "z1snap")
     assert (snap.rootfs, snap.origin_id, snap.origin_kind) == ("zfs:lxc/z1snap", z1.pk, "snapshot")
 
+    # A full copy when asked: a dataset of its own, not a clone.
+    result = ok(
+        vm, services.copy_container(actor=admin, ctx=CTX, container=z1, new_name="z1full", snapshot=False)
+    ).result
+    assert result["kind"] == "copy", result
+    assert zpool.origin("lxc/z1full") == ""
+    assert container(vm_host, path, "z1full").rootfs == "zfs:lxc/z1full"
+    # The files came along: it refers to as much data as the original (LXC mounts it only to run).
+    refer = {d.name: d.refer for d in zpool.datasets("lxc")}
+    assert refer["lxc/z1full"] > 1024**2 and refer["lxc/z1full"] >= refer["lxc/z1"] * 0.9, refer
+
     # The pool page: the dataset, its snapshot and the clone with its origin.
     refresh_pool(pool, vm)
     pool.refresh_from_db()
@@ -211,6 +242,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
         "lxc/z1": (False, ""),
         "lxc/z1@z1snap": (True, ""),
         "lxc/z1snap": (False, "lxc/z1@z1snap"),
+        "lxc/z1full": (False, ""),
     }, kinds
     assert pool.health == "ok" and pool.details["status"][0]["state"] == "ONLINE"
     assert pool.capacity_bytes > 200 * MiB
@@ -230,7 +262,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
     )
     failed = run(vm, bypass)
     assert failed.status == OperationStatus.FAILED and "dependent clones" in failed.error, failed.error
-    assert sorted(zpool.origins("lxc")) == ["lxc", "lxc/z1", "lxc/z1@z1snap", "lxc/z1snap"]
+    assert sorted(zpool.origins("lxc")) == ["lxc", "lxc/z1", "lxc/z1@z1snap", "lxc/z1full", "lxc/z1snap"]
     assert container(vm_host, path, "z1").pk == z1.pk
 
     # Linked again after the fact from ZFS's origin property.
@@ -240,5 +272,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
 
     ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1snap")))
     ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1")))
+    assert sorted(zpool.origins("lxc")) == ["lxc", "lxc/z1full"]
+    ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1full")))
     assert sorted(zpool.origins("lxc")) == ["lxc"]
     assert not Container.objects.filter(host=vm_host).exists()
