@@ -177,6 +177,12 @@ def sync_host(host: Host, runner: Runner | None = None) -> None:
         vgs = [vg.name for vg in LvmDriver(runner).vgs()]
     except (CommandError, ValueError):
         vgs = []
+    zpools: list[str] = []
+    if host.capabilities.get("zfs", {}).get("kernel"):
+        try:
+            zpools = [p.name for p in ZfsDriver(runner).list_pools()]
+        except (CommandError, ValueError):
+            zpools = []
     HostStorage.objects.update_or_create(
         host=host,
         defaults={
@@ -184,6 +190,7 @@ def sync_host(host: Host, runner: Runner | None = None) -> None:
             "image_dir_free_bytes": image_dir_free(image_dir),
             "block_devices": _block_devices(runner, loops),
             "volume_groups": vgs,
+            "zpools": zpools,
             "synced_at": timezone.now(),
         },
     )

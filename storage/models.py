@@ -98,6 +98,8 @@ class HostStorage(models.Model):
     block_devices = models.JSONField(default=list, blank=True)
     # Volume group names on the host (vgs), so a name already taken is refused before any command.
     volume_groups = models.JSONField(default=list, blank=True)
+    # ZFS pool names on the host (zpool list), where it has ZFS: a name taken is refused the same way.
+    zpools = models.JSONField(default=list, blank=True)
     synced_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

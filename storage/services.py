@@ -215,6 +215,10 @@ def create_pool(
                     )
                 op_params["vg_name"] = vg
             if kind == PoolKind.ZFS:
+                if name in _inventory(host).zpools:
+                    raise Conflict(
+                        f"a ZFS pool named {name!r} already exists on host {host.slug}", field="name"
+                    )
                 op_params["vg_name"] = name  # the zpool's name
         if op_params["lxc_path"] in host.lxc_paths:
             raise Conflict(

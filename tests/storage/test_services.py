@@ -250,6 +250,16 @@ def test_zfs_pool_refused_without_the_kernel_module(admin, storage_host):
     assert "no ZFS kernel module" in exc.message
 
 
+def test_existing_zpool_name_is_refused_where_zfs_runs(admin, storage_host):
+    storage_host.capabilities = {**storage_host.capabilities, "zfs": {"available": True, "kernel": True}}
+    storage_host.save()
+    HostStorage.objects.filter(host=storage_host).update(zpools=["tank"])
+    exc = refused(pool(admin, storage_host, name="tank", kind="zfs", device="/dev/loop0"), Conflict)
+    assert exc.message == "a ZFS pool named 'tank' already exists on host testhost"
+    op = pool(admin, storage_host, name="lxc", kind="zfs", device="/dev/loop0")()
+    assert (op.params["kind"], op.params["vg_name"], op.params["device"]) == ("zfs", "lxc", "/dev/loop0")
+
+
 def test_unknown_kind_and_duplicate_name(admin, storage_host):
     refused(pool(admin, storage_host, kind="ext9", device="/dev/loop0"), InvalidInput)
 

@@ -29,11 +29,13 @@ from containers import services
 from containers import tasks as container_tasks  # noqa: F401 (registers the operation handlers)
 from containers.inventory import sync_lxc_path
 from containers.models import Container, container_lock_key
+from storage import inventory as storage_inventory
+from storage import services as storage_services
 from storage.choices import PoolKind
 from storage.drivers.lvm import LvmDriver
 from storage.drivers.zfs import ZfsDriver
 from storage.inventory import refresh_pool
-from storage.models import Pool
+from storage.models import HostStorage, Pool
 from tests.hosttools import missing
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -205,6 +207,14 @@ def zpool(vm):
 @pytest.mark.vm_zfs
 def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, zpool):
     path = vm_host.extra_lxc_paths[0]
+    # The agent's storage sync sees the zpool, so a second pool of that name is refused.
+    storage_inventory.sync_host(vm_host, vm)
+    assert HostStorage.objects.get(host=vm_host).zpools == ["lxc"]
+    with pytest.raises(Conflict, match="a ZFS pool named 'lxc' already exists"):
+        storage_services.create_pool(
+            actor=admin, ctx=CTX, host=vm_host, name="lxc", kind="zfs", device="/dev/vda"
+        )
+
     pool = Pool.objects.create(
         host=vm_host, name="lxc", kind=PoolKind.ZFS, source="/tmp/lxc-pool.img", vg_name="lxc", lxc_path=path
     )
