@@ -111,12 +111,25 @@ def test_users_see_only_their_hosts_rows_in_exports(client, make_user, events):
 
 
 def test_prune_removes_only_old_rows_and_audits_itself(events):
+    from axes.models import AccessFailureLog, AccessLog
+
+    old = timezone.now() - timedelta(days=400)
+    for name in ("old-login", "new-login"):
+        AccessLog.objects.create(username=name, ip_address="192.0.2.1", user_agent="t", path_info="/login/")
+        AccessFailureLog.objects.create(
+            username=name, ip_address="192.0.2.1", user_agent="t", path_info="/l/"
+        )
+    # attempt_time is auto_now_add: age the "old" ones afterwards.
+    AccessLog.objects.filter(username="old-login").update(attempt_time=old)
+    AccessFailureLog.objects.filter(username="old-login").update(attempt_time=old)
     before = AuditEvent.objects.count()
     call_command("prune_audit", "--days", "365")
     assert not AuditEvent.objects.filter(target="container testhost/old").exists()
+    assert list(AccessLog.objects.values_list("username", flat=True)) == ["new-login"]
+    assert list(AccessFailureLog.objects.values_list("username", flat=True)) == ["new-login"]
     prune = AuditEvent.objects.get(action="audit.prune")
     assert (
-        prune.after == {"removed": 1}
+        prune.after == {"removed": 1, "login_records_removed": 2}
         and prune.params["retention_days"] == 365
         and prune.actor_name == "system"
     )

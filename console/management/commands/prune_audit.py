@@ -1,9 +1,11 @@
-"""Remove audit rows older than AUDIT_RETENTION_DAYS; the pruning itself is audited."""
+"""Remove audit rows older than AUDIT_RETENTION_DAYS, and django-axes' login records of the same
+age (every login leaves one); the pruning itself is audited."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from axes.models import AccessFailureLog, AccessLog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -26,6 +28,8 @@ class Command(BaseCommand):
         cutoff = timezone.now() - timedelta(days=days)
         with transaction.atomic():
             removed = AuditEvent.objects.prune_older_than(cutoff)
+            logins = AccessLog.objects.filter(attempt_time__lt=cutoff).delete()[0]
+            failures = AccessFailureLog.objects.filter(attempt_time__lt=cutoff).delete()[0]
             audit(
                 actor=None,
                 ctx=SYSTEM,
@@ -33,6 +37,9 @@ class Command(BaseCommand):
                 result=AuditResult.SUCCEEDED,
                 target="audit log",
                 params={"retention_days": days, "cutoff": cutoff.isoformat()},
-                after={"removed": removed},
+                after={"removed": removed, "login_records_removed": logins + failures},
             )
-        self.stdout.write(f"removed {removed} audit event(s) older than {cutoff:%Y-%m-%d %H:%M}")
+        self.stdout.write(
+            f"removed {removed} audit event(s) and {logins + failures} login record(s) "
+            f"older than {cutoff:%Y-%m-%d %H:%M}"
+        )
