@@ -78,7 +78,7 @@ def validate_network_spec(
         raise InvalidInput(f"{addr} cannot be a network's address", field="address")
     for other, subnet in (taken_subnets or {}).items():
         if net.overlaps(subnet):
-            raise InvalidInput(f"{net} overlaps the subnet {subnet} of network {other!r}", field="address")
+            raise InvalidInput(f"{net} overlaps the subnet {subnet} of {other}", field="address")
     start = end = ""
     if str(dhcp_start or "").strip() or str(dhcp_end or "").strip():
         first = _ipv4(dhcp_start, "dhcp_start", "the first DHCP address")

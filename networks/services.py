@@ -22,14 +22,26 @@ ACTIONS = {
 
 
 def taken_subnets(host: Host, *, but: str = "") -> dict[str, ipaddress.IPv4Network]:
-    """The IPv4 subnets of the host's libvirt networks (as the inventory last saw them)."""
+    """The IPv4 subnets in use on the host: its libvirt networks (as the inventory last saw them),
+    then its own interfaces' (lxcbr0, the uplink; as the agent last detected them)."""
     taken: dict[str, ipaddress.IPv4Network] = {}
     for net in Network.objects.filter(host=host).exclude(name=but):
         if net.address and net.netmask:
             try:
-                taken[net.name] = ipaddress.IPv4Interface(f"{net.address}/{net.netmask}").network
+                taken[f"network {net.name!r}"] = ipaddress.IPv4Interface(
+                    f"{net.address}/{net.netmask}"
+                ).network
             except ValueError:
                 continue
+    seen = set(taken.values())
+    for entry in (host.capabilities or {}).get("ipv4", []):
+        try:
+            subnet = ipaddress.IPv4Network(entry["network"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if subnet not in seen:  # a running libvirt network's own bridge
+            taken[f"host interface {entry.get('ifname', '?')}"] = subnet
+            seen.add(subnet)
     return taken
 
 

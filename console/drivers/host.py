@@ -68,6 +68,33 @@ def _libvirt(uri: str) -> dict[str, Any]:
         conn.close()
 
 
+def parse_ip_addr_json(text: str) -> list[dict[str, str]]:
+    """``ip -j -4 addr show``: each global IPv4 address with its interface and subnet."""
+    import ipaddress
+    import json
+
+    out: list[dict[str, str]] = []
+    for iface in json.loads(text or "[]"):
+        for a in iface.get("addr_info", []):
+            if a.get("family", "inet") != "inet" or a.get("scope") != "global":
+                continue
+            try:
+                net = ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}").network
+            except (KeyError, ValueError):
+                continue
+            out.append({"ifname": str(iface.get("ifname", "")), "address": a["local"], "network": str(net)})
+    return out
+
+
+def host_ipv4(runner: Runner) -> list[dict[str, str]]:
+    """The host's own IPv4 subnets (lxcbr0, its uplink...): a libvirt network must not overlap them."""
+    try:
+        result = runner.run(["ip", "-j", "-4", "addr", "show"], record=False, timeout=10)
+        return parse_ip_addr_json(result.stdout)
+    except (CommandError, OSError, ValueError):
+        return []
+
+
 def detect_capabilities(host: Any) -> dict[str, Any]:
     """Probe this machine; every probe is read-only and bounded by a short timeout."""
     runner = Runner(None)
@@ -94,6 +121,7 @@ def detect_capabilities(host: Any) -> dict[str, Any]:
     }
     caps["cgroups"] = cgroup_controllers()
     caps["cpus"] = os.cpu_count() or 1
+    caps["ipv4"] = host_ipv4(runner)
     caps["debootstrap"] = {
         "available": any(
             os.access(os.path.join(d, "debootstrap"), os.X_OK) for d in ("/usr/sbin", "/usr/bin")

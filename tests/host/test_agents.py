@@ -24,6 +24,10 @@ def test_each_operation_runs_on_its_own_hosts_agent(admin, start_agent):
     host_a, host_b = Host.objects.get(slug=first.slug), Host.objects.get(slug=second.slug)
     assert host_a.agent_online and host_b.agent_online
     assert host_a.capabilities["lxc"]["available"] and "busybox" in host_a.capabilities["lxc"]["templates"]
+    # The host's own subnets, which libvirt networks must not overlap: lxcbr0 (prepare-host) among them.
+    assert {"ifname": "lxcbr0", "address": "10.0.3.1", "network": "10.0.3.0/24"} in host_a.capabilities[
+        "ipv4"
+    ]
 
     ops = []
     for host in (host_a, host_b, host_a, host_b):

@@ -360,6 +360,35 @@ def test_define_network_refuses_bad_values(changes, message, admin, host):
     refused(nets.define_network, match=message, actor=admin, ctx=CTX, host=host, **{**NET, **changes})
 
 
+def test_network_overlapping_a_host_interface_is_refused(admin, host):
+    """The host's own subnets (lxcbr0 and the uplink, from ``ip -j -4 addr`` recorded on this
+    machine) are taken too, not only the libvirt networks'."""
+    from pathlib import Path
+
+    from console.drivers.host import parse_ip_addr_json
+
+    recorded = parse_ip_addr_json((Path(__file__).parent / "host_ip_addr.json").read_text())
+    assert {"ifname": "lxcbr0", "address": "10.0.3.1", "network": "10.0.3.0/24"} in recorded
+    assert all(e["ifname"] != "lo" for e in recorded)  # host scope: not a subnet anything routes
+    host.capabilities = {**host.capabilities, "ipv4": recorded}
+    host.save()
+    lxcbr = {"address": "10.0.3.129", "netmask": "255.255.255.128", "dhcp_start": "", "dhcp_end": ""}
+    refused(
+        nets.define_network,
+        match=r"10.0.3.128/25 overlaps the subnet 10.0.3.0/24 of host interface lxcbr0",
+        actor=admin, ctx=CTX, host=host, **{**NET, **lxcbr},
+    )  # fmt: skip
+    # The libvirt network's own entry is named as such, and a free subnet is accepted.
+    Network.objects.create(
+        host=host, name="taken", bridge="virbr9", address="10.0.3.1", netmask="255.255.255.0"
+    )
+    refused(
+        nets.define_network, match="of network 'taken'", actor=admin, ctx=CTX, host=host, **{**NET, **lxcbr}
+    )
+    op = nets.define_network(actor=admin, ctx=CTX, host=host, **NET)
+    assert op.kind == "libvirt.network.define" and "192.168.250.1" in op.params["xml"]
+
+
 def test_network_actions_check_state_and_role(admin, operator, host):
     net = Network.objects.create(host=host, name="n3", bridge="virbr3", active=True)
     refused(nets.network_action, Forbidden, "admin", actor=operator, ctx=CTX, network=net, action="stop")
