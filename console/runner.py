@@ -7,13 +7,14 @@ live tail. Drivers receive a :class:`Runner`; only drivers build argv.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -128,6 +129,11 @@ class Runner:
         self.operation = operation
         self.default_timeout = default_timeout or settings.COMMAND_TIMEOUT_SECONDS
         self.sink = _LogSink(operation)
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[Runner]:
+        """A runner on the same host that logs into no operation (inventory reads after a change)."""
+        yield Runner(None, default_timeout=self.default_timeout)
 
     def log(self, text: str) -> None:
         """Write a note into the operation log (not a command)."""

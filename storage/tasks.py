@@ -16,7 +16,7 @@ from console.tasks import operation_handler
 from storage.choices import PoolKind
 from storage.drivers.btrfs import BtrfsDriver
 from storage.drivers.dir import DirDriver
-from storage.drivers.loop import LoopDriver, is_block_device, mountpoints_of, wipe_signatures
+from storage.drivers.loop import LoopDriver, mountpoints_of, wipe_signatures
 from storage.drivers.lvm import LvmDriver, vg_dependants
 from storage.drivers.zfs import ZfsDriver
 from storage.inventory import image_dir_free, sync_host, sync_loop_devices
@@ -39,8 +39,10 @@ def _set_lxc_path(host_id: int, path: str, *, add: bool) -> None:
         host.save(update_fields=["extra_lxc_paths"])
 
 
-def _resync(op: Operation) -> None:
-    sync_host(Host.objects.get(pk=op.host_id), Runner(None))
+def _resync(op: Operation, runner: Runner) -> None:
+    """The storage inventory after an operation, read where the operation ran (not logged in it)."""
+    with runner.quiet() as quiet:
+        sync_host(Host.objects.get(pk=op.host_id), quiet)
 
 
 @operation_handler("storage.loop.create")
@@ -61,7 +63,7 @@ def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
         os.unlink(path)
         runner.log(f"# removed {path}: it could not be attached")
         raise
-    _resync(op)
+    _resync(op, runner)
     return {"device": device, "path": path, "size_bytes": size}
 
 
@@ -98,20 +100,27 @@ def loop_detach(op: Operation, runner: Runner) -> dict[str, Any]:
             deleted = True
         else:
             runner.log(f"# kept {backing}: not a file under {op.params['image_dir']}")
-    _resync(op)
+    _resync(op, runner)
     return {"device": device, "backing_file": backing, "deleted": deleted}
 
 
 def _check_blank(op: Operation, runner: Runner, device: str) -> None:
-    """The host's own answer to "does this device hold data?" (the page's may be seconds old)."""
-    if not Path(device).exists():
+    """The host's own answer to "does this device hold data?" (the page's may be seconds old).
+
+    Asked through the runner (stat, lsblk, blkid), so the answer is the host's that runs the
+    commands."""
+    loop = LoopDriver(runner)
+    kind = loop.device_kind(device)
+    if not kind:
         raise ServiceError(f"{device} does not exist on host {op.host.slug}; nothing was done")
-    if not is_block_device(device):
-        raise ServiceError(f"{device} is not a block device; nothing was done")
-    mounted = mountpoints_of(device)
+    if kind != "block special file":
+        raise ServiceError(f"{device} is not a block device (it is a {kind}); nothing was done")
+    mounted = loop.mounted_parts(device)
     if mounted:
-        raise ServiceError(f"{device} is mounted at {', '.join(mounted)}; nothing was done")
-    signature = LoopDriver(runner).probe(device).get("TYPE", "")
+        raise ServiceError(
+            f"{device} (or a partition of it) is mounted at {', '.join(mounted)}; nothing was done"
+        )
+    signature = loop.probe(device).get("TYPE", "")
     if signature and not op.params.get("wipe"):
         raise ServiceError(
             f"{device} holds {signature} data and wiping it was not confirmed; nothing was done"
@@ -173,9 +182,17 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     _set_lxc_path(op.host_id, lxc_path, add=True)
     runner.log(f"# {lxc_path} is now an LXC path of host {op.host.slug}")
     set_progress(op, 90, "reading capacity and usage")
-    _resync(op)
+    _resync(op, runner)
     pool.refresh_from_db()
     return {"pool_id": pool.pk, "lxc_path": lxc_path, "capacity_bytes": pool.capacity_bytes}
+
+
+def _zfs_order(zfs: ZfsDriver, zpool: str, inside: list[str]) -> list[str]:
+    """Top-level datasets' complete safe orders (clones, snapshots, children), one after another."""
+    order: list[str] = []
+    for top in sorted(n for n in inside if n.count("/") == 1 and "@" not in n):
+        order += [n for n in zfs.safe_order(top) if n not in order]
+    return order + sorted(n for n in inside if n not in order)
 
 
 @operation_handler("storage.pool.destroy")
@@ -210,11 +227,21 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
         lvm.pvremove(pool.source)
         DirDriver(runner).remove_if_empty(pool.lxc_path)
     elif pool.kind == PoolKind.ZFS:
-        ZfsDriver(runner).destroy_pool(pool.vg_name)
+        zfs = ZfsDriver(runner)
+        zpool = pool.vg_name or pool.name
+        # zpool destroy takes every dataset with it: anything but the root is listed instead.
+        inside = [name for name in zfs.origins(zpool) if name != zpool]
+        if inside:
+            order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, zpool, inside))
+            held = ", ".join(sorted(inside))
+            raise ServiceError(f"ZFS pool {zpool} still holds {held}; safe order: {order}. Nothing was done")
+        set_progress(op, 30, f"zpool destroy {zpool}")
+        zfs.destroy_pool(zpool)
+        DirDriver(runner).remove_if_empty(pool.lxc_path)
     else:
         if not DirDriver(runner).remove_if_empty(pool.lxc_path):
             runner.log(f"# kept {pool.lxc_path}: it is not empty")
     _set_lxc_path(op.host_id, pool.lxc_path, add=False)
     pool.delete()
-    _resync(op)
+    _resync(op, runner)
     return {"pool": p["name"], "removed": True}

@@ -212,6 +212,7 @@ class VmRunner(Runner):
         default_timeout: float = 180,
         transcript: str | None = None,
         shares: Sequence[VmShare] = (),
+        extra_disks: Sequence[str] = (),
     ) -> None:
         super().__init__(operation, default_timeout=default_timeout)
         self.argv = [
@@ -231,6 +232,10 @@ class VmRunner(Runner):
             f"file={disk},if=virtio,format=raw",
             "-no-reboot",
         ]
+        for extra in extra_disks:  # /dev/vdb, /dev/vdc... in this order
+            if "," in extra or not os.path.isabs(extra):
+                raise ValueError(f"a VM disk must be an absolute path without commas: {extra!r}")
+            self.argv += ["-drive", f"file={extra},if=virtio,format=raw"]
         for share in shares:
             self.argv += share.argv()
         self.proc: subprocess.Popen | None = None
@@ -315,6 +320,12 @@ class VmRunner(Runner):
         finally:
             self.sink.flush()
             self.operation, self.sink = saved
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[VmRunner]:
+        """This VM, logging into no operation for a while."""
+        with self.bound(None):
+            yield self
 
     def _fail_boot(self, boot_timeout: float) -> None:
         tail = self._buf[-2000:].decode(errors="replace")

@@ -91,6 +91,20 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
+def parse_lsblk_mountpoints(text: str) -> list[str]:
+    """Every mountpoint in ``lsblk -J -o PATH,MOUNTPOINT`` output, partitions included."""
+    found: list[str] = []
+
+    def walk(rows: list[dict]) -> None:
+        for row in rows:
+            if row.get("mountpoint"):
+                found.append(str(row["mountpoint"]))
+            walk(row.get("children") or [])
+
+    walk(json.loads(text or "{}").get("blockdevices", []))
+    return found
+
+
 def mountpoints_of(device: str, mounts: list[tuple[str, str, str]] | None = None) -> list[str]:
     mounts = read_mounts() if mounts is None else mounts
     return [target for source, target, _fs in mounts if source == device]
@@ -154,6 +168,28 @@ class LoopDriver:
         for info in infos:
             info.size_bytes = device_size(info.device) or info.size_bytes
         return infos
+
+    def device_kind(self, path: str) -> str:
+        """What ``path`` is on the runner's host (``stat -L -c %F``): "block special file",
+        "regular file"..., or "" when it does not exist."""
+        result = self.runner.run(
+            ["stat", "-L", "-c", "%F", "--", path], check=False, record=False, timeout=10
+        )
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    def mounted_parts(self, device: str) -> list[str]:
+        """Where the device or one of its partitions is mounted (``lsblk``, as the runner's host sees it)."""
+        result = self.runner.run(
+            ["lsblk", "-J", "-o", "PATH,MOUNTPOINT", "--", device], check=False, record=False, timeout=30
+        )
+        if result.returncode != 0:
+            raise CommandError(
+                f"lsblk could not read {device}: {result.stderr.strip() or result.returncode}",
+                argv=result.argv,
+                returncode=result.returncode,
+                stderr=result.stderr,
+            )
+        return parse_lsblk_mountpoints(result.stdout)
 
     def probe(self, device: str) -> dict[str, str]:
         """What ``blkid -p`` finds on the device ({} when it holds no known signature: exit 2)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from console.errors import Conflict
+from console.errors import Conflict, ServiceError
 from console.models import AuditEvent, Host, Operation
 from console.operations import RequestContext
 from containers import services as containers
@@ -245,3 +245,36 @@ def test_mkfs_on_a_device_that_holds_a_filesystem_needs_the_wipe_confirmation(
         )
     )
     assert our_loops(storage_env) == {}
+
+
+def test_the_agent_checks_the_device_again_on_the_host(storage_env, host):
+    """The page's inventory may be seconds old: before mkfs/pvcreate the agent asks the host
+    itself (stat, lsblk, blkid through its runner) and refuses with nothing done."""
+    from console.runner import Runner
+    from storage.tasks import _check_blank
+
+    op = Operation(host=host, kind="storage.pool.create", params={})
+    runner = Runner(None)
+    plain = storage_env / "plain.img"
+    plain.write_bytes(b"\0" * 4096)
+    with pytest.raises(ServiceError, match="does not exist on host testhost"):
+        _check_blank(op, runner, "/dev/loop-does-not-exist")
+    with pytest.raises(ServiceError, match="not a block device \\(it is a regular file\\)"):
+        _check_blank(op, runner, str(plain))
+
+    image = storage_env / "disk.img"
+    sh("truncate", "-s", "300M", str(image))
+    device = sh("losetup", "--find", "--show", str(image)).stdout.strip()
+    _check_blank(op, runner, device)  # blank: accepted
+    sh("mkfs.btrfs", "-q", device)
+    target = storage_env / "mnt"
+    target.mkdir()
+    sh("mount", device, str(target))
+    with pytest.raises(ServiceError, match=f"is mounted at {target}; nothing was done"):
+        _check_blank(op, runner, device)
+    sh("umount", str(target))
+    with pytest.raises(ServiceError, match="holds btrfs data and wiping it was not confirmed"):
+        _check_blank(op, runner, device)
+    op.params = {"wipe": True}
+    _check_blank(op, runner, device)  # confirmed: accepted
+    assert sh("blkid", "-p", "-o", "value", "-s", "TYPE", device).stdout.strip() == "btrfs", "a check wrote"

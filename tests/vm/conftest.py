@@ -36,7 +36,8 @@ from storage.vm_transport import (
 from tests.hosttools import missing
 
 QEMU = "qemu-system-x86_64"
-DISK_BYTES = 1024**3
+DISK_BYTES = 1024**3  # /dev/vda: LVM
+SECOND_DISK_BYTES = 512 * 1024**2  # /dev/vdb: a whole-disk zpool, with udev running
 MEMORY_MB = 1536
 # Generous but bounded: a shell answers after ~10-70 s on the 2-core machines (TCG).
 BOOT_TIMEOUT = float(os.environ.get("CONSOLE_VM_BOOT_TIMEOUT", "600"))
@@ -61,7 +62,7 @@ def _boot_lines(modules: list[str], share: str) -> list[str]:
         "modprobe virtio_pci",
         "modprobe virtio_blk",
         *insmod,
-        "i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; [ -b /dev/vda ]",
+        "i=0; while [ ! -b /dev/vdb ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; [ -b /dev/vdb ]",
         "mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot /host",
         "mount -t tmpfs tmpfs /ovl && mkdir -p /ovl/upper /ovl/work",
         f"mount -t overlay overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work {NEWROOT}",
@@ -89,7 +90,8 @@ def vm_scratch():
 
 @pytest.fixture(scope="session")
 def vm(vm_scratch):
-    """A booted VM running this host's system (chrooted), with a blank 1 GiB /dev/vda.
+    """A booted VM running this host's system (chrooted), with blank disks /dev/vda (1 GiB) and
+    /dev/vdb (512 MiB).
 
     QEMU is killed and its files deleted afterwards."""
     if shutil.which(QEMU) is None:
@@ -114,6 +116,7 @@ def vm(vm_scratch):
     runner = None
     try:
         disk = make_disk(boot / "disk.img", DISK_BYTES)
+        second = make_disk(boot / "disk2.img", SECOND_DISK_BYTES)
         runner = VmRunner(
             kernel=kernel,
             initrd=str(initrd),
@@ -122,6 +125,7 @@ def vm(vm_scratch):
             default_timeout=180,
             transcript=os.environ.get("CONSOLE_VM_TRANSCRIPT") or None,
             shares=[VmShare("/", "hostroot"), VmShare(str(share), "scratch", readonly=False)],
+            extra_disks=[str(second)],
         )
         runner.start(boot_timeout=BOOT_TIMEOUT)
         for line in _boot_lines(modules, str(share)):
@@ -138,6 +142,18 @@ def vm(vm_scratch):
 def vm_share(vm, vm_scratch) -> Path:
     """The read-write directory both sides see at this same path."""
     return vm_scratch / "share"
+
+
+@pytest.fixture
+def vm_udev(vm):
+    """udev running in the VM for one test (a whole-disk zpool waits for its partition links);
+    the rest of the tier runs without it, as HOST-NOTES describes."""
+    vm.shell("/lib/systemd/systemd-udevd --daemon", timeout=60)
+    try:
+        vm.shell("udevadm trigger --action=add && udevadm settle --timeout=60", timeout=120)
+        yield vm
+    finally:
+        vm.shell("udevadm control --exit", timeout=60, check=False)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from containers.inventory import sync_lxc_path
 from containers.models import Container, container_lock_key
 from storage import inventory as storage_inventory
 from storage import services as storage_services
+from storage import tasks as storage_tasks  # noqa: F401 (registers the operation handlers)
 from storage.choices import PoolKind
 from storage.drivers.lvm import LvmDriver
 from storage.drivers.zfs import ZfsDriver
@@ -286,3 +287,74 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
     ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "z1full")))
     assert sorted(zpool.origins("lxc")) == ["lxc"]
     assert not Container.objects.filter(host=vm_host).exists()
+
+
+@pytest.mark.vm_zfs
+def test_zfs_pool_made_used_and_taken_apart_through_the_console(
+    vm, vm_udev, admin, vm_host, vm_share, settings
+):
+    """The Storage page's path for a ZFS pool, on a whole disk of the VM (/dev/vdb).
+
+    (Containers on a ZFS pool are the test above: here the pool is mounted on its LXC path inside
+    the VM, over the directory the two sides share, so this host would not see their files.)"""
+    probe = vm.shell("modprobe zfs", check=False, timeout=120)
+    if probe.returncode != 0:
+        missing(f"ZFS is not built for the VM's kernel (scripts/vm-zfs-deps): {probe.stderr.strip()}")
+    settings.STORAGE_POOL_DIR = str(vm_share / "pools")
+    settings.STORAGE_IMAGE_DIR = str(vm_share / "images")
+    zfs = ZfsDriver(vm)
+    storage_inventory.sync_host(vm_host, vm)
+    disk = HostStorage.objects.get(host=vm_host).block_device("/dev/vdb")
+    assert disk is not None and (disk["type"], disk["size"]) == ("disk", 512 * MiB), disk
+    try:
+        op = storage_services.create_pool(
+            actor=admin, ctx=CTX, host=vm_host, name="tank", kind="zfs", device="/dev/vdb"
+        )
+        ok(vm, op)
+        pool = Pool.objects.get(host=vm_host, name="tank")
+        assert (pool.kind, pool.vg_name, pool.lxc_path) == ("zfs", "tank", str(vm_share / "pools" / "tank"))
+        vm_host.refresh_from_db()
+        assert pool.lxc_path in vm_host.lxc_paths
+        [zp] = [p for p in zfs.list_pools() if p.name == "tank"]
+        assert zp.health == "ONLINE" and 400 * MiB < zp.size <= 512 * MiB, zp
+        # The agent's own re-check refuses what the page could not know: the disk is in the pool now.
+        assert HostStorage.objects.get(host=vm_host).zpools == ["tank"]
+
+        # A dataset made outside the console: the page lists it once read, and the agent refuses
+        # on its own even when the page had not seen it (zpool destroy would take it along).
+        vm.run(["zfs", "create", "tank/stray"])
+        vm.run(["zfs", "snapshot", "tank/stray@keep"])
+        bypass = start_operation(
+            actor=admin,
+            ctx=CTX,
+            host=vm_host,
+            kind="storage.pool.destroy",
+            target=pool.target,
+            lock_key=pool.lock_key,
+            params={"pool_id": pool.pk, "name": "tank"},
+        )
+        failed = run(vm, bypass)
+        assert failed.status == OperationStatus.FAILED, failed.log
+        assert "safe order: zfs destroy tank/stray@keep; zfs destroy tank/stray" in failed.error, failed.error
+        assert [p.name for p in zfs.list_pools()] == ["tank"]
+        refresh_pool(pool, vm)
+        with pytest.raises(Conflict, match="tank/stray@keep"):
+            storage_services.destroy_pool(
+                actor=admin, ctx=CTX, pool=Pool.objects.get(pk=pool.pk), confirm="tank"
+            )
+
+        zfs.destroy("tank/stray@keep")
+        zfs.destroy("tank/stray")
+        refresh_pool(pool, vm)
+        ok(
+            vm,
+            storage_services.destroy_pool(
+                actor=admin, ctx=CTX, pool=Pool.objects.get(pk=pool.pk), confirm="tank"
+            ),
+        )
+        assert zfs.list_pools() == [] and not Pool.objects.filter(pk=pool.pk).exists()
+        vm_host.refresh_from_db()
+        assert pool.lxc_path not in vm_host.lxc_paths
+    finally:
+        if any(p.name == "tank" for p in zfs.list_pools()):
+            vm.run(["zpool", "destroy", "-f", "tank"], check=False)
