@@ -37,6 +37,7 @@ def _container_order(containers: list[Container]) -> list[Container]:
 def pool_dependants(pool: Pool) -> list[Dependant]:
     """Containers on the pool (snapshots first), logical volumes of its VG (snapshots first)."""
     out: list[Dependant] = []
+    containers: list[Container] = []
     if pool.lxc_path:
         containers = list(Container.objects.filter(host=pool.host, lxc_path=pool.lxc_path))
         for c in _container_order(containers):
@@ -45,8 +46,14 @@ def pool_dependants(pool: Pool) -> list[Dependant]:
             out.append(
                 Dependant(kind, c.name, f"{stop}destroy the {kind} {c.name} (lxc-destroy -n {c.name})")
             )
+    # A container's own volume or dataset (and its snapshots) goes with ``lxc-destroy``: not a step.
+    rootfs = {c.rootfs for c in containers}
     if pool.kind == PoolKind.LVM:
-        lvs = [lv for lv in pool.details.get("lvs", []) if lv.get("vg") == pool.vg_name]
+        lvs = [
+            lv
+            for lv in pool.details.get("lvs", [])
+            if lv.get("vg") == pool.vg_name and f"lvm:/dev/{pool.vg_name}/{lv.get('name')}" not in rootfs
+        ]
         for lv in sorted(lvs, key=lambda lv: lv.get("attr", "")[:1] not in ("s", "S")):
             kind = "snapshot" if lv.get("attr", "")[:1] in ("s", "S") else "logical volume"
             out.append(
@@ -62,6 +69,8 @@ def pool_dependants(pool: Pool) -> list[Dependant]:
             rank = 0 if d.get("origin") else 1 if "@" in d["name"] else 2
             return rank, -d["name"].count("/"), d["name"]
 
+        owned = {r.removeprefix("zfs:") for r in rootfs if r.startswith("zfs:")}
+        rows = [d for d in rows if d["name"].partition("@")[0] not in owned]
         for d in sorted((d for d in rows if d["name"] not in roots), key=order):
             kind = "clone" if d.get("origin") else "snapshot" if "@" in d["name"] else "dataset"
             out.append(Dependant(kind, d["name"], f"zfs destroy {d['name']}"))

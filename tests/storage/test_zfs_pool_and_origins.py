@@ -167,3 +167,48 @@ def test_the_agent_links_a_snapshot_made_outside_the_console(host):
     _link_snapshot_origin(other, Replay({}))
     other.refresh_from_db()
     assert other.origin_id is None
+
+
+def test_a_containers_own_volume_or_dataset_is_not_a_separate_step(zfs_host):
+    """lxc-destroy removes a container's dataset (and the snapshot its clone came from) or its
+    logical volume: the safe order lists the containers, and only what no container owns."""
+    pool = Pool.objects.create(
+        host=zfs_host, name="lxc", kind=PoolKind.ZFS, vg_name="lxc", lxc_path="/var/lib/lxc"
+    )
+    refresh_pool(pool, Replay(ZFS_ANSWERS))
+    z1 = Container.objects.create(
+        host=zfs_host,
+        backend=Backend.LXC,
+        lxc_path="/var/lib/lxc",
+        name="z1",
+        rootfs="zfs:lxc/z1",
+        store="zfs",
+    )
+    Container.objects.create(
+        host=zfs_host, backend=Backend.LXC, lxc_path="/var/lib/lxc", name="z1snap", rootfs="zfs:lxc/z1snap",
+        store="zfs", origin=z1, origin_kind="snapshot",
+    )  # fmt: skip
+    steps = [d.step for d in pool_dependants(pool)]
+    assert steps == [
+        "destroy the snapshot z1snap (lxc-destroy -n z1snap)",
+        "destroy the container z1 (lxc-destroy -n z1)",
+    ]
+
+    lvm = Pool.objects.create(
+        host=zfs_host,
+        name="vg",
+        kind=PoolKind.LVM,
+        vg_name="lxc",
+        lxc_path="/p/vg",
+        details={
+            "lvs": [
+                {"name": "c1", "vg": "lxc", "attr": "owi-a-s---"},
+                {"name": "other", "vg": "lxc", "attr": "-wi-a-----"},
+            ]
+        },
+    )
+    Container.objects.create(
+        host=zfs_host, backend=Backend.LXC, lxc_path="/p/vg", name="c1", rootfs="lvm:/dev/lxc/c1", store="lvm"
+    )
+    steps = [d.step for d in pool_dependants(lvm)]
+    assert steps == ["destroy the container c1 (lxc-destroy -n c1)", "lvremove lxc/other"], steps

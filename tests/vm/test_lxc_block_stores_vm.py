@@ -87,15 +87,34 @@ def lv_table(lvm: LvmDriver, vg: str) -> dict[str, tuple[str, int, str]]:
     return {lv.name: (lv.attr[:1], lv.size, lv.origin) for lv in lvm.lvs(vg)}
 
 
-def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host):
+def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host, vm_share, settings):
     lvm = LvmDriver(vm)
-    path = vm_host.lxc_path
-    lvm.pvcreate("/dev/vda")
-    lvm.vgcreate("lxc", ["/dev/vda"])
-    pool = Pool.objects.create(
-        host=vm_host, name="vg-lxc", kind=PoolKind.LVM, source="/dev/vda", vg_name="lxc", lxc_path=path
+    settings.STORAGE_POOL_DIR = str(vm_share / "pools")
+    settings.STORAGE_IMAGE_DIR = str(vm_share / "images")
+    # The pool, as the Storage page makes it: the agent's inventory of the VM's disks, then
+    # pvcreate + vgcreate (default VG "lxc") by the pool handler.
+    storage_inventory.sync_host(vm_host, vm)
+    op = storage_services.create_pool(
+        actor=admin, ctx=CTX, host=vm_host, name="vglxc", kind="lvm", device="/dev/vda"
     )
     try:
+        ok(vm, op)
+        pool = Pool.objects.get(host=vm_host, name="vglxc")
+        path = pool.lxc_path
+        vm_host.refresh_from_db()
+        assert path in vm_host.lxc_paths  # offered on the new-container page
+        assert (pool.kind, pool.vg_name, pool.source, path) == (
+            "lvm",
+            "lxc",
+            "/dev/vda",
+            str(vm_share / "pools/vglxc"),
+        )
+        assert [vg.name for vg in lvm.vgs()] == ["lxc"]
+        # A second pool on the same VG name is refused from the inventory the agent synced.
+        with pytest.raises(Conflict, match="a volume group named 'lxc' already exists"):
+            storage_services.create_pool(
+                actor=admin, ctx=CTX, host=vm_host, name="again", kind="lvm", device="/dev/vdb"
+            )
         # Create: the pool decides the store; the size is the user's.
         op = services.create_container(
             actor=admin, ctx=CTX, host=vm_host, name="c1", lxc_path=path, fssize="100M"
@@ -170,6 +189,17 @@ def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host
         with pytest.raises(Conflict, match="c1snap"):
             services.destroy_container(actor=admin, ctx=CTX, container=c1)
 
+        # The pool cannot go while they live there: the page lists them, snapshots first.
+        with pytest.raises(Conflict) as refused:
+            storage_services.destroy_pool(
+                actor=admin, ctx=CTX, pool=Pool.objects.get(pk=pool.pk), confirm="vglxc"
+            )
+        message = refused.value.message
+        assert message.index("destroy the snapshot c1snap") < message.index("destroy the container c1 "), (
+            message
+        )
+        assert "lvremove" not in message, "a container's own volume goes with lxc-destroy: " + message
+
         # The safe order: the snapshot, then the origin (the full copy is independent of both).
         ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1snap")))
         assert set(lv_table(lvm, "lxc")) == {"c1", "c1full"}
@@ -177,13 +207,28 @@ def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host
         assert set(lv_table(lvm, "lxc")) == {"c1full"}
         ok(vm, services.destroy_container(actor=admin, ctx=CTX, container=container(vm_host, path, "c1full")))
         assert lvm.lvs("lxc") == [] and not Container.objects.filter(host=vm_host).exists()
+
+        # The pool goes too, through the page's path: vgremove, pvremove, its LXC path dropped.
+        refresh_pool(pool, vm)
+        ok(
+            vm,
+            storage_services.destroy_pool(
+                actor=admin, ctx=CTX, pool=Pool.objects.get(pk=pool.pk), confirm="vglxc"
+            ),
+        )
+        assert lvm.vgs() == [] and [pv.name for pv in lvm.pvs()] == []
+        vm_host.refresh_from_db()
+        assert path not in vm_host.lxc_paths and not Pool.objects.filter(host=vm_host).exists()
     finally:
+        pools = vm_share / "pools" / "vglxc"
         for name in ("c1snap", "c1full", "c1"):
-            vm.run(["lxc-destroy", "-P", path, "-n", name], check=False)
-        for lv in sorted(lvm.lvs("lxc"), key=lambda lv: not lv.is_snapshot):
-            vm.run(["lvremove", "-f", f"lxc/{lv.name}"], check=False)
-        lvm.vgremove("lxc")
-        lvm.pvremove("/dev/vda")
+            vm.run(["lxc-destroy", "-P", str(pools), "-n", name], check=False)
+        if any(vg.name == "lxc" for vg in lvm.vgs()):
+            for lv in sorted(lvm.lvs("lxc"), key=lambda lv: not lv.is_snapshot):
+                vm.run(["lvremove", "-f", f"lxc/{lv.name}"], check=False)
+            lvm.vgremove("lxc")
+        if any(pv.name == "/dev/vda" for pv in lvm.pvs()):
+            lvm.pvremove("/dev/vda")
 
 
 @pytest.fixture
