@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.runner import CommandError, Runner
+from console.runner import CommandError, CommandResult, Runner
 
 _LOOP_RE = re.compile(r"/dev/loop\d+")
 
@@ -179,31 +179,25 @@ class LoopDriver:
 
     def mounted_parts(self, device: str) -> list[str]:
         """Where the device or one of its partitions is mounted (``lsblk``, as the runner's host sees it)."""
-        result = self.runner.run(
-            ["lsblk", "-J", "-o", "PATH,MOUNTPOINT", "--", device], check=False, record=False, timeout=30
-        )
-        if result.returncode != 0:
-            raise CommandError(
-                f"lsblk could not read {device}: {result.stderr.strip() or result.returncode}",
-                argv=result.argv,
-                returncode=result.returncode,
-                stderr=result.stderr,
-            )
+        result = self._read(["lsblk", "-J", "-o", "PATH,MOUNTPOINT", "--", device], device)
         return parse_lsblk_mountpoints(result.stdout)
 
     def probe(self, device: str) -> dict[str, str]:
         """What ``blkid -p`` finds on the device ({} when it holds no known signature: exit 2)."""
-        result = self.runner.run(["blkid", "-p", "-o", "export", device], check=False, record=False)
-        if result.returncode == 2:
-            return {}
-        if result.returncode != 0:
+        result = self._read(["blkid", "-p", "-o", "export", device], device, ok=(0, 2))
+        return {} if result.returncode == 2 else parse_blkid_export(result.stdout)
+
+    def _read(self, argv: list[str], device: str, ok: tuple[int, ...] = (0,)) -> CommandResult:
+        """A read-only probe of ``device``; any exit status outside ``ok`` is raised with stderr."""
+        result = self.runner.run(argv, check=False, record=False, timeout=30)
+        if result.returncode not in ok:
             raise CommandError(
-                f"blkid could not read {device}: {result.stderr.strip() or result.returncode}",
+                f"{argv[0]} could not read {device}: {result.stderr.strip() or result.returncode}",
                 argv=result.argv,
                 returncode=result.returncode,
                 stderr=result.stderr,
             )
-        return parse_blkid_export(result.stdout)
+        return result
 
 
 def device_size(device: str) -> int:

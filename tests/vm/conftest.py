@@ -144,6 +144,18 @@ def vm_share(vm, vm_scratch) -> Path:
     return vm_scratch / "share"
 
 
+@pytest.fixture(scope="session")
+def vm_zfs(vm):
+    """The VM with zfs.ko loaded (from this host's /lib/modules of the VM's kernel) and ZFS's tools."""
+    probe = vm.shell("modprobe zfs && command -v zpool zfs", check=False, timeout=120)
+    if probe.returncode != 0:
+        missing(
+            "ZFS is not built for the VM's kernel (zfs-dkms and zfsutils-linux from Debian contrib: "
+            f"scripts/vm-zfs-deps): {probe.stderr.strip() or probe.stdout.strip()}"
+        )
+    return vm
+
+
 @pytest.fixture
 def vm_udev(vm):
     """udev running in the VM for one test (a whole-disk zpool waits for its partition links);

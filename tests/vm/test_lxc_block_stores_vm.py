@@ -37,7 +37,6 @@ from storage.drivers.lvm import LvmDriver
 from storage.drivers.zfs import ZfsDriver
 from storage.inventory import refresh_pool
 from storage.models import HostStorage, Pool
-from tests.hosttools import missing
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -232,13 +231,8 @@ def test_lvm_pool_container_snapshot_refusal_and_safe_destroy(vm, admin, vm_host
 
 
 @pytest.fixture
-def zpool(vm):
-    probe = vm.shell("modprobe zfs && command -v zpool zfs", check=False, timeout=120)
-    if probe.returncode != 0:
-        missing(
-            "ZFS is not built for the VM's kernel (scripts/vm-zfs-deps): "
-            f"{probe.stderr.strip() or probe.stdout}"
-        )
+def zpool(vm_zfs):
+    vm = vm_zfs
     vm.shell("truncate -s 300M /tmp/lxc-pool.img")
     zfs = ZfsDriver(vm)
     zfs.create_pool("lxc", ["/tmp/lxc-pool.img"], mountpoint="/lxc")
@@ -336,15 +330,12 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
 
 @pytest.mark.vm_zfs
 def test_zfs_pool_made_used_and_taken_apart_through_the_console(
-    vm, vm_udev, admin, vm_host, vm_share, settings
+    vm, vm_zfs, vm_udev, admin, vm_host, vm_share, settings
 ):
     """The Storage page's path for a ZFS pool, on a whole disk of the VM (/dev/vdb).
 
     (Containers on a ZFS pool are the test above: here the pool is mounted on its LXC path inside
     the VM, over the directory the two sides share, so this host would not see their files.)"""
-    probe = vm.shell("modprobe zfs", check=False, timeout=120)
-    if probe.returncode != 0:
-        missing(f"ZFS is not built for the VM's kernel (scripts/vm-zfs-deps): {probe.stderr.strip()}")
     settings.STORAGE_POOL_DIR = str(vm_share / "pools")
     settings.STORAGE_IMAGE_DIR = str(vm_share / "images")
     zfs = ZfsDriver(vm)

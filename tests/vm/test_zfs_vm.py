@@ -14,7 +14,6 @@ import pytest
 
 from console.runner import CommandError
 from storage.drivers.zfs import ZfsDriver, parse_destroy_error
-from tests.hosttools import missing
 
 pytestmark = [pytest.mark.vm, pytest.mark.vm_zfs, pytest.mark.slow]
 
@@ -23,13 +22,8 @@ VDEV = "/tmp/pool.img"  # a whole /dev/vda fails without udev ("failed to detect
 
 
 @pytest.fixture(scope="module")
-def zfs(vm):
-    probe = vm.shell("modprobe zfs && command -v zpool zfs", check=False, timeout=120)
-    if probe.returncode != 0:
-        missing(
-            "ZFS is not built for the VM's kernel (zfs-dkms and zfsutils-linux from Debian contrib: "
-            f"scripts/vm-zfs-deps): {probe.stderr.strip() or probe.stdout.strip()}"
-        )
+def zfs(vm_zfs):
+    vm = vm_zfs
     vm.shell(f"truncate -s 300M {VDEV}")
     driver = ZfsDriver(vm)
     try:
