@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from console.errors import InvalidInput
 from containers.domain_xml import safe_parse, to_text, validate_ifname
@@ -98,6 +99,46 @@ def validate_network_spec(
     return NetworkSpec(name, bridge, str(forward_mode), str(addr), str(mask), start, end)
 
 
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def validate_reservation(info: NetworkInfo, mac: str, ip: str, name: str) -> dict[str, str]:
+    """A DHCP host entry for the network: a unicast MAC, an address of its subnet that is not the
+    network's own, an optional host name; none of them reserved already."""
+    mac = str(mac or "").strip().lower()
+    if not _MAC_RE.fullmatch(mac) or int(mac[:2], 16) & 1:
+        raise InvalidInput("the MAC must be a unicast address like 52:54:00:12:34:56", field="mac")
+    address = _ipv4(ip, "ip", "the reserved address")
+    subnet = info.subnet
+    if subnet is None or not info.has_dhcp:
+        raise InvalidInput("this network has no IPv4 DHCP: define it with a DHCP range first", field="ip")
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidInput(f"{address} is not a host address of {subnet}", field="ip")
+    if str(address) == info.address:
+        raise InvalidInput(f"{address} is the network's own address", field="ip")
+    name = str(name or "").strip()
+    if name and not _HOSTNAME_RE.fullmatch(name):
+        raise InvalidInput("the host name is letters, digits and '-' (at most 63)", field="name")
+    for r in info.reservations:
+        if r["mac"] == mac:
+            raise InvalidInput(f"{mac} already has a reservation ({r['ip']})", field="mac")
+        if r["ip"] == str(address):
+            raise InvalidInput(f"{address} is already reserved for {r['mac']}", field="ip")
+        if name and r["name"] == name:
+            raise InvalidInput(f"the host name {name} is already used by {r['mac']}", field="name")
+    return {"mac": mac, "ip": str(address), "name": name}
+
+
+def build_dhcp_host_xml(mac: str, ip: str, name: str = "") -> str:
+    """``<host mac=... [name=...] ip=.../>`` for ``virsh net-update ... ip-dhcp-host``."""
+    host = ET.Element("host", mac=mac)
+    if name:
+        host.set("name", name)
+    host.set("ip", ip)
+    return to_text(host)
+
+
 def build_network_xml(spec: NetworkSpec) -> str:
     net = ET.Element("network")
     ET.SubElement(net, "name").text = spec.name
@@ -121,6 +162,9 @@ class NetworkInfo:
     netmask: str | None = None
     dhcp_start: str | None = None
     dhcp_end: str | None = None
+    # <ip><dhcp><host mac= name= ip=/>: fixed addresses handed out by the network's dnsmasq.
+    reservations: list[dict[str, str]] = field(default_factory=list)
+    has_dhcp: bool = False
 
     @property
     def subnet(self) -> ipaddress.IPv4Network | None:
@@ -165,5 +209,10 @@ def parse_network_xml(text: str) -> NetworkInfo:
         rng = ip.find("dhcp/range")
         if rng is not None:
             info.dhcp_start, info.dhcp_end = rng.get("start"), rng.get("end")
+        info.has_dhcp = ip.find("dhcp") is not None
+        info.reservations = [
+            {"mac": (h.get("mac") or "").lower(), "name": h.get("name") or "", "ip": h.get("ip") or ""}
+            for h in ip.iterfind("dhcp/host")
+        ]
         break
     return info

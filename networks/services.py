@@ -10,7 +10,13 @@ from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audited_refusal, start_operation
 from networks.models import Network, network_lock_key
-from networks.network_xml import build_network_xml, validate_network_spec
+from networks.network_xml import (
+    build_dhcp_host_xml,
+    build_network_xml,
+    parse_network_xml,
+    validate_network_spec,
+    validate_reservation,
+)
 
 ACTIONS = {
     # action: (operation kind, whether the network must be active (True), inactive (False) or either)
@@ -131,4 +137,52 @@ def network_action(
             lock_key=network.lock_key,
             params=params,
             before={"active": network.active, "autostart": network.autostart},
+        )
+
+
+def change_reservation(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    network: Network,
+    change: str,
+    mac: str,
+    ip: str = "",
+    name: str = "",
+) -> Operation:
+    """Add or remove a DHCP host reservation (``virsh net-update ... ip-dhcp-host``), live and saved."""
+    params = {"name": network.name, "change": change, "mac": mac, "ip": ip, "host_name": name}
+    with audited_refusal(
+        actor=actor,
+        ctx=ctx,
+        action="libvirt.network.dhcp_host",
+        host=network.host,
+        target=network.target,
+        params=params,
+    ):
+        access.require(actor, "admin", network.host)
+        info = parse_network_xml(network.xml)
+        if change == "add":
+            entry = validate_reservation(info, mac, ip, name)
+        elif change == "remove":
+            wanted = str(mac or "").strip().lower()
+            entry = next((r for r in info.reservations if r["mac"] == wanted), None)
+            if entry is None:
+                raise InvalidInput(f"{network.name} has no reservation for {mac!r}", field="mac")
+        else:
+            raise InvalidInput(f"unknown change {change!r}: add or remove")
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=network.host,
+            kind="libvirt.network.dhcp_host",
+            target=network.target,
+            lock_key=network.lock_key,
+            params={
+                "name": network.name,
+                "change": change,
+                "xml": build_dhcp_host_xml(entry["mac"], entry["ip"], entry["name"]),
+            },
+            before={"reservations": info.reservations},
+            audit_params=params,
         )

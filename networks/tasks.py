@@ -63,3 +63,16 @@ def undefine(op: Operation, runner: Runner) -> dict[str, Any]:
 def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     network_driver(op.host, runner).set_autostart(op.params["name"], bool(op.params["enabled"]))
     return _refresh(op, runner)
+
+
+@operation_handler("libvirt.network.dhcp_host")
+def dhcp_host(op: Operation, runner: Runner) -> dict[str, Any]:
+    add = op.params["change"] == "add"
+    set_progress(
+        op, 30, f"virsh net-update {op.params['name']} {'add-last' if add else 'delete'} ip-dhcp-host"
+    )
+    try:
+        network_driver(op.host, runner).update_dhcp_host(op.params["name"], op.params["xml"], add=add)
+    finally:
+        _refresh(op, Runner(None))
+    return _refresh(op, runner)

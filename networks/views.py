@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
 from console import access
 from console.decorators import audited_post
@@ -18,6 +19,7 @@ from console.operations import RequestContext
 from networks import services
 from networks.forms import DefineNetworkForm
 from networks.models import Network
+from networks.network_xml import parse_network_xml
 
 
 @require_safe
@@ -48,6 +50,7 @@ def network_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "network": network,
         "operations": operations,
         "can_admin": access.can(request.user, "admin", network.host),
+        "info": parse_network_xml(network.xml),
     }
     return render(request, "networks/detail.html", context)
 
@@ -100,4 +103,32 @@ def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect(back)
     messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    return redirect("operation-detail", pk=op.pk)
+
+
+@require_POST
+@login_required
+@audited_post("libvirt.network.dhcp_host")
+def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpResponse:
+    """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
+    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", network.host)
+    try:
+        op = services.change_reservation(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            network=network,
+            change=change,
+            mac=request.POST.get("mac", ""),
+            ip=request.POST.get("ip", ""),
+            name=request.POST.get("host_name", ""),
+        )
+    except ServiceError as exc:
+        if request.htmx or isinstance(exc, Forbidden):
+            return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
+        messages.error(request, exc.message)
+        return redirect("networks:detail", pk=pk)
+    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("operation-detail", args=[op.pk]))
     return redirect("operation-detail", pk=op.pk)

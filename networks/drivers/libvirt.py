@@ -126,3 +126,28 @@ class LibvirtNetworkDriver:
     def set_autostart(self, name: str, enabled: bool) -> None:
         words = ["net-autostart", name] if enabled else ["net-autostart", "--disable", name]
         self._on_network(words, name, lambda n: n.setAutostart(1 if enabled else 0))
+
+    def update_dhcp_host(self, name: str, host_xml: str, *, add: bool) -> None:
+        """``virsh net-update NAME add-last|delete ip-dhcp-host XML --live --config``: the running
+        dnsmasq (when active) and the saved definition (when persistent) both change."""
+
+        def run(net: Any) -> None:
+            flags = 0
+            if net.isActive():
+                flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+            if net.isPersistent():
+                flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+            command = (
+                libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+                if add
+                else libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE
+            )
+            net.update(command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host_xml, flags)
+
+        verb = "add-last" if add else "delete"
+        self._on_network(
+            ["net-update", name, verb, "ip-dhcp-host", host_xml, "--live", "--config"],
+            name,
+            run,
+            message=f"libvirt could not {'add' if add else 'remove'} the DHCP reservation on {name}",
+        )

@@ -56,6 +56,7 @@ def url_for(name: str, w: dict) -> str:
         "containers:libvirt-action": {"pk": w["c"].pk, "action": "start"},
         "networks:create": {},
         "networks:action": {"pk": w["network"].pk, "action": "start"},
+        "networks:reservation": {"pk": w["network"].pk, "change": "add"},
     }.get(name)
     if kwargs is None and name.startswith("containers:") and name != "containers:create":
         kwargs = {"pk": w["c"].pk}
@@ -133,6 +134,7 @@ PAYLOADS = {
         },
     ],
     "networks:action": [{}],
+    "networks:reservation": [{"mac": "01:00:5e:00:00:01", "ip": "10.0.0.5"}, {"mac": "x"}],
     "account-password": [{}],
     "account-totp-start": [{}],
     "account-totp-confirm": [{"token": "000000"}],

@@ -60,6 +60,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "networks:create": ("login", "admin"),
     "networks:detail": ("view", None),
     "networks:action": (None, "admin"),
+    "networks:reservation": (None, "admin"),
     "containers:libvirt-create": ("login", "admin"),
     "containers:libvirt-action": (None, "operate"),
     "containers:convert": ("view", "admin"),
@@ -157,6 +158,7 @@ def kwargs_for(name: str, w: dict) -> dict:
         "storage:pool-destroy": {"pk": w["pool"].pk},
         "networks:detail": {"pk": w["network"].pk},
         "networks:action": {"pk": w["network"].pk, "action": "start"},
+        "networks:reservation": {"pk": w["network"].pk, "change": "remove"},
         "containers:libvirt-action": {"pk": c.pk, "action": "start"},
         "containers:convert": {"pk": c.pk},
     }.get(name, {})

@@ -268,6 +268,31 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
     assert unique in _virsh("net-list", "--name").stdout
     with open(f"/sys/class/net/{bridge}/operstate") as fh:
         assert fh.read().strip() in ("up", "down", "unknown")
+
+    # A DHCP reservation, live and saved: libvirt's XML and the running dnsmasq's hosts file.
+    def reserve(change: str, **kw) -> Network:
+        ok(
+            nets.change_reservation(
+                actor=admin, ctx=CTX, network=Network.objects.get(pk=net.pk), change=change, **kw
+            )
+        )
+        return Network.objects.get(pk=net.pk)
+
+    net = reserve("add", mac="52:54:00:AB:CD:EF", ip="192.168.251.77", name="web1")
+    dumped = _virsh("net-dumpxml", unique).stdout
+    assert "<host mac='52:54:00:ab:cd:ef' name='web1' ip='192.168.251.77'/>" in dumped, dumped
+    inactive = _virsh("net-dumpxml", "--inactive", unique).stdout
+    assert "ip='192.168.251.77'" in inactive, "the saved definition lacks the reservation"
+    with open(f"/var/lib/libvirt/dnsmasq/{unique}.hostsfile") as fh:
+        assert "52:54:00:ab:cd:ef,192.168.251.77,web1" in fh.read()
+    assert "192.168.251.77" in net.xml  # the inventory the page reads
+    with pytest.raises(Exception, match="already reserved"):
+        nets.change_reservation(
+            actor=admin, ctx=CTX, network=net, change="add", mac="52:54:00:00:00:01", ip="192.168.251.77"
+        )
+    net = reserve("remove", mac="52:54:00:ab:cd:ef")
+    assert "192.168.251.77" not in _virsh("net-dumpxml", unique).stdout
+    assert "192.168.251.77" not in _virsh("net-dumpxml", "--inactive", unique).stdout
     assert act("autostart", enabled=True).autostart is True
     assert act("stop").active is False
     assert act("autostart", enabled=False).autostart is False
