@@ -102,6 +102,25 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     return _refresh(op, runner, name)
 
 
+@operation_handler("libvirt.domain.redefine")
+def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
+    """``virsh edit``: the agent checks again that the domain exists and is shut off."""
+    name = op.params["name"]
+    driver = _driver(op, runner)
+    current = driver.get(name)
+    if current is None:
+        raise ServiceError(f"domain {name!r} no longer exists on host {op.host.slug}; nothing was changed")
+    if current.state != "STOPPED":
+        raise ServiceError(
+            f"domain {name!r} is {current.state.lower()} now: shut it down first; nothing was changed"
+        )
+    set_progress(op, 30, "virsh define (the edited definition)")
+    runner.log(op.params["xml"])
+    with _refresh_on_failure(op):
+        driver.define(op.params["xml"])
+    return _refresh(op, runner)
+
+
 @operation_handler("libvirt.domain.start")
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
     set_progress(op, 10, "virsh start")

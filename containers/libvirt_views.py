@@ -178,3 +178,45 @@ def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
             response.status_code = 286  # htmx: stop polling
         return response
     return render(request, "containers/container_convert.html", context, status=status)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+@audited_post("libvirt.domain.redefine")
+def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """``virsh edit`` in the browser (admins): the definition, a diff before saving, a stale base refused."""
+    from containers.config import config_hash, unified_diff
+
+    container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", container.host)
+    if container.backend != Backend.LIBVIRT and request.method != "POST":
+        return redirect("containers:config", pk=pk)  # a native container's config file
+    context: dict = {
+        "container": container,
+        "can_admin": access.can(request.user, "admin", container.host),
+        "base_hash": config_hash(container.config_text),
+        "text": container.config_text,
+        "diff": None,
+    }
+    status = 200
+    if request.method == "POST":
+        text = request.POST.get("text", "")
+        try:
+            if request.POST.get("mode") == "save":
+                op = services.redefine_domain(
+                    actor=request.user,
+                    ctx=RequestContext.from_request(request),
+                    container=container,
+                    xml=text,
+                    base_hash=request.POST.get("base_hash", ""),
+                )
+                return redirect("operation-detail", pk=op.pk)
+            context.update(
+                text=text,
+                base_hash=request.POST.get("base_hash", ""),
+                diff=unified_diff(container.config_text, text, f"{container.name}.xml"),
+            )
+        except ServiceError as exc:
+            context.update(error=exc.message, text=text)
+            status = exc.status_code
+    return render(request, "containers/domain_xml.html", context, status=status)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("<int:pk>/files/blob/<int:op_pk>/", views.container_file_blob, name="file-blob"),
     # libvirt-LXC domains (before the catch-all action route)
     path("libvirt/new/", libvirt_views.domain_create, name="libvirt-create"),
+    path("<int:pk>/domain-xml/", libvirt_views.domain_xml_edit, name="libvirt-xml"),
     path("<int:pk>/domain/<str:action>/", libvirt_views.domain_action, name="libvirt-action"),
     path("<int:pk>/convert/", libvirt_views.container_convert, name="convert"),
     path("<int:pk>/<str:action>/", views.container_action, name="action"),

@@ -54,6 +54,7 @@ def url_for(name: str, w: dict) -> str:
         "containers:action": {"pk": w["c"].pk, "action": "start"},
         "containers:libvirt-create": {},
         "containers:libvirt-action": {"pk": w["c"].pk, "action": "start"},
+        "containers:libvirt-xml": {"pk": w["c"].pk},
         "networks:create": {},
         "networks:action": {"pk": w["network"].pk, "action": "start"},
         "networks:reservation": {"pk": w["network"].pk, "change": "add"},
@@ -120,6 +121,7 @@ PAYLOADS = {
     ],
     "containers:libvirt-action": [{}],
     "containers:convert": [{}, {"new_name": "-bad"}],
+    "containers:libvirt-xml": [{"mode": "save", "text": "<domain/>"}, {"mode": "preview", "text": "x"}],
     "networks:create": [
         {},
         {

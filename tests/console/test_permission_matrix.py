@@ -61,6 +61,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "networks:detail": ("view", None),
     "networks:action": (None, "admin"),
     "networks:reservation": (None, "admin"),
+    "containers:libvirt-xml": ("view", "admin"),
     "containers:libvirt-create": ("login", "admin"),
     "containers:libvirt-action": (None, "operate"),
     "containers:convert": ("view", "admin"),
@@ -161,6 +162,7 @@ def kwargs_for(name: str, w: dict) -> dict:
         "networks:reservation": {"pk": w["network"].pk, "change": "remove"},
         "containers:libvirt-action": {"pk": c.pk, "action": "start"},
         "containers:convert": {"pk": c.pk},
+        "containers:libvirt-xml": {"pk": c.pk},
     }.get(name, {})
 
 

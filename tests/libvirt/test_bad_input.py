@@ -542,3 +542,99 @@ def test_network_page_lists_reservations_and_offers_the_form(client, admin, view
     client.force_login(viewer)
     page = client.get(f"/networks/{reserved.pk}/").content.decode()
     assert "192.168.31.5" in page and "/reservations/add/" not in page
+
+
+# ------------------------------------------------------------------ editing a definition
+
+
+@pytest.fixture
+def stopped(db, host):
+    xml = build_domain_xml(
+        DomainSpec("dom2", 64, 1, "/bin/sh", "/srv/r2", bridge="lxcbr0", mac="00:16:3e:00:00:02")
+    ).replace("<name>dom2</name>", "<name>dom2</name><uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>")
+    return Container.objects.create(
+        host=host, name="dom2", backend="libvirt", state="STOPPED", config_text=xml
+    )
+
+
+def _edit(container, xml: str, base: str | None = None, **kw):  # noqa: ANN001, ANN003
+    from containers.config import config_hash
+
+    return dict(
+        actor=kw.pop("actor"), ctx=CTX, container=container, xml=xml,
+        base_hash=config_hash(container.config_text) if base is None else base,
+    )  # fmt: skip
+
+
+def test_editing_a_definition_refuses_what_is_not_an_edit(admin, operator, domain, stopped):
+    text = stopped.config_text
+    refused(
+        domains.redefine_domain,
+        Conflict,
+        "shut it down first",
+        **_edit(domain, domain.config_text, actor=admin),
+    )
+    refused(
+        domains.redefine_domain,
+        Conflict,
+        "changed since you loaded it",
+        **_edit(stopped, text, "0" * 64, actor=admin),
+    )
+    renamed = text.replace("<name>dom2</name>", "<name>dom3</name>")
+    refused(
+        domains.redefine_domain,
+        InvalidInput,
+        "renaming is not an edit",
+        **_edit(stopped, renamed, actor=admin),
+    )
+    refused(domains.redefine_domain, InvalidInput, "UUID must stay",
+            **_edit(stopped, text.replace("0b6b3a3e", "1b6b3a3e"), actor=admin))  # fmt: skip
+    refused(domains.redefine_domain, InvalidInput, "only type='lxc'",
+            **_edit(stopped, text.replace("type='lxc'", "type='kvm'").replace('type="lxc"', 'type="kvm"'),
+                    actor=admin))  # fmt: skip
+    refused(domains.redefine_domain, InvalidInput, "entities",
+            **_edit(stopped, '<!DOCTYPE d [<!ENTITY x "y">]><domain type="lxc"><name>&x;</name></domain>',
+                    actor=admin))  # fmt: skip
+    taken = text.replace("00:16:3e:00:00:02", "00:16:3e:00:00:01")
+    refused(
+        domains.redefine_domain,
+        Conflict,
+        "already used by domain 'dom1'",
+        **_edit(stopped, taken, actor=admin),
+    )
+    refused(domains.redefine_domain, Forbidden, "admin", **_edit(stopped, text, actor=operator))
+    native_row = Container.objects.create(host=stopped.host, name="nat1", state="STOPPED", config_text="")
+    refused(
+        domains.redefine_domain, Conflict, "is a native LXC container", **_edit(native_row, text, actor=admin)
+    )
+
+
+def test_an_edit_is_queued_with_the_uuid_kept(admin, stopped):
+    edited = stopped.config_text.replace("<uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>", "")
+    edited = edited.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
+    assert ">128<" in edited, "the fixture's memory element changed shape"
+    op = domains.redefine_domain(**_edit(stopped, edited, actor=admin))
+    assert op.kind == "libvirt.domain.redefine" and op.lock_key == stopped.lock_key
+    info = parse_domain_xml(op.params["xml"])
+    assert (info.uuid, info.memory_kib, info.name) == ("0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01", 131072, "dom2")
+    assert AuditEvent.objects.get(action="libvirt.domain.redefine").before["xml"] == stopped.config_text
+
+
+def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, stopped):
+    client.force_login(admin)
+    page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
+    assert "Save this definition" not in page and "Show the changes" in page
+    edited = stopped.config_text.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
+    from containers.config import config_hash
+
+    page = client.post(
+        f"/containers/{stopped.pk}/domain-xml/",
+        {"mode": "preview", "text": edited, "base_hash": config_hash(stopped.config_text)},
+    ).content.decode()
+    diff = page.split("Changes to save")[1]
+    assert "-  &lt;memory unit=&quot;MiB&quot;&gt;64&lt;/memory&gt;" in diff, diff[:600]
+    assert "+  &lt;memory unit=&quot;MiB&quot;&gt;128&lt;/memory&gt;" in diff
+    assert "Save this definition" in page and Operation.objects.count() == 0
+    client.force_login(viewer)
+    page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
+    assert "Only administrators" in page and "<textarea" not in page

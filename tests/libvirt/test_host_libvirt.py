@@ -107,6 +107,24 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     with pytest.raises(Exception, match="libvirt-LXC domain"):
         native.start_container(actor=admin, ctx=CTX, container=dom)
 
+    # virsh edit, in the browser's way: the stopped definition, edited and saved by the agent.
+    from containers.config import config_hash
+
+    before_uuid = parse_domain_xml(dom.config_text).uuid
+    edited = dom.config_text.replace("<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>98304</memory>")
+    assert edited != dom.config_text, dom.config_text
+    ok(
+        domains.redefine_domain(
+            actor=admin, ctx=CTX, container=dom, xml=edited, base_hash=config_hash(dom.config_text)
+        )
+    )
+    assert "<memory unit='KiB'>98304</memory>" in _virsh("dumpxml", "--inactive", unique).stdout
+    dom = domain_row(host, unique)
+    assert (
+        parse_domain_xml(dom.config_text).memory_kib == 98304
+        and parse_domain_xml(dom.config_text).uuid == before_uuid
+    )
+
     def act(action: str, **kw) -> Container:
         ok(
             domains.domain_action(
