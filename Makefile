@@ -8,7 +8,7 @@ BIND ?= 127.0.0.1:8000
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
 	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
-	qemu-system-x86 linux-image-amd64
+	qemu-system-x86 linux-image-amd64 cpio udev e2fsprogs
 
 .PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests vm-zfs-deps vm-tests
 
