@@ -200,7 +200,8 @@ def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
     }
     status = 200
     if request.method == "POST":
-        text = request.POST.get("text", "")
+        # Browsers send a textarea's lines with CRLF: the diff and the saved XML use LF.
+        text = request.POST.get("text", "").replace("\r\n", "\n")
         try:
             if request.POST.get("mode") == "save":
                 op = services.redefine_domain(

@@ -629,11 +629,17 @@ def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, 
 
     page = client.post(
         f"/containers/{stopped.pk}/domain-xml/",
-        {"mode": "preview", "text": edited, "base_hash": config_hash(stopped.config_text)},
+        # As a browser sends a textarea: CRLF line ends (only the changed line may show in the diff).
+        {
+            "mode": "preview",
+            "text": edited.replace("\n", "\r\n"),
+            "base_hash": config_hash(stopped.config_text),
+        },
     ).content.decode()
     diff = page.split("Changes to save")[1]
     assert "-  &lt;memory unit=&quot;MiB&quot;&gt;64&lt;/memory&gt;" in diff, diff[:600]
     assert "+  &lt;memory unit=&quot;MiB&quot;&gt;128&lt;/memory&gt;" in diff
+    assert "-  &lt;name&gt;dom2" not in diff, "unchanged lines shown as changed"
     assert "Save this definition" in page and Operation.objects.count() == 0
     client.force_login(viewer)
     page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
