@@ -176,14 +176,18 @@ def overlay_origin(rootfs: str) -> str | None:
 def hook_lines(text: str) -> list[str]:
     """What hooks printed, from an LXC log written at DEBUG level."""
     out = []
+    level = ""
     for line in text.splitlines():
         m = _LOG_LINE.match(line)
         if m:
+            level = m.group("level")
             marker = " produced output: "
             if marker in m.group("message"):
                 out.append(m.group("message").split(marker, 1)[1])
-        elif line.strip() and not line.startswith("lxc-"):
-            out.append(line)  # a hook's standard error reaches the log unprefixed
+        elif line.strip() and not line.startswith("lxc-") and level != "ERROR":
+            # A hook's standard error reaches the log unprefixed; after an ERROR line, an
+            # unprefixed line is the rest of that message (rsync's own summary, say).
+            out.append(line)
     return out
 
 
@@ -203,6 +207,28 @@ def first_error_in_log(text: str) -> str:
         if m and m.group("level") == "ERROR":
             return m.group("message")
     return ""
+
+
+_TOOL_LINE = re.compile(r"^lxc-[a-z-]+: [^:]+: [^:]+: [^:]+: \d+ (?P<message>.*)$")
+_CAUSE = re.compile(
+    r"no space left|permission denied|read-only file system|no such file|not found|quota|"
+    r"\berror\b|failed|cannot|unable",
+    re.IGNORECASE,
+)
+
+
+def failure_cause(output: str) -> str:
+    """The cause of a failed ``lxc-*`` command in its output: the first complaint of what LXC ran
+    (a template's ``cp: ... No space left on device``), else LXC's own first error line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    own = [ln for ln in lines if not _TOOL_LINE.match(ln) and _CAUSE.search(ln)]
+    if own:
+        return own[0]
+    for ln in lines:
+        m = _TOOL_LINE.match(ln)
+        if m:
+            return m.group("message")
+    return lines[-1] if lines else ""
 
 
 class LxcDriver:
@@ -258,8 +284,12 @@ class LxcDriver:
         os.makedirs(self.lxc_path, exist_ok=True)
         try:
             self.runner.run(argv, error_message=f"lxc-create could not create {name!r}")
-        except CommandError:
+        except CommandError as exc:
             self._remove_half_made(name)
+            cause = failure_cause(f"{exc.stdout}\n{exc.stderr}")
+            if cause:
+                exc.message = f"{exc.message}: {cause}"
+                exc.args = (exc.message,)
             raise
         # The host kernel has no AppArmor: "generated" would abort every start.
         self.set_config_value(name, "lxc.apparmor.profile", "unconfined")

@@ -433,3 +433,37 @@ def test_list_of_a_missing_lxc_path_runs_nothing(tmp_path):
 
 def test_config_of_a_container_without_config_file_is_empty(tmp_path):
     assert LxcDriver(RecordingRunner(), str(tmp_path)).config("ghost") == ContainerConfig()
+
+
+def test_failure_cause_prefers_what_lxc_ran_over_its_own_cascade():
+    from containers.drivers.lxc import failure_cause
+
+    # Recorded from lxc-create -t busybox on a 1 MiB tmpfs (tests/host/test_full_disk.py).
+    output = (
+        "cp: error writing '/p/full/rootfs/bin/busybox': No space left on device\n"
+        "ERROR: Failed to copy busybox binary\n"
+        "ERROR: Failed to configure busybox\n"
+        "lxc-create: full: ../src/lxc/lxccontainer.c: create_run_template: 1628 Failed to create container "
+        "from template\n"
+        "lxc-create: full: ../src/lxc/tools/lxc_create.c: main: 317 Failed to create container full\n"
+    )
+    assert failure_cause(output) == "cp: error writing '/p/full/rootfs/bin/busybox': No space left on device"
+    only_lxc = "lxc-create: x: ../src/lxc/tools/lxc_create.c: main: 317 Failed to create container x\n"
+    assert failure_cause(only_lxc) == "Failed to create container x"
+    assert failure_cause("") == ""
+
+
+def test_hook_lines_leave_out_the_rest_of_an_error_message():
+    from containers.drivers.lxc import hook_lines
+
+    # An lxc-copy DEBUG log onto a full disk (tests/host/test_full_disk.py), shortened, with a
+    # clone hook that printed to stdout and stderr before it.
+    log = (
+        "lxc-copy src 20261129071500.123 DEBUG    utils - ../src/lxc/utils.c:run_buffer:560 - Script "
+        "/h/clone produced output: cloning src\n"
+        "hook says hi on stderr\n"
+        "lxc-copy src 20261129071500.456 ERROR    storage - ../src/lxc/storage/storage.c:storage_copy:511 - "
+        'Failed to rsync from "/a" into "/b": rsync: [receiver] write failed on "/b/x": No space left\n'
+        "rsync error: error in file IO (code 11) at receiver.c(657) [receiver=3.5.0]\n"
+    )
+    assert hook_lines(log) == ["cloning src", "hook says hi on stderr"]
