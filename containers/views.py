@@ -71,6 +71,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "container": container,
         "graph": clone_graph(container),
+        "volume": store_volume(container),
         "mounts": [m for m in parse_entries(container.config_text) if m["bind"]],
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
@@ -81,6 +82,25 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
         partial = request.htmx.target.removeprefix("container-")
         return render(request, f"containers/container_detail.html#{partial}", context)
     return render(request, "containers/container_detail.html", context)
+
+
+def store_volume(container: Container) -> dict | None:
+    """The pool a container lives on and, on LVM or ZFS, its own volume or dataset as the agent
+    last read the pool (one query; the page never asks the host)."""
+    from storage.models import Pool
+
+    pool = Pool.objects.filter(host=container.host, lxc_path=container.lxc_path).first()
+    if pool is None:
+        return None
+    entry = None
+    rootfs = container.rootfs or ""
+    if rootfs.startswith("lvm:"):
+        name = rootfs.rsplit("/", 1)[-1]
+        entry = next((lv for lv in pool.details.get("lvs", []) if lv.get("name") == name), None)
+    elif rootfs.startswith("zfs:"):
+        name = rootfs.removeprefix("zfs:")
+        entry = next((d for d in pool.details.get("datasets", []) if d.get("name") == name), None)
+    return {"pool": pool, "entry": entry}
 
 
 def clone_graph(container: Container) -> dict:

@@ -328,3 +328,28 @@ def test_destroy_by_an_operator_is_forbidden(client, operator, make_container):
     response = client.post(reverse("containers:destroy", args=[container.pk]), {"confirm": "web1"})
     assert response.status_code == 403
     assert Operation.objects.count() == 0
+
+
+def test_detail_names_the_volume_or_dataset_from_the_pool_reading(client, viewer, make_container):
+    """An LVM or ZFS container's page shows its own volume/dataset as the agent last read the pool
+    (outputs recorded in the VM tier: tests/storage/fixtures/vm_*)."""
+    import json
+
+    from storage.drivers.lvm import parse_lvs_json
+    from storage.models import Pool
+    from tests.storage.conftest import fixture_text
+
+    snap = make_container("c1snap", rootfs="lvm:/dev/lxc/c1snap", store="lvm")
+    lvs = [vars(lv) for lv in parse_lvs_json(fixture_text("vm_lvs_snapshot.json"))]
+    Pool.objects.create(
+        host=snap.host,
+        name="vg",
+        kind="lvm",
+        vg_name="lxc",
+        lxc_path=snap.lxc_path,
+        details={"lvs": json.loads(json.dumps(lvs))},
+    )
+    client.force_login(viewer)
+    body = client.get(reverse("containers:detail", args=[snap.pk])).content.decode()
+    assert "logical volume lxc/c1snap, 100.0\xa0MB, snapshot of c1 (0.01% used)" in body, body
+    assert 'on pool <a href="/storage/pools/' in body
