@@ -214,6 +214,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The agent of the embedded default: the local host.
 CONSOLE_LOCAL_HOST_SLUG = os.environ.get("CONSOLE_HOST_SLUG", "local")
 CONSOLE_DEFAULT_LXC_PATH = os.environ.get("CONSOLE_LXC_PATH", "/var/lib/lxc")
+# The lxc-* tools' system-wide defaults (lxc-config): the file the host page's form writes.
+LXC_SYSTEM_CONF = os.environ.get("LXC_SYSTEM_CONF", "/etc/lxc/lxc.conf")
 AGENT_HEARTBEAT_SECONDS = int(os.environ.get("AGENT_HEARTBEAT_SECONDS", "5"))
 # A host whose agent has not sent a heartbeat for this long is shown as offline.
 AGENT_OFFLINE_AFTER_SECONDS = int(os.environ.get("AGENT_OFFLINE_AFTER_SECONDS", "20"))

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import services
-from console.access import for_user, get_for_user, host_filter
+from console.access import can, for_user, get_for_user, host_filter
 from console.choices import AuditResult, OperationStatus
 from console.decorators import audited_post
 from console.errors import ServiceError
@@ -48,7 +48,8 @@ def host_list(request: HttpRequest) -> HttpResponse:
 def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
     host = get_for_user(Host.objects.all(), request.user, slug=slug)
     operations = host.operations.select_related("actor")[:10]
-    return render(request, "console/host_detail.html", {"host": host, "operations": operations})
+    context = {"host": host, "operations": operations, "can_admin": can(request.user, "admin", host)}
+    return render(request, "console/host_detail.html", context)
 
 
 @require_safe

@@ -684,3 +684,41 @@ def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[
                 after=normal,
             )
         return normal
+
+
+def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: str, value: str) -> Operation:
+    """One of the lxc-* tools' system defaults (``lxc-config``, written to ``/etc/lxc/lxc.conf``):
+    the default LXC path, as the seed chapter points it at a pool, or the default VG/zpool of
+    ``-B lvm``/``-B zfs``. The console always passes ``-P``: this is for the host's shell users."""
+    from containers.drivers.lxc import EDITABLE_SYSTEM_KEYS
+    from storage.drivers.zfs import DATASET_RE
+    from storage.validators import LVM_NAME_RE
+
+    params = {"key": key, "value": value}
+    with audited_refusal(
+        actor=actor, ctx=ctx, action="host.lxc_conf", host=host, target=f"host {host.slug}", params=params
+    ):
+        access.require(actor, "admin", host)
+        if key not in EDITABLE_SYSTEM_KEYS:
+            raise InvalidInput(f"{key!r} is not one of {', '.join(EDITABLE_SYSTEM_KEYS)}", field="key")
+        value = str(value or "").strip()
+        if key == "lxc.lxcpath":
+            value = validate_lxc_path(value, host.lxc_paths)
+        elif key.startswith("lxc.bdev.lvm.") and not LVM_NAME_RE.fullmatch(value):
+            raise InvalidInput(f"{value!r} is not a volume group or thin pool name", field="value")
+        elif key == "lxc.bdev.zfs.root" and (not DATASET_RE.fullmatch(value) or "@" in value):
+            raise InvalidInput(f"{value!r} is not a ZFS dataset name", field="value")
+        current = (host.capabilities.get("lxc", {}).get("system_config") or {}).get(key)
+        if current == value:
+            raise Conflict(f"{key} is {value} already on host {host.slug}", field="value")
+        return start_operation(
+            actor=actor,
+            ctx=ctx,
+            host=host,
+            kind="host.lxc_conf",
+            target=f"host {host.slug}",
+            lock_key=f"lxcconf:{host.slug}",
+            params={"key": key, "value": value},
+            before={key: current},
+            after={key: value},
+        )

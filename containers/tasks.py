@@ -385,3 +385,20 @@ def terminal_session(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.terminal import relay
 
     return relay(op, runner)
+
+
+@operation_handler("host.lxc_conf")
+def lxc_system_config(op: Operation, runner: Runner) -> dict[str, Any]:
+    """Write one key of the system LXC config and read every key back into the host's capabilities."""
+    from console.models import Host
+    from containers.drivers.lxc import read_system_config, write_system_config
+
+    key, value = op.params["key"], op.params["value"]
+    set_progress(op, 20, f"{settings.LXC_SYSTEM_CONF}: {key} = {value}")
+    old = write_system_config(runner, settings.LXC_SYSTEM_CONF, key, value)
+    values = read_system_config(runner)
+    host = Host.objects.get(pk=op.host_id)
+    caps = dict(host.capabilities)
+    caps["lxc"] = {**caps.get("lxc", {}), "system_config": values}
+    Host.objects.filter(pk=host.pk).update(capabilities=caps)
+    return {"key": key, "value": values.get(key, ""), "file_existed": old is not None}

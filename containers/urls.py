@@ -16,6 +16,7 @@ urlpatterns = [
     path("<int:pk>/hooks/", views.container_hooks, name="hooks"),
     path("<int:pk>/mounts/", views.container_mounts, name="mounts"),
     path("hosts/<slug:slug>/mount-roots/", views.host_mount_roots, name="mount-roots"),
+    path("hosts/<slug:slug>/lxc-conf/", views.host_lxc_conf, name="lxc-conf"),
     path("<int:pk>/files/", views.container_files, name="files"),
     path("<int:pk>/terminal/", views.container_terminal, name="terminal"),
     path("<int:pk>/terminal/ticket/", views.container_terminal_ticket, name="terminal-ticket"),

@@ -585,6 +585,27 @@ def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("host-detail", slug=host.slug)
 
 
+@require_POST
+@login_required
+@audited_post("host.lxc_conf")
+def host_lxc_conf(request: HttpRequest, slug: str) -> HttpResponse:
+    """Set one of the lxc-* tools' system defaults (lxc-config) on the host."""
+    host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
+    _require(request, "admin", host)
+    try:
+        op = services.set_lxc_system_config(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=host,
+            key=request.POST.get("key", ""),
+            value=request.POST.get("value", ""),
+        )
+    except ServiceError as exc:
+        return _error(request, exc, reverse("host-detail", args=[host.slug]))
+    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    return redirect("operation-detail", pk=op.pk)
+
+
 @require_safe
 @login_required
 def container_terminal(request: HttpRequest, pk: int) -> HttpResponse:

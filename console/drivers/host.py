@@ -101,6 +101,13 @@ def detect_capabilities(host: Any) -> dict[str, Any]:
     fs = _filesystems()
     caps: dict[str, Any] = {}
     caps["lxc"] = _version(runner, ["lxc-create", "--version"])
+    if caps["lxc"].get("available"):
+        from containers.drivers.lxc import read_system_config
+
+        try:
+            caps["lxc"]["system_config"] = read_system_config(runner)
+        except (CommandError, OSError):
+            caps["lxc"]["system_config"] = {}
     caps["lxc"]["templates"] = sorted(
         p.name.removeprefix("lxc-") for p in Path("/usr/share/lxc/templates").glob("lxc-*")
     )

@@ -231,6 +231,63 @@ def failure_cause(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def replace_key_lines(text: str, key: str, new_lines: list[str]) -> str:
+    """``text`` (an LXC config) with every ``key = ...`` line replaced by ``new_lines``, put where
+    the first one was (or at the end)."""
+    out, placed = [], False
+    for line in text.removesuffix("\n").split("\n") if text else []:
+        if line.split("=", 1)[0].strip() == key:
+            if not placed:
+                out.extend(new_lines)
+                placed = True
+            continue
+        out.append(line)
+    if not placed:
+        out.extend(new_lines)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# lxc-config's keys: the system-wide defaults of the lxc-* tools (``/etc/lxc/lxc.conf``).
+SYSTEM_KEY_RE = re.compile(r"lxc(\.[a-z0-9_]+)+")
+EDITABLE_SYSTEM_KEYS = ("lxc.lxcpath", "lxc.bdev.lvm.vg", "lxc.bdev.lvm.thin_pool", "lxc.bdev.zfs.root")
+
+
+def read_system_config(runner: Runner) -> dict[str, str]:
+    """Every ``lxc-config -l`` key with its value ('' when not set)."""
+    out: dict[str, str] = {}
+    for key in runner.run(["lxc-config", "-l"], record=False, timeout=10).stdout.split():
+        if not SYSTEM_KEY_RE.fullmatch(key):
+            continue
+        result = runner.run(["lxc-config", key], check=False, record=False, timeout=10)
+        value = result.stdout.strip()
+        out[key] = "" if result.returncode != 0 or value.endswith("is not set.") else value
+    return out
+
+
+def write_system_config(runner: Runner, path: str, key: str, value: str) -> str | None:
+    """Set ``key = value`` in the system LXC config (``lxc.conf``) and read it back with
+    ``lxc-config``; returns the file's previous text (None: there was none). On a mismatch the
+    old file is put back and CommandError says what LXC reads."""
+    if key not in EDITABLE_SYSTEM_KEYS or len(value.splitlines()) != 1 or value != value.strip():
+        raise ValueError(f"invalid system config {key!r} = {value!r}")
+    conf = Path(path)
+    old = conf.read_text() if conf.exists() else None
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    tmp = conf.with_name(conf.name + ".console-new")
+    tmp.write_text(replace_key_lines(old or "", key, [f"{key} = {value}"]))
+    tmp.chmod(0o644)
+    os.replace(tmp, conf)
+    runner.log(f"# {path}: {key} = {value}")
+    seen = runner.run(["lxc-config", key], check=False, timeout=10).stdout.strip()
+    if seen != value:
+        if old is None:
+            conf.unlink()
+        else:
+            conf.write_text(old)
+        raise CommandError(f"lxc-config reads {key} as {seen!r}, not {value!r}; {path} was put back")
+    return old
+
+
 class LxcDriver:
     """Native LXC containers under one LXC path of this host."""
 
@@ -534,18 +591,7 @@ class LxcDriver:
             new_lines = [f"{key} = {g}" for g in value.split(",") if g] or [f"{key} ="]
         else:
             new_lines = [f"{key} = {value}"]
-        out, placed = [], False
-        text = path.read_text()
-        for line in text.removesuffix("\n").split("\n") if text else []:
-            if line.split("=", 1)[0].strip() == key:
-                if not placed:
-                    out.extend(new_lines)
-                    placed = True
-                continue
-            out.append(line)
-        if not placed:
-            out.extend(new_lines)
-        self.write_config(name, "\n".join(out).rstrip("\n") + "\n")
+        self.write_config(name, replace_key_lines(path.read_text(), key, new_lines))
         self.runner.log(f"# {path}: {key} = {value}")
 
     def add_config_line(self, name: str, key: str, value: str) -> None:

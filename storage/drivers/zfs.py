@@ -173,11 +173,11 @@ def parse_destroy_error(text: str) -> DestroyBlocked | None:
     return None
 
 
-_DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*(@[A-Za-z0-9_.:-]+)?")
+DATASET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*(@[A-Za-z0-9_.:-]+)?")
 
 
 def _dataset(name: str) -> str:
-    if not _DATASET_RE.fullmatch(name):
+    if not DATASET_RE.fullmatch(name):
         raise ValueError(f"invalid ZFS dataset name {name!r}")
     return name
 

@@ -55,6 +55,7 @@ def url_for(name: str, w: dict) -> str:
         "containers:libvirt-create": {},
         "containers:libvirt-action": {"pk": w["c"].pk, "action": "start"},
         "containers:libvirt-xml": {"pk": w["c"].pk},
+        "containers:lxc-conf": {"slug": "testhost"},
         "networks:create": {},
         "networks:action": {"pk": w["network"].pk, "action": "start"},
         "networks:reservation": {"pk": w["network"].pk, "change": "add"},
@@ -121,6 +122,10 @@ PAYLOADS = {
     ],
     "containers:libvirt-action": [{}],
     "containers:convert": [{}, {"new_name": "-bad"}],
+    "containers:lxc-conf": [
+        {"key": "lxc.lxcpath", "value": "/var/lib/lxc"},
+        {"key": "lxc.rootfs.path", "value": "x"},
+    ],
     "containers:libvirt-xml": [{"mode": "save", "text": "<domain/>"}, {"mode": "preview", "text": "x"}],
     "networks:create": [
         {},

@@ -62,6 +62,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "networks:action": (None, "admin"),
     "networks:reservation": (None, "admin"),
     "containers:libvirt-xml": ("view", "admin"),
+    "containers:lxc-conf": (None, "admin"),
     "containers:libvirt-create": ("login", "admin"),
     "containers:libvirt-action": (None, "operate"),
     "containers:convert": ("view", "admin"),
@@ -163,6 +164,7 @@ def kwargs_for(name: str, w: dict) -> dict:
         "containers:libvirt-action": {"pk": c.pk, "action": "start"},
         "containers:convert": {"pk": c.pk},
         "containers:libvirt-xml": {"pk": c.pk},
+        "containers:lxc-conf": {"slug": w["host"].slug},
     }.get(name, {})
 
 

@@ -224,3 +224,22 @@ def test_superuser_edits_a_host_and_the_change_is_audited(client, superuser, hos
     assert bad.status_code == 400
     host.refresh_from_db()
     assert host.libvirt_uri == "lxc:///"
+
+
+def test_host_page_shows_the_lxc_system_defaults_and_offers_the_form_to_admins(client, admin, viewer, host):
+    host.capabilities = {
+        **host.capabilities,
+        "lxc": {
+            **host.capabilities["lxc"],
+            "system_config": {"lxc.lxcpath": "/var/lib/lxc", "lxc.cgroup.use": ""},
+        },
+    }
+    host.save()
+    client.force_login(admin)
+    page = client.get(f"/hosts/{host.slug}/").content.decode()
+    assert "<code>lxc.lxcpath</code></td><td><code>/var/lib/lxc</code>" in page
+    assert '<code>lxc.cgroup.use</code></td><td><span class="muted">not set</span>' in page
+    assert f"/containers/hosts/{host.slug}/lxc-conf/" in page
+    client.force_login(viewer)
+    page = client.get(f"/hosts/{host.slug}/").content.decode()
+    assert "<code>/var/lib/lxc</code>" in page and "/lxc-conf/" not in page
