@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -82,47 +84,11 @@ def network_create(request: HttpRequest) -> HttpResponse:
     return render(request, "networks/create.html", {"form": form}, status=status)
 
 
-@require_POST
-@login_required
-@audited_post("libvirt.network.action")
-def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
-    access.require_post_role(request, "admin", network.host)
-    back = reverse("networks:detail", args=[pk])
+def _queue(request: HttpRequest, pk: int, call: Callable[[], Operation]) -> HttpResponse:
+    """Run a service call that queues an operation: its page on success; the refusal in the
+    htmx target, or as a message on the network's page."""
     try:
-        op = services.network_action(
-            actor=request.user,
-            ctx=RequestContext.from_request(request),
-            network=network,
-            action=action,
-            enabled=request.POST.get("enabled") == "on",
-        )
-    except ServiceError as exc:
-        if request.htmx or isinstance(exc, Forbidden):
-            return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
-        messages.error(request, exc.message)
-        return redirect(back)
-    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
-    return redirect("operation-detail", pk=op.pk)
-
-
-@require_POST
-@login_required
-@audited_post("libvirt.network.dhcp_host")
-def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpResponse:
-    """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
-    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
-    access.require_post_role(request, "admin", network.host)
-    try:
-        op = services.change_reservation(
-            actor=request.user,
-            ctx=RequestContext.from_request(request),
-            network=network,
-            change=change,
-            mac=request.POST.get("mac", ""),
-            ip=request.POST.get("ip", ""),
-            name=request.POST.get("host_name", ""),
-        )
+        op = call()
     except ServiceError as exc:
         if request.htmx or isinstance(exc, Forbidden):
             return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
@@ -132,3 +98,44 @@ def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpRespo
     if request.htmx:
         return HttpResponseClientRedirect(reverse("operation-detail", args=[op.pk]))
     return redirect("operation-detail", pk=op.pk)
+
+
+@require_POST
+@login_required
+@audited_post("libvirt.network.action")
+def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", network.host)
+    return _queue(
+        request,
+        pk,
+        lambda: services.network_action(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            network=network,
+            action=action,
+            enabled=request.POST.get("enabled") == "on",
+        ),
+    )
+
+
+@require_POST
+@login_required
+@audited_post("libvirt.network.dhcp_host")
+def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpResponse:
+    """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
+    network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", network.host)
+    return _queue(
+        request,
+        pk,
+        lambda: services.change_reservation(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            network=network,
+            change=change,
+            mac=request.POST.get("mac", ""),
+            ip=request.POST.get("ip", ""),
+            name=request.POST.get("host_name", ""),
+        ),
+    )
