@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text 
 from dataclasses import dataclass, field
 
 from console.errors import InvalidInput
-from containers.domain_xml import safe_parse, to_text, validate_ifname
+from containers.domain_xml import safe_parse, to_text, validate_ifname, validate_mac
 from containers.validators import validate_container_name
 from networks.choices import ForwardMode
 
@@ -100,15 +100,12 @@ def validate_network_spec(
 
 
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 def validate_reservation(info: NetworkInfo, mac: str, ip: str, name: str) -> dict[str, str]:
     """A DHCP host entry for the network: a unicast MAC, an address of its subnet that is not the
     network's own, an optional host name; none of them reserved already."""
-    mac = str(mac or "").strip().lower()
-    if not _MAC_RE.fullmatch(mac) or int(mac[:2], 16) & 1:
-        raise InvalidInput("the MAC must be a unicast address like 52:54:00:12:34:56", field="mac")
+    mac = validate_mac(mac)
     address = _ipv4(ip, "ip", "the reserved address")
     subnet = info.subnet
     if subnet is None or not info.has_dhcp:

@@ -466,9 +466,10 @@ def reserved(host):
 @pytest.mark.parametrize(
     "mac, ip, name, message",
     [
-        ("52:54:00:00:00", "192.168.31.6", "", "unicast address"),
-        ("01:00:5e:00:00:01", "192.168.31.6", "", "unicast address"),  # multicast bit
-        ("52:54:00:00:00:0b; rm", "192.168.31.6", "", "unicast address"),
+        ("52:54:00:00:00", "192.168.31.6", "", "must look like"),
+        ("01:00:5e:00:00:01", "192.168.31.6", "", "multicast MAC"),  # multicast bit
+        ("52:54:00:00:00:0b; rm", "192.168.31.6", "", "must look like"),
+        ("00:00:00:00:00:00", "192.168.31.6", "", "all-zero"),
         ("52:54:00:00:00:0b", "10.0.0.6", "", "not a host address of 192.168.31.0/24"),
         ("52:54:00:00:00:0b", "192.168.31.255", "", "not a host address"),
         ("52:54:00:00:00:0b", "192.168.31.1", "", "network's own address"),
