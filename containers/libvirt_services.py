@@ -186,6 +186,17 @@ def define_domain(
         )
 
 
+def _check_xml_uses(host: Host, xml: str, *, but: str = "") -> str:
+    """What pasted or edited domain XML takes on the host: MACs no other domain (but ``but``)
+    has, and a root filesystem given as a clean absolute path; returns that path."""
+    for mac in macs_in(xml):
+        _check_mac_free(host, mac, but=but)
+    rootfs = parse_domain_xml(xml).rootfs
+    if rootfs and rootfs.startswith("/"):
+        rootfs = validate_abs_path(rootfs, "xml", "the root filesystem directory")
+    return rootfs
+
+
 def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: str) -> Operation:
     """Define a domain from pasted XML (admins): safe parse, type 'lxc', free name and MACs."""
     with audited_refusal(
@@ -199,12 +210,7 @@ def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: 
         access.require(actor, "admin", host)
         name, root = validate_domain_document(xml)
         name = _check_new_name(host, name)
-        for mac in macs_in(xml):
-            _check_mac_free(host, mac)
-        info = parse_domain_xml(xml)
-        rootfs = info.rootfs
-        if rootfs and rootfs.startswith("/"):
-            rootfs = validate_abs_path(rootfs, "xml", "the root filesystem directory")
+        rootfs = _check_xml_uses(host, xml)
         return start_operation(
             actor=actor,
             ctx=ctx,
@@ -391,11 +397,7 @@ def redefine_domain(
             raise InvalidInput(f"the UUID must stay {current}", field="xml")
         if not given and current:
             ET.SubElement(root, "uuid").text = current  # libvirt matches name and UUID
-        for mac in macs_in(xml):
-            _check_mac_free(container.host, mac, but=container.name)
-        rootfs = parse_domain_xml(xml).rootfs
-        if rootfs and rootfs.startswith("/"):
-            validate_abs_path(rootfs, "xml", "the root filesystem directory")
+        _check_xml_uses(container.host, xml, but=container.name)
         new_xml = to_text(root) if not given and current else xml
         return start_operation(
             actor=actor,
