@@ -15,7 +15,7 @@ from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, par
 from containers.limits import SHOWN_KEYS, saved_limits
 from containers.models import Container, container_lock_key
 from storage.drivers.lvm import LvmDriver
-from storage.drivers.zfs import ZfsDriver
+from storage.drivers.zfs import DATASET_RE, ZfsDriver
 from storage.validators import LVM_NAME_RE
 
 logger = logging.getLogger(__name__)
@@ -52,40 +52,49 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
 _LVM_ROOTFS = re.compile(r"(?:lvm:)?/dev/(?P<vg>[^/]+)/(?P<lv>[^/]+)")
 
 
-def block_store_origin(rootfs: str, runner: Runner) -> list[str]:
+def block_store_origin(rootfs: str, runner: Runner, cache: dict | None = None) -> list[str]:
     """The rootfs values an LVM or ZFS snapshot's origin container has (``lxc-copy -s`` on those
     stores makes a snapshot LV, or a ZFS snapshot and a clone of it); [] for an original.
 
-    Unlike an overlay, the config does not say: the store does (``lvs`` origin, ``zfs get origin``).
-    LXC would destroy an LVM origin and its snapshots with it, so this link is what protects them.
+    Unlike an overlay, the config does not say: the store does (``lvs`` origin, ``zfs list -o
+    name,origin``). LXC would destroy an LVM origin and its snapshots with it, so this link is
+    what protects them. ``cache`` keeps each volume group's or pool's listing for one sync.
     """
+    cache = {} if cache is None else cache
     if rootfs.startswith("lvm:"):
         m = _LVM_ROOTFS.fullmatch(rootfs)
         if not m or not LVM_NAME_RE.fullmatch(m["vg"]) or not LVM_NAME_RE.fullmatch(m["lv"]):
             return []
-        lv = next((lv for lv in LvmDriver(runner).lvs(m["vg"]) if lv.name == m["lv"]), None)
-        if lv is None or not lv.origin:
-            return []
-        return [f"lvm:/dev/{m['vg']}/{lv.origin}", f"/dev/{m['vg']}/{lv.origin}"]
+        key = ("lvm", m["vg"])
+        if key not in cache:
+            cache[key] = {lv.name: lv.origin for lv in LvmDriver(runner).lvs(m["vg"])}
+        origin = cache[key].get(m["lv"], "")
+        return [f"lvm:/dev/{m['vg']}/{origin}", f"/dev/{m['vg']}/{origin}"] if origin else []
     if rootfs.startswith("zfs:"):
-        try:
-            snapshot = ZfsDriver(runner).origin(rootfs.removeprefix("zfs:"))
-        except ValueError:
+        dataset = rootfs.removeprefix("zfs:")
+        if not DATASET_RE.fullmatch(dataset) or "@" in dataset:
             return []
+        key = ("zfs", dataset.split("/")[0])
+        if key not in cache:
+            cache[key] = ZfsDriver(runner).origins(key[1])
+        snapshot = cache[key].get(dataset, "")
         return [f"zfs:{snapshot.partition('@')[0]}"] if snapshot else []
     return []
 
 
-def _link_snapshot_origin(container: Container, runner: Runner | None = None) -> None:
+def _link_snapshot_origin(
+    container: Container, runner: Runner | None = None, cache: dict | None = None
+) -> None:
     """Record the origin row of a snapshot. An overlay snapshot names its origin's rootfs (LXC
-    itself refuses to destroy an origin with snapshots: "has clones"); on LVM and ZFS the store
-    is asked, once per snapshot (with ``runner``, the agent's)."""
+    itself refuses to destroy an origin with snapshots: "has clones"). On LVM and ZFS the store
+    is asked, only when given ``runner`` (the full sync's: not the frequent usage refresh) and
+    only while no origin is recorded."""
     origin_rootfs = overlay_origin(container.rootfs)
     if origin_rootfs is None:
         if runner is None or container.store not in ("lvm", "zfs") or container.origin_id is not None:
             return
         try:
-            candidates = block_store_origin(container.rootfs, runner)
+            candidates = block_store_origin(container.rootfs, runner, cache)
         except CommandError as exc:
             logger.warning("origin of %s (%s) unknown: %s", container.name, container.rootfs, exc)
             return
@@ -133,8 +142,9 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
             Container.objects.filter(
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=gone
             ).delete()
+        listings: dict = {}  # each volume group / pool listed once for this sync
         for name in seen:
-            _link_snapshot_origin(existing[name], driver.runner)
+            _link_snapshot_origin(existing[name], driver.runner, listings)
     return seen
 
 
@@ -160,7 +170,9 @@ def refresh_container(
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     _apply(container, info, driver, limits=limits)
     container.save()
-    _link_snapshot_origin(container, driver.runner)
+    # Overlay origins only: this runs for every running container every few seconds; copies
+    # made by the console record their origin, others are linked at the next full sync.
+    _link_snapshot_origin(container)
     return container
 
 

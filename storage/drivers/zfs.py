@@ -240,12 +240,6 @@ class ZfsDriver:
                 out[name] = "" if origin.strip() in ("", "-") else origin.strip()
         return out
 
-    def origin(self, dataset: str) -> str:
-        """The snapshot ``dataset`` was cloned from (``pool/a@snap``), or '' for an original."""
-        argv = ["zfs", "get", "-H", "-o", "value", "origin", _dataset(dataset)]
-        value = self.runner.run(argv, record=False, timeout=60).stdout.strip()
-        return "" if value in ("", "-") else value
-
     def safe_order(self, dataset: str) -> list[str]:
         """The complete order that removes ``dataset``: each clone (and what depends on it) before
         the snapshot it came from, each snapshot before its dataset, the dataset last."""

@@ -111,14 +111,16 @@ def test_origin_of_lvm_and_zfs_snapshots_from_the_store():
         "/dev/lxc/c1",
     ]
     assert block_store_origin("lvm:/dev/lxc/c1", Replay(lvs_answers())) == []  # the origin itself
-    zfs = Replay({("zfs", "get", "-H", "-o", "value", "origin", "lxc/z1snap"): "lxc/z1@z1snap\n"})
+    origins = ("zfs", "list", "-H", "-t", "all", "-o", "name,origin", "-r", "lxc")
+    zfs = Replay({origins: fixture_text("vm_zfs_list_origins.txt")})
     assert block_store_origin("zfs:lxc/z1snap", zfs) == ["zfs:lxc/z1"]
-    assert (
-        block_store_origin(
-            "zfs:lxc/z1", Replay({("zfs", "get", "-H", "-o", "value", "origin", "lxc/z1"): "-\n"})
-        )
-        == []
-    )
+    assert block_store_origin("zfs:lxc/z1", zfs) == []  # the origin itself
+    # One listing per volume group or pool for a whole sync, however many containers ask.
+    cache: dict = {}
+    both = Replay({**lvs_answers(), origins: fixture_text("vm_zfs_list_origins.txt")})
+    for rootfs in ("lvm:/dev/lxc/c1snap", "lvm:/dev/lxc/c1", "zfs:lxc/z1snap", "zfs:lxc/z1"):
+        block_store_origin(rootfs, both, cache)
+    assert [c[0] for c in both.calls] == ["lvs", "zfs"], both.calls
 
 
 @pytest.mark.parametrize(

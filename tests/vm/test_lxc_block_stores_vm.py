@@ -268,7 +268,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
     assert mounted["lxc/z1"] == f"{path}/z1/rootfs", mounted
 
     ok(vm, services.copy_container(actor=admin, ctx=CTX, container=z1, new_name="z1snap", snapshot=True))
-    assert zpool.origin("lxc/z1snap") == "lxc/z1@z1snap"
+    assert zpool.origins("lxc")["lxc/z1snap"] == "lxc/z1@z1snap"
     snap = container(vm_host, path, "z1snap")
     assert (snap.rootfs, snap.origin_id, snap.origin_kind) == ("zfs:lxc/z1snap", z1.pk, "snapshot")
 
@@ -277,7 +277,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
         vm, services.copy_container(actor=admin, ctx=CTX, container=z1, new_name="z1full", snapshot=False)
     ).result
     assert result["kind"] == "copy", result
-    assert zpool.origin("lxc/z1full") == ""
+    assert zpool.origins("lxc")["lxc/z1full"] == ""
     assert container(vm_host, path, "z1full").rootfs == "zfs:lxc/z1full"
     # The files came along: it refers to as much data as the original (LXC mounts it only to run).
     refer = {d.name: d.refer for d in zpool.datasets("lxc")}
