@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import shared_task
@@ -31,6 +32,18 @@ def operation_handler(kind: str) -> Callable[[Handler], Handler]:
         return func
 
     return register
+
+
+@contextmanager
+def refresh_on_failure(refresh: Callable[[], object]) -> Iterator[None]:
+    """After a failure the inventory must still show what the host really has: ``refresh`` runs
+    (its own error swallowed: the original one is what the user needs), then the error goes on."""
+    try:
+        yield
+    except Exception:
+        with suppress(Exception):
+            refresh()
+        raise
 
 
 def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) -> Operation:

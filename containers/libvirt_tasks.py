@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from typing import Any
 
 from console.drivers.libvirt_conn import LibvirtError, LibvirtUnavailable
@@ -13,7 +12,7 @@ from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
 from console.runner import Runner
-from console.tasks import operation_handler
+from console.tasks import operation_handler, refresh_on_failure
 from containers.domain_xml import Conversion, fix_converted, hint_for_conversion_error, unconverted_lines
 from containers.drivers.libvirt import LibvirtDomainDriver
 from containers.libvirt_inventory import domain_driver, refresh_domain
@@ -30,14 +29,8 @@ def _refresh(op: Operation, runner: Runner, name: str | None = None) -> dict[str
     return {"container_id": container.pk, "state": container.state}
 
 
-@contextmanager
-def _refresh_on_failure(op: Operation) -> Iterator[None]:
-    try:
-        yield
-    except Exception:
-        with suppress(Exception):
-            _refresh(op, Runner(None))
-        raise
+def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
+    return refresh_on_failure(lambda: _refresh(op, Runner(None)))
 
 
 @operation_handler("libvirt.domain.define")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
 from console.runner import CommandError, Runner
-from console.tasks import operation_handler
+from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
 from containers.choices import Template
 from containers.config import config_hash
@@ -36,15 +35,8 @@ def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"container_id": container.pk, "state": container.state, "pid": container.pid}
 
 
-@contextmanager
-def _refresh_on_failure(op: Operation) -> Iterator[None]:
-    """After a failure the inventory must still show what the host really has."""
-    try:
-        yield
-    except Exception:
-        with suppress(Exception):  # the original error is what the user needs
-            _refresh(op, Runner(None))
-        raise
+def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
+    return refresh_on_failure(lambda: _refresh(op, Runner(None)))
 
 
 @operation_handler("container.create")

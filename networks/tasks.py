@@ -8,7 +8,7 @@ from console.errors import ServiceError
 from console.models import Operation
 from console.operations import set_progress
 from console.runner import Runner
-from console.tasks import operation_handler
+from console.tasks import operation_handler, refresh_on_failure
 from containers.libvirt_inventory import network_driver, refresh_network
 from networks.drivers.libvirt import bridge_exists
 
@@ -37,19 +37,15 @@ def define(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.network.start")
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
-    try:
+    with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).start(op.params["name"])
-    finally:
-        _refresh(op, Runner(None))
     return _refresh(op, runner)
 
 
 @operation_handler("libvirt.network.stop")
 def stop(op: Operation, runner: Runner) -> dict[str, Any]:
-    try:
+    with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).stop(op.params["name"])
-    finally:
-        _refresh(op, Runner(None))
     return _refresh(op, runner)
 
 
@@ -71,8 +67,6 @@ def dhcp_host(op: Operation, runner: Runner) -> dict[str, Any]:
     set_progress(
         op, 30, f"virsh net-update {op.params['name']} {'add-last' if add else 'delete'} ip-dhcp-host"
     )
-    try:
+    with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).update_dhcp_host(op.params["name"], op.params["xml"], add=add)
-    finally:
-        _refresh(op, Runner(None))
     return _refresh(op, runner)
