@@ -152,7 +152,7 @@ def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
 def _refresh_zfs(pool: Pool, runner: Runner, details: dict) -> tuple[int | None, int | None, str]:
     """``zpool list``/``status`` and every dataset, snapshot and clone of the pool, with origins."""
     zfs = ZfsDriver(runner)
-    zpool = pool.vg_name or pool.name
+    zpool = pool.zpool
     found = [p for p in zfs.list_pools() if p.name == zpool]
     if not found:
         details.update(zpool={}, status=[], datasets=[])

@@ -48,6 +48,11 @@ class Pool(models.Model):
         return pool_lock_key(self.host.slug, self.name)
 
     @property
+    def zpool(self) -> str:
+        """A ZFS pool's zpool name (kept in ``vg_name``, as the pool form makes it; else its name)."""
+        return self.vg_name or self.name
+
+    @property
     def used_percent(self) -> int | None:
         if not self.capacity_bytes or self.used_bytes is None:
             return None

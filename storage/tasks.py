@@ -187,11 +187,12 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"pool_id": pool.pk, "lxc_path": lxc_path, "capacity_bytes": pool.capacity_bytes}
 
 
-def _zfs_order(zfs: ZfsDriver, zpool: str, inside: list[str]) -> list[str]:
-    """Top-level datasets' complete safe orders (clones, snapshots, children), one after another."""
+def _zfs_order(zfs: ZfsDriver, rows: dict[str, str], inside: list[str]) -> list[str]:
+    """Top-level datasets' complete safe orders (clones, snapshots, children), one after another,
+    from the pool's one ``zfs list`` (``rows``)."""
     order: list[str] = []
     for top in sorted(n for n in inside if n.count("/") == 1 and "@" not in n):
-        order += [n for n in zfs.safe_order(top) if n not in order]
+        order += [n for n in zfs.safe_order(top, rows) if n not in order]
     return order + sorted(n for n in inside if n not in order)
 
 
@@ -228,11 +229,12 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
         DirDriver(runner).remove_if_empty(pool.lxc_path)
     elif pool.kind == PoolKind.ZFS:
         zfs = ZfsDriver(runner)
-        zpool = pool.vg_name or pool.name
+        zpool = pool.zpool
         # zpool destroy takes every dataset with it: anything but the root is listed instead.
-        inside = [name for name in zfs.origins(zpool) if name != zpool]
+        rows = zfs.origins(zpool)
+        inside = [name for name in rows if name != zpool]
         if inside:
-            order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, zpool, inside))
+            order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, rows, inside))
             held = ", ".join(sorted(inside))
             raise ServiceError(f"ZFS pool {zpool} still holds {held}; safe order: {order}. Nothing was done")
         set_progress(op, 30, f"zpool destroy {zpool}")

@@ -110,15 +110,6 @@ def mountpoints_of(device: str, mounts: list[tuple[str, str, str]] | None = None
     return [target for source, target, _fs in mounts if source == device]
 
 
-def is_block_device(path: str) -> bool:
-    import stat
-
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 class LoopDriver:
     """Files as block devices on this host."""
 

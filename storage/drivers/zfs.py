@@ -240,10 +240,12 @@ class ZfsDriver:
                 out[name] = "" if origin.strip() in ("", "-") else origin.strip()
         return out
 
-    def safe_order(self, dataset: str) -> list[str]:
+    def safe_order(self, dataset: str, rows: dict[str, str] | None = None) -> list[str]:
         """The complete order that removes ``dataset``: each clone (and what depends on it) before
-        the snapshot it came from, each snapshot before its dataset, the dataset last."""
-        rows = self.origins(dataset.split("/")[0].split("@")[0])
+        the snapshot it came from, each snapshot before its dataset, the dataset last. ``rows``
+        is the pool's :meth:`origins` when the caller has read it already."""
+        if rows is None:
+            rows = self.origins(dataset.split("/")[0].split("@")[0])
 
         def dependants(name: str, depth: int = 0) -> list[str]:
             if depth > 50:
