@@ -83,19 +83,28 @@ def host_filter(user: Any, action: str = "view", field: str = "host") -> Q:
         return Q(pk__in=[])
     if user.is_superuser:
         return Q()
+    host_ids = hosts_with_role(user, action)
+    if host_ids is None:
+        return Q(**{f"{field}__isnull": False}) if field != "pk" else Q()
+    key = "pk__in" if field == "pk" else f"{field}__in"
+    return Q(**{key: sorted(host_ids)})
+
+
+def hosts_with_role(user: Any, action: str = "view") -> set[int] | None:
+    """Ids of the hosts where ``user`` may ``action``; None means every host (superuser, all-hosts role)."""
+    if not _active(user):
+        return set()
+    if user.is_superuser:
+        return None
     wanted = ROLES.index(action)
-    everywhere = False
     host_ids: set[int] = set()
     for role, all_hosts, ids in _bindings(user):
         if ROLES.index(role) < wanted:
             continue
         if all_hosts:
-            everywhere = True
+            return None
         host_ids |= ids
-    if everywhere:
-        return Q(**{f"{field}__isnull": False}) if field != "pk" else Q()
-    key = "pk__in" if field == "pk" else f"{field}__in"
-    return Q(**{key: sorted(host_ids)})
+    return host_ids
 
 
 def for_user(queryset: QuerySet, user: Any, action: str = "view") -> QuerySet:

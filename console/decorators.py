@@ -8,8 +8,9 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from console.audit_scope import aimed_host
 from console.choices import AuditResult
-from console.models import AuditEvent
+from console.models import AuditEvent, Host
 from console.operations import RequestContext, audit
 
 
@@ -30,11 +31,13 @@ def audited_post(action: str) -> Callable:
             try:
                 response = view(request, *args, **kwargs)
             except (PermissionDenied, Http404) as exc:
-                _record(request, action, target, str(exc) or type(exc).__name__, ok=False)
+                host = aimed_host(request, kwargs)
+                _record(request, action, target, str(exc) or type(exc).__name__, ok=False, host=host)
                 raise
             if not AuditEvent.objects.filter(request_id=request.request_id).exists():  # type: ignore[attr-defined]
                 ok = response.status_code < 400
-                _record(request, action, target, f"HTTP {response.status_code}", ok=ok)
+                host = aimed_host(request, kwargs)
+                _record(request, action, target, f"HTTP {response.status_code}", ok=ok, host=host)
             return response
 
         return wrapper
@@ -56,13 +59,16 @@ _SECRET_FIELDS = {
 }
 
 
-def _record(request: HttpRequest, action: str, target: str, message: str, *, ok: bool) -> None:
+def _record(
+    request: HttpRequest, action: str, target: str, message: str, *, ok: bool, host: Host | None = None
+) -> None:
     user = request.user if request.user.is_authenticated else None
     audit(
         actor=user,
         ctx=RequestContext.from_request(request),
         action=action,
         result=AuditResult.SUCCEEDED if ok else AuditResult.REFUSED,
+        host=host,
         target=target[:255],
         params={k: v for k, v in request.POST.items() if k not in _SECRET_FIELDS},
         message=message[:1000],
