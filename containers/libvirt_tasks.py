@@ -53,6 +53,7 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
     from django.conf import settings
 
     from containers.drivers import debootstrap
+    from containers.drivers import rootfs as rootfs_access
 
     if os.path.exists(rootfs):
         raise ServiceError(f"{rootfs} exists already on host {op.host.slug}; nothing was built")
@@ -74,8 +75,10 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
     os.makedirs(rootfs, mode=0o755)
     try:
         runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"])
-        with open(os.path.join(rootfs, "etc", "hostname"), "w") as fh:
-            fh.write(op.params["name"] + "\n")
+        rootfs_access.write_hostname(rootfs, op.params["name"])
+    except rootfs_access.RootfsError as exc:
+        shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)
+        raise ServiceError(f"/etc/hostname of the new rootfs was not written: {exc.message}") from None
     except Exception:
         shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)
         raise

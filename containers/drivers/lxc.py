@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from console.runner import CommandError, CommandResult, Runner
+from containers.drivers import rootfs as rootfs_access
 from containers.validators import validate_container_name
 
 # lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.
@@ -368,9 +369,12 @@ class LxcDriver:
             rootfs = Path(self.lxc_path) / name / "rootfs"
             rootfs.mkdir(mode=0o755)
             populate(rootfs)
-            etc = rootfs / "etc"
-            if etc.is_dir() and not etc.is_symlink():
-                (etc / "hostname").write_text(name + "\n")
+            try:  # the tree comes from a tarball: its /etc/hostname may be a link
+                rootfs_access.write_hostname(rootfs, name)
+            except rootfs_access.RootfsError as exc:
+                raise CommandError(
+                    f"the new root filesystem's /etc/hostname was not written: {exc.message}"
+                ) from None
             with self.config_path(name).open("a") as fh:
                 fh.write(f"lxc.include = {include}\nlxc.rootfs.path = dir:{rootfs}\nlxc.uts.name = {name}\n")
             self.set_config_value(name, "lxc.apparmor.profile", "unconfined")
@@ -625,40 +629,53 @@ class LxcDriver:
         self.write_config(name, "\n".join(kept) + "\n")
         self.runner.log(f"# {self.config_path(name)}: removed {key}")
 
-    def hook_path(self, name: str, hook_type: str, *, in_rootfs: bool = False) -> tuple[Path, str]:
-        """Where a hook script lives: (host path, path written in the config)."""
+    def _hook_place(self, name: str, hook_type: str, *, in_rootfs: bool) -> tuple[str, str, str]:
+        """Where a hook script lives: (root directory, path under it, path written in the config).
+
+        A start hook runs inside the container, so its script is copied into the container's
+        rootfs, a tree the container can change: every access there goes through
+        ``rootfs_access.write_file``/``remove_file``, which never follow a link. Other hooks live in
+        the container's directory of the LXC path, which the container cannot reach.
+        """
         if not re.fullmatch(r"[a-z-]{3,10}", hook_type):
             raise ValueError(f"invalid hook type {hook_type!r}")
         if in_rootfs:
-            rootfs = parse_config(self.read_config(name)).rootfs
-            store, _, path = rootfs.partition(":")
+            rootfs_path = parse_config(self.read_config(name)).rootfs
+            store, _, path = rootfs_path.partition(":")
             if store != "dir" and path:
                 raise CommandError(
                     f"a start hook runs inside the container: its rootfs must be a dir store, not {store}"
                 )
             inside = f"/usr/local/lib/lxc-console/hook-{hook_type}"
-            return Path(path or rootfs) / inside.lstrip("/"), inside
-        host = Path(self.lxc_path) / validate_container_name(name) / "hooks" / hook_type
-        return host, str(host)
+            return path or rootfs_path, inside, inside
+        home = str(Path(self.lxc_path) / validate_container_name(name))
+        return home, f"hooks/{hook_type}", f"{home}/hooks/{hook_type}"
 
     def write_hook(self, name: str, hook_type: str, script: str, *, in_rootfs: bool = False) -> str:
         """Store an executable hook script and wire ``lxc.hook.<type>`` to it; returns the config path."""
-        host_path, config_path = self.hook_path(name, hook_type, in_rootfs=in_rootfs)
-        host_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        tmp = host_path.with_name(f".{host_path.name}.console-tmp")
-        tmp.write_text(script)
-        os.chmod(tmp, 0o750)  # noqa: S103 (a hook must be executable by root; not world-readable)
-        os.replace(tmp, host_path)
-        self.runner.log(f"# wrote {host_path} (mode 0750)")
+        root, inside, config_path = self._hook_place(name, hook_type, in_rootfs=in_rootfs)
+        try:
+            with rootfs_access.root_dir(root) as root_fd:
+                # 0750: a hook must be executable by root; it is not world-readable.
+                rootfs_access.write_file(root_fd, inside, script.encode(), mode=0o750, make_dirs=True)
+        except rootfs_access.RootfsError as exc:
+            raise CommandError(f"the {hook_type} hook was not saved: {exc.message}") from None
+        self.runner.log(f"# wrote {inside} under {root} (mode 0750)")
         self.set_config_value(name, f"lxc.hook.{hook_type}", config_path)
         return config_path
 
     def remove_hook(self, name: str, hook_type: str, *, in_rootfs: bool = False) -> None:
-        host_path, _ = self.hook_path(name, hook_type, in_rootfs=in_rootfs)
-        self.remove_config_key(name, f"lxc.hook.{hook_type}")
-        if host_path.is_file():
-            host_path.unlink()
-            self.runner.log(f"# removed {host_path}")
+        """Unwire ``lxc.hook.<type>`` and remove its script (checked first: a link planted in
+        its place or on its way makes the operation fail with nothing changed)."""
+        root, inside, _ = self._hook_place(name, hook_type, in_rootfs=in_rootfs)
+        try:
+            with rootfs_access.root_dir(root) as root_fd:
+                rootfs_access.file_status(root_fd, inside, regular=True)  # refuses before any change
+                self.remove_config_key(name, f"lxc.hook.{hook_type}")
+                if rootfs_access.remove_file(root_fd, inside):
+                    self.runner.log(f"# removed {inside} under {root}")
+        except rootfs_access.RootfsError as exc:
+            raise CommandError(f"the {hook_type} hook was not removed: {exc.message}") from None
 
     def write_config(self, name: str, text: str) -> None:
         """Replace the config file atomically (same directory, then rename)."""

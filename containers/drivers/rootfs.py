@@ -1,4 +1,15 @@
-"""Read-only browsing of a running container's filesystem through ``/proc/<PID>/root``.
+"""Every file access the agent makes inside a container's root filesystem.
+
+The container controls everything under its root: any name there may be a symbolic
+link planted by someone attached to it.  This module is the one place that touches such
+paths, so root never follows them.  Two parts:
+
+* Read-only browsing of a running container through ``/proc/<PID>/root`` (below).
+* Writes the agent makes under a root filesystem directory (hook scripts copied into the
+  rootfs, ``/etc/hostname`` of a new container): :func:`write_file`, :func:`remove_file`,
+  :func:`file_status`, :func:`write_hostname`, at the end of the module.
+
+Browsing:
 
 ``/proc/<PID>/root`` (PID: the container's init as the host sees it) is the container's
 root directory, in the container's mount namespace.  Opening it gives a directory file
@@ -32,14 +43,29 @@ import ctypes
 import errno
 import heapq
 import os
+import secrets
 import stat
 import sys
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["Entry", "Listing", "RootfsError", "list_dir", "pid_root", "read_file", "resolve"]
+__all__ = [
+    "Entry",
+    "Listing",
+    "RootfsError",
+    "file_status",
+    "list_dir",
+    "root_dir",
+    "pid_root",
+    "read_file",
+    "remove_file",
+    "resolve",
+    "write_file",
+    "write_hostname",
+]
 
 #: Longest path accepted, in bytes (the kernel's ``PATH_MAX``).
 MAX_PATH = 4096
@@ -52,16 +78,21 @@ _O_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 # architecture using the unified syscall table (x86_64, aarch64, riscv64, ...).
 _SYS_OPENAT2 = 437
 _RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_IN_ROOT = 0x10
 _OPENAT2_RETRIES = 8  # EAGAIN: a rename or mount raced with ".." resolution
 
 
 class RootfsError(Exception):
-    """A path cannot be browsed; ``message`` is fit to show to a person."""
+    """A path cannot be browsed or written; ``message`` is fit to show to a person.
 
-    def __init__(self, message: str) -> None:
+    ``code`` is the ``errno`` behind it when there is one (``ENOENT``: something is missing).
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -168,6 +199,12 @@ def _join(parts: list[str]) -> str:
 
 
 def _oserror(exc: OSError, path: str, *, openat2: bool = False) -> RootfsError:
+    error = _describe_oserror(exc, path, openat2=openat2)
+    error.code = exc.errno
+    return error
+
+
+def _describe_oserror(exc: OSError, path: str, *, openat2: bool) -> RootfsError:
     code = exc.errno
     if code == errno.ENOENT:
         return RootfsError(f"{path}: no such file or directory")
@@ -530,3 +567,202 @@ def read_file(pid: int, path: str, *, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise RootfsError(f"{name} is larger than the {_size(max_bytes)} the console shows")
     return b"".join(chunks)
+
+
+# -- writing under a root filesystem directory ----------------------------------------
+#
+# The agent writes into a container's root filesystem as the host sees it (the ``dir:``
+# path of ``lxc.rootfs.path``), also while the container runs and can change anything in
+# it.  Each directory on the way is opened relative to the one reached so far without
+# following a link (``openat2`` with ``RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS``, or
+# ``O_NOFOLLOW`` where the kernel lacks it); a missing one is made with ``mkdirat`` under
+# that descriptor.  The file is written under an unpredictable name (``O_CREAT | O_EXCL |
+# O_NOFOLLOW`` and a random suffix), its mode set with ``fchmod`` on the descriptor, then
+# renamed over the final name with ``renameat`` inside the same directory: ``rename``
+# replaces a link planted at the final name instead of following it.  A link (or anything
+# but a regular file) found on the way is refused with a message naming it.
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NO_LINKS = _RESOLVE_IN_ROOT | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS
+
+
+@contextmanager
+def root_dir(path: str | os.PathLike[str]) -> Iterator[int]:
+    """A descriptor of the root filesystem directory ``path``, for the functions below.
+
+    ``path`` is a host path the container cannot change (the config's ``lxc.rootfs.path``,
+    a directory the agent has just made), so it is opened as the host names it; the
+    host's own ``/`` is refused.  Closed when the block ends.
+    """
+    shown = os.fspath(path)
+    try:
+        fd = os.open(shown, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RootfsError(f"the root filesystem {shown}: {exc.strerror}", exc.errno) from None
+    try:
+        if _same_as_host_root(os.fstat(fd)):
+            raise RootfsError(f"{shown} is the host's root directory, not a container's root filesystem")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _write_parts(path: str) -> list[str]:
+    parts = _split(path)
+    if not parts:
+        raise RootfsError("a file name is required, not the root directory")
+    if ".." in parts:
+        raise RootfsError(f"{path}: '..' is not accepted in a path the console writes")
+    return parts
+
+
+def _link_refused(shown: str) -> RootfsError:
+    return RootfsError(
+        f"{shown} is a symbolic link inside the container: the console never writes through links "
+        "(remove it from inside the container, then try again); nothing was written",
+        errno.ELOOP,
+    )
+
+
+def _refuse_unless_regular(st: os.stat_result, shown: str) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise _link_refused(shown)
+    if not stat.S_ISREG(st.st_mode):
+        raise RootfsError(
+            f"{shown} is {_describe(st.st_mode)}, not a regular file: the console leaves it alone; "
+            "nothing was written"
+        )
+
+
+def _open_step(dir_fd: int, name: str, shown: str) -> int:
+    """The directory ``name`` inside ``dir_fd``, opened without following a link."""
+    try:
+        if _use_openat2():
+            return _openat2(dir_fd, name, _DIR_FLAGS, _NO_LINKS)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        with suppress(OSError):
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise _link_refused(shown) from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise RootfsError(f"{shown} is not a directory; nothing was written", errno.ENOTDIR) from None
+        raise _oserror(exc, shown) from None
+
+
+def _open_parent(root_fd: int, parts: list[str], *, make_dirs: bool, dir_mode: int) -> int:
+    """The directory holding ``parts[-1]``, each component opened by :func:`_open_step`."""
+    fd = os.dup(root_fd)
+    try:
+        for i, part in enumerate(parts[:-1], start=1):
+            shown = _join(parts[:i])
+            if make_dirs:
+                try:
+                    os.mkdir(part, dir_mode, dir_fd=fd)  # mkdirat: a link in its place makes EEXIST
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise _oserror(exc, shown) from None
+            child = _open_step(fd, part, shown)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_status(root_fd: int, path: str, *, regular: bool = False) -> os.stat_result | None:
+    """``lstat`` of ``path`` under the root (directories on the way opened without following
+    links, a link among them refused); None when it, or a directory on the way, is missing.
+
+    ``regular``: refuse, as :func:`write_file` and :func:`remove_file` would, anything there
+    that is not a regular file (to check before changing something else).
+    """
+    parts = _write_parts(path)
+    try:
+        dir_fd = _open_parent(root_fd, parts, make_dirs=False, dir_mode=0)
+    except RootfsError as exc:
+        if exc.code == errno.ENOENT:
+            return None
+        raise
+    try:
+        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _oserror(exc, _join(parts)) from None
+    finally:
+        os.close(dir_fd)
+    if regular:
+        _refuse_unless_regular(st, _join(parts))
+    return st
+
+
+def write_file(root_fd: int, path: str, data: bytes, *, mode: int, make_dirs: bool = False) -> None:
+    """Replace the regular file ``path`` under the root with ``data`` and ``mode``, atomically.
+
+    Missing directories are made (mode 0755) when ``make_dirs``.  Raises ``RootfsError``,
+    with nothing written, when a directory on the way or the file itself is a symbolic link
+    or not what it must be.
+    """
+    parts = _write_parts(path)
+    shown, name = _join(parts), parts[-1]
+    dir_fd = _open_parent(root_fd, parts, make_dirs=make_dirs, dir_mode=0o755)
+    try:
+        with suppress(FileNotFoundError):
+            _refuse_unless_regular(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), shown)
+        tmp = f".{name[:64]}.{secrets.token_hex(8)}.console-tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    except OSError as exc:
+        raise _oserror(exc, shown) from None
+    finally:
+        os.close(dir_fd)
+
+
+def remove_file(root_fd: int, path: str) -> bool:
+    """Remove the regular file ``path`` under the root; False when it is not there.
+
+    A symbolic link (at the name or on the way) or anything but a regular file is refused.
+    """
+    parts = _write_parts(path)
+    shown = _join(parts)
+    try:
+        dir_fd = _open_parent(root_fd, parts, make_dirs=False, dir_mode=0)
+    except RootfsError as exc:
+        if exc.code == errno.ENOENT:
+            return False
+        raise
+    try:
+        try:
+            st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        _refuse_unless_regular(st, shown)
+        os.unlink(parts[-1], dir_fd=dir_fd)  # unlinkat never follows the name
+    except OSError as exc:
+        raise _oserror(exc, shown) from None
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def write_hostname(rootfs_dir: str | os.PathLike[str], hostname: str) -> None:
+    """Write ``/etc/hostname`` of a new root filesystem (mode 0644) through :func:`write_file`."""
+    with root_dir(rootfs_dir) as root_fd:
+        write_file(root_fd, "/etc/hostname", f"{hostname}\n".encode(), mode=0o644, make_dirs=True)

@@ -710,3 +710,135 @@ def test_openat2_and_walk_agree(pid, monkeypatch, strategy):
     with_openat2 = [resolve(pid, p) for p in paths]
     monkeypatch.setattr(rootfs, "_use_openat2", lambda: False)
     assert [resolve(pid, p) for p in paths] == with_openat2
+
+
+# -- writes under a root filesystem directory (hooks, /etc/hostname) -----------------
+
+
+@pytest.fixture
+def planted(tmp_path) -> tuple[Path, Path, Path]:
+    """A root filesystem directory and, outside it, a host file and a host directory that
+    links planted inside the root point to (as an operator attached to the container would)."""
+    root = tmp_path / "rootfs"
+    (root / "usr" / "local" / "lib").mkdir(parents=True)
+    (root / "etc").mkdir()
+    host_file = tmp_path / "host-file"
+    host_file.write_bytes(HOST_CONTENT)
+    host_file.chmod(0o600)
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    return root, host_file, host_dir
+
+
+HOOK = "/usr/local/lib/lxc-console/hook-start"
+
+
+def _write(root: Path, path: str, data: bytes = b"#!/bin/sh\n", **kw) -> None:
+    with rootfs.root_dir(root) as fd:
+        rootfs.write_file(fd, path, data, mode=0o750, make_dirs=True, **kw)
+
+
+def _untouched(host_file: Path, host_dir: Path) -> None:
+    assert host_file.read_bytes() == HOST_CONTENT
+    assert stat.S_IMODE(host_file.stat().st_mode) == 0o600
+    assert os.listdir(host_dir) == []
+
+
+def test_write_makes_the_directories_and_an_atomic_file_with_its_mode(planted):
+    root, host_file, host_dir = planted
+    _write(root, HOOK, b"#!/bin/sh\necho one\n")
+    _write(root, HOOK, b"#!/bin/sh\necho two\n")
+    target = root / HOOK.lstrip("/")
+    assert target.read_bytes() == b"#!/bin/sh\necho two\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
+    assert os.listdir(target.parent) == ["hook-start"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("link_at", ["/usr/local/lib/lxc-console", "/usr/local", "/usr"])
+def test_a_linked_directory_on_the_way_is_refused(planted, link_at):
+    root, host_file, host_dir = planted
+    shutil.rmtree(root / link_at.lstrip("/"), ignore_errors=True)
+    os.symlink(host_dir, root / link_at.lstrip("/"))
+    with pytest.raises(RootfsError, match=f"^{link_at} is a symbolic link inside the container"):
+        _write(root, HOOK)
+    _untouched(host_file, host_dir)
+
+
+@pytest.mark.parametrize("text", ["absolute", "relative"])
+def test_a_link_at_the_file_name_is_refused(planted, text):
+    root, host_file, host_dir = planted
+    (root / "usr/local/lib/lxc-console").mkdir()
+    link = root / HOOK.lstrip("/")
+    os.symlink(host_file if text == "absolute" else os.path.relpath(host_file, link.parent), link)
+    with pytest.raises(
+        RootfsError, match=f"^{HOOK} is a symbolic link inside the container.*nothing was written"
+    ):
+        _write(root, HOOK)
+    _untouched(host_file, host_dir)
+    assert link.is_symlink()
+
+
+def test_a_link_at_the_old_temporary_name_is_never_used(planted):
+    root, host_file, host_dir = planted
+    (root / "usr/local/lib/lxc-console").mkdir()
+    os.symlink(host_file, root / "usr/local/lib/lxc-console/.hook-start.console-tmp")
+    _write(root, HOOK, b"#!/bin/sh\n")
+    _untouched(host_file, host_dir)
+    assert (root / HOOK.lstrip("/")).read_bytes() == b"#!/bin/sh\n"
+
+
+def test_what_is_not_a_directory_or_a_file_is_refused(planted):
+    root, host_file, host_dir = planted
+    (root / "usr/local/lib/lxc-console").write_text("a file")
+    with pytest.raises(RootfsError, match="^/usr/local/lib/lxc-console is not a directory"):
+        _write(root, HOOK)
+    (root / "usr/local/lib/lxc-console").unlink()
+    (root / HOOK.lstrip("/")).mkdir(parents=True)
+    with pytest.raises(RootfsError, match=f"^{HOOK} is a directory, not a regular file"):
+        _write(root, HOOK)
+    with pytest.raises(RootfsError, match="'..' is not accepted"):
+        _write(root, "/usr/../etc/x")
+    with pytest.raises(RootfsError, match="host's root directory"), rootfs.root_dir("/"):
+        pass
+
+
+def test_remove_refuses_links_and_removes_files(planted):
+    root, host_file, host_dir = planted
+    with rootfs.root_dir(root) as fd:
+        assert rootfs.remove_file(fd, HOOK) is False  # nothing there
+    (root / "usr/local/lib/lxc-console").mkdir()
+    os.symlink(host_file, root / HOOK.lstrip("/"))
+    with rootfs.root_dir(root) as fd:
+        with pytest.raises(RootfsError, match="symbolic link"):
+            rootfs.file_status(fd, HOOK, regular=True)
+        with pytest.raises(RootfsError, match="symbolic link"):
+            rootfs.remove_file(fd, HOOK)
+    assert (root / HOOK.lstrip("/")).is_symlink()
+    # a linked directory whose host twin holds a file of the same name
+    shutil.rmtree(root / "usr/local/lib/lxc-console")
+    os.symlink(host_dir, root / "usr/local/lib/lxc-console")
+    (host_dir / "hook-start").write_text("host")
+    with rootfs.root_dir(root) as fd, pytest.raises(RootfsError, match="symbolic link"):
+        rootfs.remove_file(fd, HOOK)
+    assert (host_dir / "hook-start").read_text() == "host"
+    (root / "usr/local/lib/lxc-console").unlink()
+    _write(root, HOOK)
+    with rootfs.root_dir(root) as fd:
+        assert rootfs.remove_file(fd, HOOK) is True
+    assert not (root / HOOK.lstrip("/")).exists()
+
+
+def test_hostname_is_never_written_through_a_link(planted):
+    root, host_file, host_dir = planted
+    os.symlink(host_file, root / "etc" / "hostname")
+    with pytest.raises(RootfsError, match="^/etc/hostname is a symbolic link"):
+        rootfs.write_hostname(root, "web")
+    (root / "etc" / "hostname").unlink()
+    (root / "etc").rmdir()
+    os.symlink(host_dir, root / "etc")
+    with pytest.raises(RootfsError, match="^/etc is a symbolic link"):
+        rootfs.write_hostname(root, "web")
+    _untouched(host_file, host_dir)
+    (root / "etc").unlink()
+    rootfs.write_hostname(root, "web")
+    assert (root / "etc" / "hostname").read_text() == "web\n"
