@@ -311,18 +311,26 @@ def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.inventory import sync_lxc_path
 
     started: list[str] = []
+    failures: list[CommandError] = []
     paths = op.host.lxc_paths
     for i, path in enumerate(paths):
-        argv = ["lxc-autostart", "-P", path]
-        if op.params.get("all"):
-            argv.append("--all")
-        elif op.params.get("group"):
-            argv += ["--group", op.params["group"]]
-        set_progress(op, int(90 * i / len(paths)), " ".join(argv))
-        listed = runner.run([*argv, "--list"], record=False).stdout.split()
-        started += listed[::2]
-        runner.run(argv, timeout=3600, error_message="lxc-autostart failed")
+        set_progress(op, int(90 * i / len(paths)), f"lxc-autostart -P {path}")
+        # One path that fails must not keep the containers of the next ones down (at boot above all).
+        try:
+            started += LxcDriver(runner, path).autostart(
+                group=op.params.get("group") or None, all_groups=bool(op.params.get("all"))
+            )
+        except CommandError as exc:
+            runner.log(f"# {exc.message}")
+            failures.append(exc)
         sync_lxc_path(op.host, path, runner)
+    if failures:
+        raise CommandError(
+            "; ".join(exc.message for exc in failures),
+            argv=failures[0].argv,
+            returncode=failures[0].returncode,
+            stderr=failures[0].stderr,
+        )
     return {"started": started}
 
 

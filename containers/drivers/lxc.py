@@ -507,6 +507,50 @@ class LxcDriver:
         finally:
             os.unlink(tmp)
 
+    def autostart(self, *, group: str | None = None, all_groups: bool = False) -> list[str]:
+        """``lxc-autostart`` on this LXC path (the ungrouped containers, ``--group G`` or ``--all``),
+        in lxc-autostart's own order; returns the names it was to start.
+
+        lxc-autostart exits 1 without a word on a path that holds no container (an empty default
+        path, a pool not mounted yet at boot): such a path is skipped, and the log says so. The
+        lxc-start it runs writes its errors to LXC's log, not to stderr: the run logs into a file
+        at DEBUG (hook output included) and a failure carries that log's ERROR lines."""
+        if not any(Path(self.lxc_path).glob("*/config")):
+            self.runner.log(f"# {self.lxc_path}: no containers in this LXC path, nothing to start")
+            return []
+        argv = ["lxc-autostart", "-P", self.lxc_path]
+        if all_groups:
+            argv.append("--all")
+        elif group:
+            argv += ["--group", group]
+        listed = self.runner.run(
+            [*argv, "--list"], error_message=f"lxc-autostart --list failed on {self.lxc_path}"
+        )
+        fd, tmp = tempfile.mkstemp(prefix="lxc-autostart-", suffix=".log")
+        os.close(fd)
+        argv += ["--logfile", tmp, "--logpriority", "DEBUG"]
+        try:
+            with self.hook_output(Path(tmp)) as errors:
+                result = self.runner.run(argv, timeout=3600, check=False)
+            if result.returncode != 0:
+                words = errors or [ln for ln in result.stderr.splitlines() if ln.strip()]
+                if errors:
+                    self.runner.log("# LXC log errors:\n" + "\n".join(errors))
+                raise CommandError(
+                    f"lxc-autostart failed on {self.lxc_path} (exit status {result.returncode}): "
+                    + (
+                        "; ".join(dict.fromkeys(words[:3]))
+                        if words
+                        else "it printed nothing and logged no error"
+                    ),
+                    argv=argv,
+                    returncode=result.returncode,
+                    stderr=result.stderr,
+                )
+        finally:
+            os.unlink(tmp)
+        return listed.stdout.split()[::2]
+
     def attach(self, name: str, argv: list[str], *, timeout: float = 60) -> CommandResult:
         """Run one command inside the container (``lxc-attach -- argv``); returns its result."""
         if not argv:
