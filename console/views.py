@@ -29,6 +29,9 @@ from console.errors import ServiceError
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 
+# File-browser reads: audited operations, one per click, hidden from operation lists unless asked.
+READ_KINDS = ("container.files.list", "container.files.read")
+
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # noqa: ANN001
     paginator = Paginator(queryset, per_page or settings.PAGE_SIZE)
@@ -49,7 +52,7 @@ def host_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
     host = get_for_user(Host.objects.all(), request.user, slug=slug)
-    operations = host.operations.select_related("actor")[:10]
+    operations = host.operations.exclude(kind__in=READ_KINDS).select_related("actor")[:10]
     context = {"host": host, "operations": operations, "can_admin": can(request.user, "admin", host)}
     return render(request, "console/host_detail.html", context)
 
@@ -67,12 +70,15 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(Q(target__icontains=q) | Q(kind__icontains=q))
+    reads = request.GET.get("reads") == "1"
+    if not reads:
+        qs = qs.exclude(kind__in=READ_KINDS)
     page = paginate(request, qs.defer("log"))
     context = {
         "page": page,
         "statuses": OperationStatus.choices,
         "hosts": for_user(Host.objects.all(), request.user).values_list("slug", flat=True),
-        "filters": {"status": status, "host": host, "q": q},
+        "filters": {"status": status, "host": host, "q": q, "reads": reads},
     }
     if request.htmx and request.htmx.target == "operation-rows":
         return render(request, "console/operation_list.html#rows", context)

@@ -10,8 +10,8 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_POST, require_safe
+from django.utils.http import content_disposition_header, urlencode
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import access
@@ -20,7 +20,7 @@ from console.errors import Forbidden, ServiceError
 from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
-from console.views import paginate
+from console.views import READ_KINDS, paginate
 from containers import services
 from containers.choices import Backend, State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
@@ -322,28 +322,45 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "containers/container_config.html", context, status=status)
 
 
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
+@audited_post("container.files")
 def container_files(request: HttpRequest, pk: int) -> HttpResponse:
-    """Browse a running container's filesystem: each listing is an audited read run by the agent."""
+    """Browse a running container's filesystem: each listing or download is an audited read run
+    by the agent, asked for with a POST (CSRF-checked). A GET only shows: a path to list, or
+    with ``op`` a read this user made earlier, so another site sending the browser here
+    (a link, a redirect, an image) makes no read in the user's name."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
-    path = request.GET.get("path", "/")
-    context: dict = {"container": container, "path": path, "op": None, "error": None}
-    status = 200
-    try:
-        if request.GET.get("download"):
-            op = services.read_container_file(
-                actor=request.user, ctx=RequestContext.from_request(request), container=container, path=path
-            )
-        else:
-            op = services.browse_files(
-                actor=request.user, ctx=RequestContext.from_request(request), container=container, path=path
-            )
-        context["op"] = op
-    except ServiceError as exc:
-        context["error"] = exc.message
-        status = exc.status_code
-    return render(request, "containers/container_files.html", context, status=status)
+    if not access.can(request.user, "operate", container.host):
+        raise PermissionDenied("browsing a container's files needs the operator role on this host")
+    context: dict = {"container": container, "path": request.GET.get("path", "/"), "op": None, "error": None}
+    if request.method == "POST":
+        # "file": a listing's Download button; "download": the path form's Download button.
+        download = "file" in request.POST or request.POST.get("download") == "1"
+        path = request.POST["file"] if "file" in request.POST else request.POST.get("path", "/")
+        ask = services.read_container_file if download else services.browse_files
+        try:
+            ctx = RequestContext.from_request(request)
+            op = ask(actor=request.user, ctx=ctx, container=container, path=path)
+        except ServiceError as exc:
+            context.update(path=path, error=exc.message)
+            return render(request, "containers/container_files.html", context, status=exc.status_code)
+        query = urlencode({"path": op.params["path"], "op": op.pk})
+        response = redirect(f"{reverse('containers:files', args=[container.pk])}?{query}")
+        response.status_code = 303  # the browser GETs the page that shows this read
+        return response
+    raw = request.GET.get("op", "")
+    if raw:
+        op_pk = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else 0
+        context["op"] = get_object_or_404(
+            Operation,
+            pk=op_pk,
+            kind__in=READ_KINDS,
+            lock_key__startswith=container.lock_key + ":read:",
+            actor=request.user,
+        )
+        context["path"] = context["op"].params.get("path", "/")
+    return render(request, "containers/container_files.html", context)
 
 
 @require_safe

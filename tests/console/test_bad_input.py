@@ -197,6 +197,9 @@ for bad in ["db1", "web1"]:
     CASES.append(("copy-existing", "copy", {"new_name": bad, "snapshot": "on"}))
 for bad in ["/etc/\x00", "/" + "a" * 5000]:
     CASES.append(("files-path", "files", {"path": bad}))
+    CASES.append(("files-download", "files", {"path": bad, "download": "1"}))
+    CASES.append(("files-entry", "files", {"file": bad}))
+CASES.append(("files-download-root", "files", {"path": "/", "download": "1"}))
 for key in ("memory.limit_in_bytes", "cpu.shares", "pids.max", "cpuset.cpus"):
     for bad in ["1\n2", "$(id)", "`id`", "1;2", "x" * 300]:
         CASES.append(
@@ -237,8 +240,7 @@ def post(setup, endpoint: str, data: dict):
         "start-running": reverse("containers:action", args=[c.pk, "start"]),
         "unknown-action": reverse("containers:action", args=[c.pk, "reboot-now"]),
     }
-    if endpoint == "files":
-        return client.get(reverse("containers:files", args=[c.pk]), {**data, "download": "1"})
+    urls["files"] = reverse("containers:files", args=[c.pk])
     if endpoint == "create":
         data = {"host": setup["host"].slug, **data}
     return client.post(urls[endpoint], data, HTTP_HX_REQUEST="true")
@@ -266,6 +268,8 @@ def test_good_input_on_the_same_endpoints_is_accepted(setup):
         ("autostart", {"group": "web"}, 302),
         ("config", {"mode": "keys", "lxc.start.delay": "5"}, 302),
         ("attach", {"command": "echo a;reboot", "timeout": "10"}, 202),
+        ("files", {"path": "/etc/x&download=1"}, 303),
+        ("files", {"file": "/etc/hosts"}, 303),
     ]
     for endpoint, data, status in good:
         response = post(setup, endpoint, data)

@@ -39,7 +39,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "containers:limits": ("view", "admin"),
     "containers:hooks": ("view", "admin"),
     "containers:mounts": ("view", "admin"),
-    "containers:files": ("operate", None),
+    "containers:files": ("operate", "operate"),
     "containers:terminal": ("operate", None),
     "containers:terminal-ticket": (None, "operate"),
     "containers:files-result": ("actor", None),
@@ -242,6 +242,22 @@ def test_permission_matrix(name, client, world, make_user, admin):
                 assert Operation.objects.count() == ops_before, (
                     f"{method} {url} as {who} created an operation"
                 )
+
+
+@pytest.mark.parametrize("who", ["admin", "superuser"])
+def test_no_get_queues_anything(client, world, make_user, admin, who):
+    """A GET must never start an operation: another site can send the browser to any URL
+    (issue 12.11: a redirect to the file browser queued a read in the victim's name)."""
+    user = make_users(make_user, admin)[who]
+    client.force_login(user)
+    ops = Operation.objects.count()
+    for name, (get_need, _) in sorted(MATRIX.items()):
+        if get_need is None or name in ("logout", "login"):
+            continue
+        url = reverse(name, kwargs=kwargs_for(name, world))
+        for query in ({}, {"path": "/etc", "download": "1", "file": "/etc/hosts"}):
+            client.get(url, query)
+            assert Operation.objects.count() == ops, f"GET {url} {query} as {who} queued an operation"
 
 
 def test_objects_on_other_hosts_are_invisible(client, world, make_user):

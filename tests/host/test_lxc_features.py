@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -220,9 +222,10 @@ def test_browse_and_download_files_of_a_running_container(client, admin, local_a
         fh.write("container shadow\n")
     client.force_login(admin)
 
-    page = client.get(f"/containers/{c.pk}/files/", {"path": "/etc"})
-    assert page.status_code == 200
+    page = client.post(f"/containers/{c.pk}/files/", {"path": "/etc"})
+    assert page.status_code == 303
     op = wait_terminal(Operation.objects.filter(kind="container.files.list").latest("pk"))
+    assert page["Location"] == f"/containers/{c.pk}/files/?path=%2Fetc&op={op.pk}"
     assert op.status == "succeeded", op.error + op.log
     names = {e["name"]: e for e in op.result["entries"]}
     assert "console-marker" in names and names["escape-link"]["type"] == "symlink"
@@ -231,7 +234,7 @@ def test_browse_and_download_files_of_a_running_container(client, admin, local_a
 
     # Downloading through an absolute symlink and through ".." stays inside the container.
     for path in ("/etc/escape-link", "/../../../../etc/shadow"):
-        client.get(f"/containers/{c.pk}/files/", {"path": path, "download": "1"})
+        client.post(f"/containers/{c.pk}/files/", {"path": path, "download": "1"})
         op = wait_terminal(Operation.objects.filter(kind="container.files.read").latest("pk"))
         assert op.status == "succeeded", op.error + op.log
         blob = client.get(f"/containers/{c.pk}/files/blob/{op.pk}/")
@@ -247,14 +250,57 @@ def test_browse_and_download_files_of_a_running_container(client, admin, local_a
         fh.write(b"x" * 4096)
     from django.test import override_settings  # noqa: F401  (the agent process has its own settings)
 
-    client.get(f"/containers/{c.pk}/files/", {"path": "/dev/null", "download": "1"})
+    client.post(f"/containers/{c.pk}/files/", {"file": "/dev/null"})
     op = wait_terminal(Operation.objects.filter(kind="container.files.read").latest("pk"))
     assert op.status == "failed" and "not a regular file" in op.error.lower() or "regular" in op.error
+
+
+def _listing(client, c: Container, response) -> tuple[Operation, str]:
+    """Follow a file-browser POST's redirect: the listing operation and its rendered rows."""
+    assert response.status_code == 303, response.content[:300]
+    op = wait_terminal(Operation.objects.filter(kind="container.files.list").latest("pk"))
+    assert op.status == "succeeded", op.error + op.log
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and op.params["path"] in html.unescape(page.content.decode())
+    rows = client.get(f"/containers/{c.pk}/files/result/{op.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    return op, rows
+
+
+def _entry(rows: str, label: str) -> dict:
+    """The form data the browser sends when the entry button labelled ``label`` is clicked."""
+    for name, value, text in re.findall(
+        r'<button class="entry" name="(\w+)" value="([^"]*)">([^<]*)</button>', rows
+    ):
+        if html.unescape(text) == label:
+            return {name: html.unescape(value)}
+    raise AssertionError(f"no entry {label!r} in {rows[:2000]}")
+
+
+def test_directory_names_are_sent_as_they_are(client, admin, local_agent, make_container):
+    """Issue 12.12: a directory named ``x&download=1`` (made inside the real container) is
+    followed as itself, and so is its subdirectory; ``..`` leads back."""
+    c = make_container(start=True)
+    odd = "x&download=1 #?%2F"
+    subprocess.run(
+        ["lxc-attach", "-P", c.lxc_path, "-n", c.name, "--", "/bin/mkdir", "-p", f"/srv/{odd}/sub"],
+        check=True,
+        timeout=30,
+    )
+    client.force_login(admin)
+    url = f"/containers/{c.pk}/files/"
+    _, rows = _listing(client, c, client.post(url, {"path": "/srv"}))
+    op, rows = _listing(client, c, client.post(url, _entry(rows, f"{odd}/")))
+    assert op.params["path"] == f"/srv/{odd}" and [e["name"] for e in op.result["entries"]] == ["sub"]
+    op, rows = _listing(client, c, client.post(url, _entry(rows, "sub/")))
+    assert op.params["path"] == f"/srv/{odd}/sub" and op.result["path"] == f"/srv/{odd}/sub"
+    op, _ = _listing(client, c, client.post(url, _entry(rows, "..")))
+    assert op.result["path"] == f"/srv/{odd}"
+    assert not Operation.objects.filter(kind="container.files.read").exists()
 
 
 def test_file_browser_is_refused_for_a_stopped_container(client, admin, local_agent, make_container):
     c = make_container()
     client.force_login(admin)
-    page = client.get(f"/containers/{c.pk}/files/", {"path": "/"})
+    page = client.post(f"/containers/{c.pk}/files/", {"path": "/"})
     assert page.status_code == 409 and "only while it runs" in page.content.decode()
     assert not Operation.objects.filter(kind="container.files.list").exists()
