@@ -61,13 +61,10 @@ def register_host():  # -> Host
 
 def fail_orphaned_operations(host) -> int:  # noqa: ANN001
     """Operations left running by a previous life of this agent cannot finish: fail them."""
-    from console.choices import OperationStatus
     from console.models import Operation
 
-    return Operation.objects.filter(host=host, status=OperationStatus.RUNNING).update(
-        status=OperationStatus.FAILED,
-        finished_at=timezone.now(),
-        error="the agent stopped while this operation was running; check the target's state",
+    return Operation.objects.fail_running(
+        host, "the agent stopped while this operation was running; check the target's state"
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +13,8 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from console.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, AuditResult, OperationStatus
+
+logger = logging.getLogger(__name__)
 
 
 class Host(models.Model):
@@ -59,8 +63,24 @@ class Host(models.Model):
         return age < timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS)
 
 
+class OperationQuerySet(models.QuerySet):
+    def active(self, lock_key: str) -> Operation | None:
+        """The pending or running operation that holds ``lock_key``, if any."""
+        return self.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
+
+    def fail_running(self, host: Host, error: str) -> int:
+        """Operations a previous life of ``host``'s agent left running can never finish: fail them."""
+        return self.filter(host=host, status=OperationStatus.RUNNING).update(
+            status=OperationStatus.FAILED, finished_at=timezone.now(), error=error
+        )
+
+
 class Operation(models.Model):
-    """A job run by a host's agent: lifecycle actions, creates, snapshots, attaches."""
+    """A job run by a host's agent: lifecycle actions, creates, snapshots, attaches.
+
+    It owns its life (as NetBox's ``Job`` does): :meth:`enqueue`, :meth:`claim`,
+    :meth:`set_progress`, :meth:`append_log`, :meth:`record_command`, :meth:`finish`.
+    """
 
     kind = models.CharField(max_length=64)
     actor = models.ForeignKey(
@@ -85,6 +105,8 @@ class Operation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OperationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -121,9 +143,62 @@ class Operation(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    # --- its life: every state change of an operation is one of these methods -------------------
+    # Each writes only its own columns with an UPDATE (the runner's log writer and the handler
+    # write the same row at the same time) and keeps this object in step.
+
+    def enqueue(self) -> None:
+        """Send it to its host's queue; a broker that cannot be reached fails it at once.
+
+        Sent by task name: the web side needs no import of the agent's task code."""
+        from console.celery import app
+
+        try:
+            sent = app.send_task("console.run_operation", args=[self.pk], queue=self.host.queue_name)
+        except Exception as exc:  # kombu raises several types for an unreachable broker
+            logger.exception("could not enqueue operation %s", self.pk)
+            self.finish(OperationStatus.FAILED, error=f"could not reach the task queue (Redis): {exc}")
+            return
+        self._update(celery_id=sent.id or "")
+
+    def claim(self, worker: str = "") -> bool:
+        """Pending -> running, on one agent only; False (and nothing changed) if it is not pending."""
+        claimed = Operation.objects.filter(pk=self.pk, status=OperationStatus.PENDING).update(
+            status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
+        )
+        self.refresh_from_db()
+        return bool(claimed)
+
+    def set_progress(self, percent: int, label: str = "") -> None:
+        percent = max(0, min(100, int(percent)))
+        self._update(progress=percent, progress_label=label or self.progress_label)
+
     def append_log(self, text: str) -> None:
         """Append to the log in the database without reading it (safe beside other writers)."""
         Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(text)))
+
+    def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
+        """One more entry of the command list (the page's "equivalent commands")."""
+        commands = Operation.objects.only("commands").get(pk=self.pk).commands
+        self._update(commands=[*commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}])
+
+    def set_result(self, result: dict) -> None:
+        """What the handler learnt so far, kept even if it then fails (a cache built, an exit status)."""
+        self._update(result=result)
+
+    def finish(self, status: str, *, error: str = "", result: dict | None = None) -> None:
+        """Make it terminal: this also releases its target's lock (the partial unique index)."""
+        fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
+        if status == OperationStatus.SUCCEEDED:
+            fields.update(progress=100, progress_label="done")
+        if result is not None:
+            fields["result"] = result
+        self._update(**fields)
+
+    def _update(self, **fields: Any) -> None:
+        Operation.objects.filter(pk=self.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(self, key, value)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.rstrip("\n").split("\n")[-lines:])

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from console.choices import ACTIVE_STATUSES, AuditResult, OperationStatus
+from console.choices import AuditResult
 from console.errors import Busy, ServiceError
 from console.models import AuditEvent, Host, Operation
 
@@ -104,7 +103,7 @@ def audited_refusal(
 
 
 def active_operation(lock_key: str) -> Operation | None:
-    return Operation.objects.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
+    return Operation.objects.active(lock_key)
 
 
 def start_operation(
@@ -149,7 +148,7 @@ def start_operation(
                 after=after,
                 operation=op,
             )
-            transaction.on_commit(lambda: enqueue(op))
+            transaction.on_commit(op.enqueue)
     except IntegrityError as exc:
         # Lost a race with another request for the same target.
         existing = active_operation(lock_key)
@@ -158,35 +157,3 @@ def start_operation(
             operation_id=existing.pk if existing else None,
         ) from exc
     return op
-
-
-def enqueue(op: Operation) -> None:
-    """Send the operation to its host's queue; a broker that cannot be reached fails it at once."""
-    from console.tasks import run_operation
-
-    try:
-        result = run_operation.apply_async(args=[op.pk], queue=op.host.queue_name)
-    except Exception as exc:  # kombu raises several types for an unreachable broker
-        logger.exception("could not enqueue operation %s", op.pk)
-        finish(op, OperationStatus.FAILED, error=f"could not reach the task queue (Redis): {exc}")
-        return
-    Operation.objects.filter(pk=op.pk).update(celery_id=result.id or "")
-
-
-def set_progress(op: Operation, percent: int, label: str = "") -> None:
-    percent = max(0, min(100, int(percent)))
-    op.progress, op.progress_label = percent, label or op.progress_label
-    Operation.objects.filter(pk=op.pk).update(progress=percent, progress_label=op.progress_label)
-
-
-def finish(op: Operation, status: str, *, error: str = "", result: dict | None = None) -> None:
-    """Make the operation terminal: this also releases its target lock."""
-    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
-    if status == OperationStatus.SUCCEEDED:
-        fields["progress"] = 100
-        fields["progress_label"] = "done"
-    if result is not None:
-        fields["result"] = result
-    Operation.objects.filter(pk=op.pk).update(**fields)
-    for key, value in fields.items():
-        setattr(op, key, value)

@@ -269,12 +269,7 @@ class Runner:
     def _record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         if self.operation is None:
             return
-        from console.models import Operation
-
-        op = Operation.objects.only("commands").get(pk=self.operation.pk)
-        commands = [*op.commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}]
-        Operation.objects.filter(pk=self.operation.pk).update(commands=commands)
-        self.operation.commands = commands
+        self.operation.record_command(argv, returncode, seconds)
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:

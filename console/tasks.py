@@ -9,13 +9,11 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import shared_task
-from django.utils import timezone
 
 from console import agent
 from console.choices import OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
-from console.operations import finish
 from console.runner import CommandError, Runner
 
 logger = logging.getLogger(__name__)
@@ -51,14 +49,9 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
 
     ``runner`` is the agent's local one unless given (the VM test tier passes a runner bound to
     the operation whose commands run in a VM)."""
-    claimed = Operation.objects.filter(pk=op.pk, status=OperationStatus.PENDING).update(
-        status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
-    )
-    if not claimed:
+    if not op.claim(worker):
         logger.info("operation %s is no longer pending; skipped", op.pk)
-        op.refresh_from_db()
         return op
-    op.refresh_from_db()
     runner = runner or Runner(op)
     handler = HANDLERS.get(op.kind)
     try:
@@ -67,16 +60,16 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
         result = handler(op, runner) or {}
     except CommandError as exc:
         runner.log(f"# failed: {exc.message}")
-        finish(op, OperationStatus.FAILED, error=exc.message)
+        op.finish(OperationStatus.FAILED, error=exc.message)
     except ServiceError as exc:
         runner.log(f"# failed: {exc.message}")
-        finish(op, OperationStatus.FAILED, error=exc.message)
+        op.finish(OperationStatus.FAILED, error=exc.message)
     except Exception as exc:  # a bug must still end the operation and release its lock
         logger.exception("operation %s crashed", op.pk)
         runner.log("# internal error\n" + traceback.format_exc())
-        finish(op, OperationStatus.FAILED, error=f"internal error: {exc!r}")
+        op.finish(OperationStatus.FAILED, error=f"internal error: {exc!r}")
     else:
-        finish(op, OperationStatus.SUCCEEDED, result=result)
+        op.finish(OperationStatus.SUCCEEDED, result=result)
     finally:
         runner.sink.flush()
     op.refresh_from_db()
@@ -91,8 +84,7 @@ def run_operation(operation_id: int) -> str:
     me = agent.current_host_slug()
     if me != op.host.slug:
         # Queues are per host, so this means a misconfigured agent: never act on another host.
-        finish(
-            op,
+        op.finish(
             OperationStatus.FAILED,
             error=f"delivered to the agent of host '{me}', not of '{op.host.slug}'; nothing was run",
         )

@@ -10,7 +10,6 @@ from typing import Any
 from console.drivers.libvirt_conn import LibvirtError, LibvirtUnavailable
 from console.errors import ServiceError
 from console.models import Operation
-from console.operations import set_progress
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers.domain_xml import Conversion, fix_converted, hint_for_conversion_error, unconverted_lines
@@ -69,9 +68,9 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
         mirror=mirror,
         cache_dir=settings.DEBIAN_CACHE_DIR,
         include=settings.DEBIAN_INCLUDE,
-        progress=lambda percent, label: set_progress(op, min(percent, 90), label),
+        progress=lambda percent, label: op.set_progress(min(percent, 90), label),
     )
-    set_progress(op, 92, f"copying the cached {release} root filesystem")
+    op.set_progress(92, f"copying the cached {release} root filesystem")
     os.makedirs(rootfs, mode=0o755)
     try:
         runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"])
@@ -92,7 +91,7 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     driver = _driver(op, runner)
     if driver.get(op.params["name"]) is not None:
         raise ServiceError(f"a domain named {op.params['name']!r} already exists on host {op.host.slug}")
-    set_progress(op, 30, "virsh define")
+    op.set_progress(30, "virsh define")
     runner.log(op.params["xml"])
     name = driver.define(op.params["xml"])
     return _refresh(op, runner, name)
@@ -110,7 +109,7 @@ def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
         raise ServiceError(
             f"domain {name!r} is {current.state.lower()} now: shut it down first; nothing was changed"
         )
-    set_progress(op, 30, "virsh define (the edited definition)")
+    op.set_progress(30, "virsh define (the edited definition)")
     runner.log(op.params["xml"])
     with _refresh_on_failure(op):
         driver.define(op.params["xml"])
@@ -119,7 +118,7 @@ def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.domain.start")
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 10, "virsh start")
+    op.set_progress(10, "virsh start")
     with _refresh_on_failure(op):
         _driver(op, runner).start(op.params["name"])
     return _refresh(op, runner)
@@ -127,7 +126,7 @@ def start(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.domain.shutdown")
 def shutdown(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 10, f"virsh shutdown (waiting up to {op.params.get('timeout', 30)} s)")
+    op.set_progress(10, f"virsh shutdown (waiting up to {op.params.get('timeout', 30)} s)")
     with _refresh_on_failure(op):
         _driver(op, runner).shutdown(op.params["name"], float(op.params.get("timeout", 30)))
     return _refresh(op, runner)
@@ -135,7 +134,7 @@ def shutdown(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.domain.destroy")
 def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 10, "virsh destroy (force off)")
+    op.set_progress(10, "virsh destroy (force off)")
     with _refresh_on_failure(op):
         _driver(op, runner).destroy(op.params["name"])
     return _refresh(op, runner)
@@ -171,7 +170,7 @@ def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.domain.attach_disk")
 def attach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 20, f"attaching {op.params['device']} as {op.params['target']}")
+    op.set_progress(20, f"attaching {op.params['device']} as {op.params['target']}")
     with _refresh_on_failure(op):
         _driver(op, runner).attach_disk(op.params["name"], op.params["device"], op.params["target"])
     return _refresh(op, runner)
@@ -179,7 +178,7 @@ def attach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
 
 @operation_handler("libvirt.domain.detach_disk")
 def detach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 20, f"detaching {op.params['target']}")
+    op.set_progress(20, f"detaching {op.params['target']}")
     with _refresh_on_failure(op):
         _driver(op, runner).detach_disk(op.params["name"], op.params["device"], op.params["target"])
     return _refresh(op, runner)
@@ -201,7 +200,7 @@ def convert(op: Operation, runner: Runner) -> dict[str, Any]:
         result.error = message
         result.hint = hint_for_conversion_error(message)
         runner.log(f"# {message}\n# what to change: {result.hint}")
-        Operation.objects.filter(pk=op.pk).update(result=result.__dict__)
+        op.set_result(result.__dict__)
         raise ServiceError(f"{message}. What to change: {result.hint}") from None
     result.xml, result.fixes = fix_converted(
         raw, add_console_device=bool(op.params.get("add_console", True)), name=op.params["new_name"]

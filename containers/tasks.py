@@ -12,7 +12,6 @@ from django.conf import settings
 
 from console.errors import ServiceError
 from console.models import Operation
-from console.operations import set_progress
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
@@ -49,7 +48,7 @@ def create(op: Operation, runner: Runner) -> dict[str, Any]:
         elif template == Template.TARBALL:
             _create_from_tarball(op, runner, driver)
         else:
-            set_progress(op, 5, f"lxc-create -t {template}")
+            op.set_progress(5, f"lxc-create -t {template}")
             driver.create(
                 name,
                 template,
@@ -58,7 +57,7 @@ def create(op: Operation, runner: Runner) -> dict[str, Any]:
                 fssize=op.params.get("fssize"),
                 zfsroot=op.params.get("zfsroot"),
             )
-    set_progress(op, 98, "reading the new container's state")
+    op.set_progress(98, "reading the new container's state")
     return _refresh(op, runner)
 
 
@@ -69,7 +68,7 @@ def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
             "no Debian mirror: set DEBIAN_MIRROR or add a Debian archive to the host's apt sources"
         )
     release, arch = op.params["release"], debootstrap.host_arch()
-    set_progress(op, 2, f"debootstrap {release} ({arch}) from {mirror}")
+    op.set_progress(2, f"debootstrap {release} ({arch}) from {mirror}")
     tree, built = debootstrap.ensure_rootfs(
         runner,
         release=release,
@@ -77,10 +76,10 @@ def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
         mirror=mirror,
         cache_dir=settings.DEBIAN_CACHE_DIR,
         include=settings.DEBIAN_INCLUDE,
-        progress=lambda percent, label: set_progress(op, percent, label),
+        progress=lambda percent, label: op.set_progress(percent, label),
     )
-    Operation.objects.filter(pk=op.pk).update(result={"cache": str(tree), "cache_built": built})
-    set_progress(op, 96, f"copying the cached {release} root filesystem")
+    op.set_result({"cache": str(tree), "cache_built": built})
+    op.set_progress(96, f"copying the cached {release} root filesystem")
     driver.create_from_tree(
         op.params["name"],
         populate=lambda rootfs: runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"]),
@@ -92,7 +91,7 @@ def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> No
     tarball = Path(op.params["tarball"])
     if not tarball.is_file():
         raise ServiceError(f"{tarball} does not exist on host {op.host.slug}")
-    set_progress(op, 10, f"extracting {tarball.name}")
+    op.set_progress(10, f"extracting {tarball.name}")
     driver.create_from_tree(
         op.params["name"],
         populate=lambda rootfs: runner.run(
@@ -105,7 +104,7 @@ def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> No
 
 @operation_handler("container.start")
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 10, "lxc-start")
+    op.set_progress(10, "lxc-start")
     with _refresh_on_failure(op):
         _driver(op, runner).start(op.params["name"])
     return _refresh(op, runner)
@@ -116,10 +115,10 @@ def stop(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     with _refresh_on_failure(op):
         if op.params.get("force"):
-            set_progress(op, 10, "lxc-stop -k")
+            op.set_progress(10, "lxc-stop -k")
             driver.kill(op.params["name"])
         else:
-            set_progress(op, 10, f"lxc-stop (killed after {op.params['timeout']} s)")
+            op.set_progress(10, f"lxc-stop (killed after {op.params['timeout']} s)")
             driver.stop(op.params["name"], timeout=int(op.params["timeout"]))
     return _refresh(op, runner)
 
@@ -130,9 +129,9 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     name = op.params["name"]
     with _refresh_on_failure(op):
         if op.params.get("stop_first") and driver.state(name) != "STOPPED":
-            set_progress(op, 10, "stopping before destroy")
+            op.set_progress(10, "stopping before destroy")
             driver.stop(name, timeout=30)
-        set_progress(op, 50, "lxc-destroy")
+        op.set_progress(50, "lxc-destroy")
         driver.destroy(name)
     return _refresh(op, runner)
 
@@ -141,9 +140,9 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
 def restart(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     with _refresh_on_failure(op):
-        set_progress(op, 10, "stopping")
+        op.set_progress(10, "stopping")
         driver.stop(op.params["name"], timeout=int(op.params.get("timeout", 30)))
-        set_progress(op, 60, "starting")
+        op.set_progress(60, "starting")
         driver.start(op.params["name"])
     return _refresh(op, runner)
 
@@ -151,7 +150,7 @@ def restart(op: Operation, runner: Runner) -> dict[str, Any]:
 @operation_handler("container.freeze")
 def freeze(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
-        set_progress(op, 20, "lxc-freeze")
+        op.set_progress(20, "lxc-freeze")
         _driver(op, runner).freeze(op.params["name"])
     return _refresh(op, runner)
 
@@ -159,7 +158,7 @@ def freeze(op: Operation, runner: Runner) -> dict[str, Any]:
 @operation_handler("container.unfreeze")
 def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
-        set_progress(op, 20, "lxc-unfreeze")
+        op.set_progress(20, "lxc-unfreeze")
         _driver(op, runner).unfreeze(op.params["name"])
     return _refresh(op, runner)
 
@@ -169,9 +168,9 @@ def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
 def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     snapshot = bool(op.params["snapshot"])
     new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
-    set_progress(op, 10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
+    op.set_progress(10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
     _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
-    set_progress(op, 90, "recording the copy")
+    op.set_progress(90, "recording the copy")
     source = refresh_container(op.host, op.params["lxc_path"], op.params["name"], runner)
     copy_row = refresh_container(op.host, new_path, new_name, runner)
     if copy_row is None:
@@ -202,13 +201,13 @@ def _is_btrfs_snapshot(rootfs: str, runner: Runner) -> bool:
 
 @operation_handler("container.attach")
 def attach(op: Operation, runner: Runner) -> dict[str, Any]:
-    set_progress(op, 10, "lxc-attach")
+    op.set_progress(10, "lxc-attach")
     result = _driver(op, runner).attach(
         op.params["name"], list(op.params["argv"]), timeout=op.params["timeout"]
     )
     outcome = {"exit": result.returncode, "stdout": result.stdout[-65536:], "stderr": result.stderr[-65536:]}
     if result.returncode != 0:
-        Operation.objects.filter(pk=op.pk).update(result=outcome)
+        op.set_result(outcome)
         raise ServiceError(f"the command exited with status {result.returncode}")
     return outcome
 
@@ -285,7 +284,7 @@ def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
     name, key, value = op.params["name"], op.params["key"], op.params["value"]
     applied = False
     if op.params["apply_live"]:
-        set_progress(op, 20, f"lxc-cgroup {key} {value}")
+        op.set_progress(20, f"lxc-cgroup {key} {value}")
         try:
             driver.cgroup_set(name, key, value)
             applied = True
@@ -299,7 +298,7 @@ def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
                 ) from None
             runner.log(f"# {exc.message}; saving it in the config anyway, as asked")
     if op.params["persist"]:
-        set_progress(op, 60, f"lxc.cgroup.{key} = {value}")
+        op.set_progress(60, f"lxc.cgroup.{key} = {value}")
         driver.set_config_value(name, f"lxc.cgroup.{key}", value)
     result = _refresh(op, runner)
     live = driver.cgroup_get(name, key) if applied else None
@@ -314,7 +313,7 @@ def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     failures: list[CommandError] = []
     paths = op.host.lxc_paths
     for i, path in enumerate(paths):
-        set_progress(op, int(90 * i / len(paths)), f"lxc-autostart -P {path}")
+        op.set_progress(int(90 * i / len(paths)), f"lxc-autostart -P {path}")
         # One path that fails must not keep the containers of the next ones down (at boot above all).
         try:
             started += LxcDriver(runner, path).autostart(
@@ -394,7 +393,7 @@ def lxc_system_config(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.drivers.lxc import read_system_config, write_system_config
 
     key, value = op.params["key"], op.params["value"]
-    set_progress(op, 20, f"{settings.LXC_SYSTEM_CONF}: {key} = {value}")
+    op.set_progress(20, f"{settings.LXC_SYSTEM_CONF}: {key} = {value}")
     old = write_system_config(runner, settings.LXC_SYSTEM_CONF, key, value)
     values = read_system_config(runner)
     host = Host.objects.get(pk=op.host_id)

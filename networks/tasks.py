@@ -6,7 +6,6 @@ from typing import Any
 
 from console.errors import ServiceError
 from console.models import Operation
-from console.operations import set_progress
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers.libvirt_inventory import network_driver, refresh_network
@@ -29,7 +28,7 @@ def define(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = network_driver(op.host, runner)
     if driver.get(op.params["name"]) is not None:
         raise ServiceError(f"a network named {op.params['name']!r} already exists on host {op.host.slug}")
-    set_progress(op, 30, "virsh net-define")
+    op.set_progress(30, "virsh net-define")
     runner.log(op.params["xml"])
     driver.define(op.params["xml"])
     return _refresh(op, runner)
@@ -64,8 +63,8 @@ def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
 @operation_handler("libvirt.network.dhcp_host")
 def dhcp_host(op: Operation, runner: Runner) -> dict[str, Any]:
     add = op.params["change"] == "add"
-    set_progress(
-        op, 30, f"virsh net-update {op.params['name']} {'add-last' if add else 'delete'} ip-dhcp-host"
+    op.set_progress(
+        30, f"virsh net-update {op.params['name']} {'add-last' if add else 'delete'} ip-dhcp-host"
     )
     with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).update_dhcp_host(op.params["name"], op.params["xml"], add=add)

@@ -10,7 +10,6 @@ from django.db import transaction
 
 from console.errors import ServiceError
 from console.models import Host, Operation
-from console.operations import set_progress
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler
 from storage.choices import PoolKind
@@ -54,9 +53,9 @@ def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
     if size > free:
         raise ServiceError(f"only {free} bytes are free for {path}; nothing was created")
     driver = LoopDriver(runner)
-    set_progress(op, 10, f"{'dd (filled)' if fill else 'truncate -s (sparse)'} {path}")
+    op.set_progress(10, f"{'dd (filled)' if fill else 'truncate -s (sparse)'} {path}")
     driver.create_file(path, size, fill=fill)
-    set_progress(op, 70, "losetup --find --show")
+    op.set_progress(70, "losetup --find --show")
     try:
         device = driver.attach(path)
     except CommandError:
@@ -90,7 +89,7 @@ def loop_detach(op: Operation, runner: Runner) -> dict[str, Any]:
                 f"{device} is a physical volume of volume group {vgs[0]}: vgremove {vgs[0]}, "
                 f"then pvremove {device}, then detach. Nothing was done"
             )
-    set_progress(op, 30, f"losetup -d {device}")
+    op.set_progress(30, f"losetup -d {device}")
     driver.detach(device)
     deleted = False
     if op.params.get("delete_file"):
@@ -136,15 +135,15 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     device = p.get("device") or ""
     source, mountpoint, vg_name = device, "", p.get("vg_name") or ""
     if kind == PoolKind.DIR:
-        set_progress(op, 20, f"mkdir {lxc_path}")
+        op.set_progress(20, f"mkdir {lxc_path}")
         DirDriver(runner).create(lxc_path)
         source = lxc_path
     elif kind == PoolKind.BTRFS:
         _check_blank(op, runner, device)
         btrfs = BtrfsDriver(runner)
-        set_progress(op, 20, f"mkfs.btrfs {device}")
+        op.set_progress(20, f"mkfs.btrfs {device}")
         btrfs.mkfs(device, label=name, force=bool(p.get("wipe")))
-        set_progress(op, 70, f"mount {device} {lxc_path}")
+        op.set_progress(70, f"mount {device} {lxc_path}")
         btrfs.mount(device, lxc_path)
         mountpoint = lxc_path
     elif kind == PoolKind.LVM:
@@ -154,9 +153,9 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
             raise ServiceError(f"a volume group named {vg_name!r} already exists; nothing was done")
         if p.get("wipe"):
             wipe_signatures(runner, device)
-        set_progress(op, 20, f"pvcreate {device}")
+        op.set_progress(20, f"pvcreate {device}")
         lvm.pvcreate(device)
-        set_progress(op, 50, f"vgcreate {vg_name} {device}")
+        op.set_progress(50, f"vgcreate {vg_name} {device}")
         try:
             lvm.vgcreate(vg_name, [device])
         except CommandError:
@@ -165,7 +164,7 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
         os.makedirs(lxc_path, exist_ok=True)
     elif kind == PoolKind.ZFS:
         _check_blank(op, runner, device)
-        set_progress(op, 20, f"zpool create {vg_name}")
+        op.set_progress(20, f"zpool create {vg_name}")
         ZfsDriver(runner).create_pool(vg_name, [device], mountpoint=lxc_path)
         mountpoint = lxc_path
     else:
@@ -181,7 +180,7 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     )
     _set_lxc_path(op.host_id, lxc_path, add=True)
     runner.log(f"# {lxc_path} is now an LXC path of host {op.host.slug}")
-    set_progress(op, 90, "reading capacity and usage")
+    op.set_progress(90, "reading capacity and usage")
     _resync(op, runner)
     pool.refresh_from_db()
     return {"pool_id": pool.pk, "lxc_path": lxc_path, "capacity_bytes": pool.capacity_bytes}
@@ -211,7 +210,7 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
         )
     if pool.kind == PoolKind.BTRFS:
         if pool.mountpoint in mountpoints_of(pool.source):
-            set_progress(op, 30, f"umount {pool.mountpoint}")
+            op.set_progress(30, f"umount {pool.mountpoint}")
             BtrfsDriver(runner).umount(pool.mountpoint)
         DirDriver(runner).remove_if_empty(pool.mountpoint)
     elif pool.kind == PoolKind.LVM:
@@ -222,9 +221,9 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
                 f"volume group {pool.vg_name} still has logical volumes; safe order: "
                 f"{'; '.join(deps.order)}. Nothing was done"
             )
-        set_progress(op, 30, f"vgremove {pool.vg_name}")
+        op.set_progress(30, f"vgremove {pool.vg_name}")
         lvm.vgremove(pool.vg_name)
-        set_progress(op, 60, f"pvremove {pool.source}")
+        op.set_progress(60, f"pvremove {pool.source}")
         lvm.pvremove(pool.source)
         DirDriver(runner).remove_if_empty(pool.lxc_path)
     elif pool.kind == PoolKind.ZFS:
@@ -237,7 +236,7 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
             order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, rows, inside))
             held = ", ".join(sorted(inside))
             raise ServiceError(f"ZFS pool {zpool} still holds {held}; safe order: {order}. Nothing was done")
-        set_progress(op, 30, f"zpool destroy {zpool}")
+        op.set_progress(30, f"zpool destroy {zpool}")
         zfs.destroy_pool(zpool)
         DirDriver(runner).remove_if_empty(pool.lxc_path)
     else:

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from console import operations
 from console.errors import Busy, Conflict, Forbidden, InvalidInput, ServiceError
 from console.models import AuditEvent, Operation
-from console.operations import RequestContext, audit, finish
+from console.operations import RequestContext, audit
 from containers import services
 from containers.models import Container
 
@@ -347,7 +347,7 @@ def test_a_running_operation_also_keeps_the_lock_and_a_finished_one_releases_it(
     Operation.objects.filter(pk=first.pk).update(status="running")
     with pytest.raises(Busy):
         services.start_container(actor=admin, ctx=CTX, container=container)
-    finish(first, "failed", error="boom")
+    first.finish("failed", error="boom")
     second = services.start_container(actor=admin, ctx=CTX, container=container)
     assert second.pk != first.pk and second.status == "pending"
 

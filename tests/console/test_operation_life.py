@@ -1,0 +1,90 @@
+"""An Operation owns its life: claim, progress, result, finish (and the lock it holds)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from console.models import Operation
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def op(host):
+    return Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:life")
+
+
+def fresh(op: Operation) -> Operation:
+    return Operation.objects.get(pk=op.pk)
+
+
+def test_claim_runs_it_once(op):
+    assert op.claim("agent-a") is True
+    assert (op.status, op.worker) == ("running", "agent-a") and op.started_at is not None
+    # A second delivery of the same task (acks_late) must not run it again.
+    assert fresh(op).claim("agent-b") is False
+    assert fresh(op).worker == "agent-a"
+
+
+def test_progress_is_clamped_and_keeps_its_label_when_none_is_given(op):
+    op.set_progress(150, "copying")
+    op.set_progress(-3)
+    row = fresh(op)
+    assert (row.progress, row.progress_label) == (0, "copying")
+    assert (op.progress, op.progress_label) == (0, "copying")
+
+
+def test_a_partial_result_survives_a_failure(op):
+    op.claim()
+    op.set_result({"exit": 3})
+    op.finish("failed", error="the command exited with status 3")
+    row = fresh(op)
+    assert row.result == {"exit": 3} and row.error.startswith("the command")
+    assert row.finished_at is not None and row.progress == 0
+
+
+def test_success_completes_progress_and_releases_the_lock(op, host):
+    op.claim()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:life")
+    op.finish("succeeded", result={"ok": True})
+    row = fresh(op)
+    assert (row.status, row.progress, row.progress_label, row.result) == (
+        "succeeded",
+        100,
+        "done",
+        {"ok": True},
+    )
+    assert Operation.objects.active("test:life") is None
+    Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:life")
+
+
+def test_fail_running_fails_only_that_hosts_running_operations(op, host):
+    other_host = type(host).objects.create(slug="other", name="other")
+    running_elsewhere = Operation.objects.create(
+        kind="test.life", host=other_host, target="t", lock_key="test:other", status="running"
+    )
+    pending = Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:pending")
+    op.claim()
+    assert Operation.objects.fail_running(host, "the agent stopped") == 1
+    assert fresh(op).status == "failed" and fresh(op).error == "the agent stopped"
+    assert fresh(pending).status == "pending" and fresh(running_elsewhere).status == "running"
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
+def test_the_request_side_and_the_agent_side_do_not_import_each_other():
+    assert "console.tasks" not in _imports(ROOT / "console" / "operations.py")
+    assert "console.operations" not in _imports(ROOT / "console" / "tasks.py")
