@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from console.audit_scope import aimed_host
@@ -30,7 +30,7 @@ def audited_post(action: str) -> Callable:
             target = " ".join(f"{k}={v}" for k, v in kwargs.items())
             try:
                 response = view(request, *args, **kwargs)
-            except (PermissionDenied, Http404) as exc:
+            except (PermissionDenied, Http404, BadRequest) as exc:
                 host = aimed_host(request, kwargs)
                 _record(request, action, target, str(exc) or type(exc).__name__, ok=False, host=host)
                 raise

@@ -6,6 +6,9 @@ from django.urls import include, path
 import console.account_views as account_views
 from console import views
 
+# A query parameter that does not parse (console.query.BadParameter): a 400 saying which and why.
+handler400 = "console.views.bad_request"
+
 urlpatterns = [
     path("", views.home, name="home"),
     # The login with the optional one-time code.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import json
-from datetime import datetime, time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,29 +11,30 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, When
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import services
 from console.access import can, for_user, get_for_user
+from console.audit_export import export_response
 from console.audit_scope import shown_host, visible_rows
 from console.choices import AuditResult, OperationStatus
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
+from console.query import BadParameter, moment, one_of, page_number, whole_number
 
 # File-browser reads: audited operations, one per click, hidden from operation lists unless asked.
 READ_KINDS = ("container.files.list", "container.files.read")
 
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # noqa: ANN001
+    """The requested page (a bad ``page`` is a 400; past the last page, the last page)."""
     paginator = Paginator(queryset, per_page or settings.PAGE_SIZE)
-    return paginator.get_page(request.GET.get("page"))
+    return paginator.get_page(page_number(request))
 
 
 @require_safe
@@ -61,8 +60,8 @@ def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def operation_list(request: HttpRequest) -> HttpResponse:
     qs = for_user(Operation.objects.select_related("host", "actor"), request.user)
-    status = request.GET.get("status", "")
-    if status in OperationStatus.values:
+    status = one_of("status", request.GET.get("status", ""), OperationStatus.values)
+    if status:
         qs = qs.filter(status=status)
     host = request.GET.get("host", "")
     if host:
@@ -70,7 +69,8 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(Q(target__icontains=q) | Q(kind__icontains=q))
-    reads = request.GET.get("reads") == "1"
+    # "1" (not True) in the filters, so the pagination links carry it as the form sends it.
+    reads = one_of("reads", request.GET.get("reads", ""), ("1",))
     if not reads:
         qs = qs.exclude(kind__in=READ_KINDS)
     page = paginate(request, qs.defer("log"))
@@ -111,8 +111,8 @@ AUDIT_FILTERS = ("actor", "team", "action", "host", "result", "q", "since", "unt
 
 
 def _audit_queryset(request: HttpRequest) -> tuple[QuerySet, dict[str, str]]:
-    """Audit rows the user may see (their hosts' and their own), filtered by the query string."""
-    qs = AuditEvent.objects.select_related("operation")
+    """Audit rows the user may read (console.audit_scope), filtered by the query string."""
+    qs = AuditEvent.objects.all()
     rows = visible_rows(request.user)
     if rows is not None:
         qs = qs.filter(rows)
@@ -123,6 +123,9 @@ def _audit_queryset(request: HttpRequest) -> tuple[QuerySet, dict[str, str]]:
         host_slug=F("host__slug") if shown is None else Case(When(shown, then=F("host__slug")), default=None)
     )
     filters = {k: request.GET.get(k, "").strip() for k in AUDIT_FILTERS}
+    one_of("result", filters["result"], AuditResult.values)
+    since = moment("since", filters["since"])
+    until = moment("until", filters["until"], end_of_day=True)
     if filters["actor"]:
         qs = qs.filter(actor_name=filters["actor"])
     if filters["team"]:
@@ -131,95 +134,37 @@ def _audit_queryset(request: HttpRequest) -> tuple[QuerySet, dict[str, str]]:
     if filters["action"]:
         qs = qs.filter(action__startswith=filters["action"])
     if filters["host"]:
-        qs = qs.filter(host_slug=filters["host"])
-    if filters["result"] in AuditResult.values:
+        # On the column (its index), within the hosts the user may see.
+        qs = qs.filter(Q(host__slug=filters["host"]) & (shown or Q()))
+    if filters["result"]:
         qs = qs.filter(result=filters["result"])
     if filters["q"]:
         qs = qs.filter(Q(target__icontains=filters["q"]) | Q(message__icontains=filters["q"]))
-    for key, lookup in (("since", "created_at__gte"), ("until", "created_at__lte")):
-        if filters[key]:
-            moment = parse_datetime(filters[key]) or (
-                datetime.combine(parse_date(filters[key]), time.max if key == "until" else time.min)
-                if parse_date(filters[key])
-                else None
-            )
-            if moment is None:
-                filters[key] = ""
-                continue
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment)
-            qs = qs.filter(**{lookup: moment})
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lte=until)
     return qs, filters
-
-
-AUDIT_COLUMNS = (
-    "id",
-    "time",
-    "actor",
-    "ip",
-    "request_id",
-    "action",
-    "host",
-    "target",
-    "params",
-    "before",
-    "after",
-    "result",
-    "message",
-    "operation",
-    "operation_status",
-)
-
-
-def _audit_row(e: AuditEvent) -> dict:
-    return {
-        "id": e.pk,
-        "time": e.created_at.isoformat(),
-        "actor": e.actor_name,
-        "ip": e.ip,
-        "request_id": e.request_id,
-        "action": e.action,
-        "host": e.host_slug,
-        "target": e.target,
-        "params": e.params,
-        "before": e.before,
-        "after": e.after,
-        "result": e.result,
-        "message": e.message,
-        "operation": e.operation_id,
-        "operation_status": e.operation.status if e.operation else None,
-    }
 
 
 @require_safe
 @login_required
 def audit_list(request: HttpRequest) -> HttpResponse:
     qs, filters = _audit_queryset(request)
-    export = request.GET.get("format")
-    if export in ("csv", "json"):
-        rows = [_audit_row(e) for e in qs[: settings.AUDIT_EXPORT_MAX_ROWS]]
-        if export == "json":
-            response = JsonResponse(
-                {"events": rows, "truncated": len(rows) == settings.AUDIT_EXPORT_MAX_ROWS}
-            )
-        else:
-            response = HttpResponse(content_type="text/csv; charset=utf-8")
-            writer = csv.writer(response)
-            columns = AUDIT_COLUMNS
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow(
-                    [json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c] for c in columns]
-                )
-        response["Content-Disposition"] = f'attachment; filename="audit.{export}"'
-        return response
+    export = one_of("format", request.GET.get("format", ""), ("csv", "json"))
+    if export:
+        return export_response(request, qs, export, settings.AUDIT_EXPORT_MAX_ROWS)
+    # The page shows the operation's status: its bulky fields stay in the database.
+    qs = qs.select_related("operation").defer(
+        "operation__log", "operation__commands", "operation__params", "operation__result", "operation__error"
+    )
     context = {
         "page": paginate(request, qs),
         "filters": filters,
         "results": AuditResult.choices,
         "hosts": for_user(Host.objects.all(), request.user).values_list("slug", flat=True),
         "teams": Team.objects.values_list("name", flat=True) if request.user.is_superuser else [],
-        "export_query": "&".join(f"{k}={v}" for k, v in filters.items() if v),
+        "export_query": urlencode({k: v for k, v in filters.items() if v}),
     }
     if request.htmx and request.htmx.target == "audit-rows":
         return render(request, "console/audit_list.html#rows", context)
@@ -281,7 +226,8 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     host_slugs=slugs,
                 )
             elif what == "revoke":
-                binding = get_object_or_404(RoleBinding, pk=request.POST.get("binding") or 0, team=team)
+                binding_id = whole_number("binding", request.POST.get("binding", ""))
+                binding = get_object_or_404(RoleBinding, pk=binding_id, team=team)
                 services.revoke_role(actor=request.user, ctx=ctx, binding=binding)
             elif what == "delete":
                 services.delete_team(actor=request.user, ctx=ctx, team=team)
@@ -290,6 +236,8 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 return HttpResponse("unknown action", status=400)
         except ServiceError as exc:
             error, status = exc.message, exc.status_code
+        except BadParameter as exc:
+            error, status = str(exc), 400
         else:
             return redirect("team-detail", pk=team.pk)
     context = {
@@ -329,3 +277,9 @@ def host_update(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
     messages.success(request, f"Host {host.slug} saved.")
     return redirect("host-detail", slug=host.slug)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a parameter that does not parse, with what was wrong (other 400s say less)."""
+    message = str(exception) if isinstance(exception, BadParameter) else ""
+    return render(request, "400.html", {"message": message}, status=400)

@@ -20,6 +20,7 @@ from console.errors import Forbidden, ServiceError
 from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
+from console.query import one_of
 from console.views import READ_KINDS, paginate
 from containers import services
 from containers.choices import Backend, State
@@ -40,7 +41,7 @@ def container_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(Q(name__icontains=filters["q"]) | Q(ips__icontains=filters["q"]))
     if filters["host"]:
         qs = qs.filter(host__slug=filters["host"])
-    if filters["state"] in State.values:
+    if one_of("state", filters["state"], State.values):
         qs = qs.filter(state=filters["state"])
     context = {
         "page": paginate(request, qs),

@@ -152,8 +152,8 @@ NO_HOST_ROUTES = {"team-list", "team-detail", "logout", "login"}
 def test_a_refusal_before_the_service_is_stored_with_the_host_it_aimed_at(
     name,
     client,
-    world,
-    make_user,  # noqa: F811
+    world,  # noqa: F811
+    make_user,
 ):
     outsider = make_user("otto", role=None)
     admin_here = make_user("ada", role="admin", hosts=[world["host"]])
