@@ -105,6 +105,8 @@ class TerminalTicket(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="+")
     origin = models.CharField(max_length=255)
+    # SHA-256 of the session key it was issued to: the websocket must come from that session.
+    session_hash = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ libvirt-python (libvirt domains, what ``virsh console`` does) and relays the oth
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -21,11 +22,14 @@ import termios
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from console import access
 from console.choices import AuditResult
@@ -51,8 +55,28 @@ def exit_key(op_id: int) -> str:
     return f"terminal:{op_id}:exit"
 
 
-def issue_ticket(*, actor: Any, ctx: RequestContext, container: Container, origin: str) -> TerminalTicket:
-    """A single-use ticket, valid TICKET_SECONDS, for ``actor`` on ``container`` (operators and up)."""
+def session_hash(session_key: str | None) -> str:
+    """What a ticket stores of the session it was issued to (never the session key itself)."""
+    return hashlib.sha256(session_key.encode()).hexdigest() if session_key else ""
+
+
+def session_user(session_key: str | None) -> Any:
+    """The user whose live session ``session_key`` is, as Django's auth middleware would
+    find it (expired sessions, logged-out ones and changed passwords give AnonymousUser)."""
+    from django.contrib.auth import get_user
+    from django.contrib.auth.models import AnonymousUser
+
+    if not session_key:
+        return AnonymousUser()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return get_user(SimpleNamespace(session=store))
+
+
+def issue_ticket(
+    *, actor: Any, ctx: RequestContext, container: Container, origin: str, session_key: str | None
+) -> TerminalTicket:
+    """A single-use ticket, valid TICKET_SECONDS, for ``actor`` on ``container`` (operators and up),
+    usable only from the origin and the browser session that asked for it."""
     params = {"name": container.name, "origin": origin}
     with audited_refusal(
         actor=actor,
@@ -63,6 +87,8 @@ def issue_ticket(*, actor: Any, ctx: RequestContext, container: Container, origi
         params=params,
     ):
         access.require(actor, "operate", container.host)
+        if not session_key:
+            raise Forbidden("a terminal needs a logged-in browser session")
         if container.state != State.RUNNING:
             raise Conflict(
                 f"{container.name} is {container.state.lower()}: a terminal needs a running container"
@@ -73,6 +99,7 @@ def issue_ticket(*, actor: Any, ctx: RequestContext, container: Container, origi
                 user=actor,
                 container=container,
                 origin=origin[:255],
+                session_hash=session_hash(session_key),
                 expires_at=timezone.now() + timedelta(seconds=TICKET_SECONDS),
             )
             audit(
@@ -87,20 +114,43 @@ def issue_ticket(*, actor: Any, ctx: RequestContext, container: Container, origi
         return ticket
 
 
-def open_session(*, token: str, origin: str, ctx: RequestContext) -> Operation:
-    """Spend the ticket (once, before it expires, from the origin it was issued to) and queue the session."""
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = TerminalTicket.objects.filter(token=token, used_at__isnull=True, expires_at__gt=now).update(
-            used_at=now
-        )
-        ticket = TerminalTicket.objects.select_related("user", "container__host").filter(token=token).first()
-    if not claimed or ticket is None:
-        raise NotFound("this terminal ticket is unknown, used or expired: open the terminal again")
-    container, user = ticket.container, ticket.user
-    if ticket.origin != origin:
-        raise Forbidden("the terminal was opened from another origin")
-    access.require(user, "operate", container.host)  # the role may have changed since
+def open_session(
+    *, token: str | None, origin: str, origin_ok: bool, session_key: str | None, ctx: RequestContext
+) -> Operation:
+    """Spend the ticket and queue the session: once, before it expires, from the origin and the
+    browser session it was issued to. Every refusal writes a refused ``container.terminal``
+    audit row saying why, in the name of the session's user when there is one."""
+    user = session_user(session_key)
+    ticket = (
+        TerminalTicket.objects.select_related("user", "container__host").filter(token=token).first()
+        if token
+        else None
+    )
+    container = ticket.container if ticket else None
+    with audited_refusal(
+        actor=user if user.is_authenticated else None,
+        ctx=ctx,
+        action="container.terminal",
+        host=container.host if container else None,
+        target=container.target if container else "",
+        # a prefix names the ticket in the trail without keeping a usable secret
+        params={"ticket": (token or "")[:8], "origin": origin[:255]},
+    ):
+        if ticket is None or container is None:
+            raise NotFound("this terminal ticket is unknown: open the terminal again")
+        if not origin_ok or ticket.origin != origin:
+            raise Forbidden("the terminal was opened from another origin")
+        same_session = constant_time_compare(ticket.session_hash, session_hash(session_key))
+        if user.pk != ticket.user_id or not same_session:
+            raise Forbidden("this terminal ticket belongs to another browser session: open the terminal anew")
+        now = timezone.now()
+        unspent = TerminalTicket.objects.filter(pk=ticket.pk, used_at__isnull=True, expires_at__gt=now)
+        claimed = unspent.update(used_at=now)
+        if not claimed:
+            ticket.refresh_from_db()
+            spent = "was already used" if ticket.used_at else "has expired"
+            raise NotFound(f"this terminal ticket {spent}: open the terminal again")
+        access.require(ticket.user, "operate", container.host)  # the role may have changed since
     params = {
         "name": container.name,
         "lxc_path": container.lxc_path,
@@ -108,7 +158,7 @@ def open_session(*, token: str, origin: str, ctx: RequestContext) -> Operation:
         "libvirt_uri": container.host.libvirt_uri,
     }
     op = start_operation(
-        actor=user,
+        actor=ticket.user,
         ctx=ctx,
         host=container.host,
         kind="container.terminal",

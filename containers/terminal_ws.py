@@ -1,8 +1,9 @@
 """The terminal websocket (ASGI): checks the Origin and the ticket, then relays through Redis.
 
 ``/ws/terminal/<ticket>/``. The page gets the ticket with a POST (CSRF-protected, audited); the
-websocket spends it. Bytes from the agent's pty arrive on a Redis list and go to the browser as
-binary frames; keystrokes and resizes go the other way as JSON.
+websocket spends it, from the same origin and browser session (its session cookie). Bytes from
+the agent's pty arrive on a Redis list and go to the browser as binary frames; keystrokes and
+resizes go the other way as JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import re
 from contextlib import suppress
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +38,17 @@ def origin_allowed(origin: str, host: str) -> bool:
     )
 
 
+def _session_key(cookie_header: str) -> str | None:
+    """The session cookie's value from a Cookie header (None when absent or unparsable)."""
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
 async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
     import redis.asyncio as aioredis
 
@@ -47,13 +60,17 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     match = _PATH.match(scope.get("path", ""))
     origin = headers.get("origin", "")
-    if match is None or not origin_allowed(origin, headers.get("host", "")):
-        await send({"type": "websocket.close", "code": 4403})
-        return
     client = scope.get("client") or (None, None)
     ctx = RequestContext(ip=client[0], request_id=headers.get("x-request-id", "")[:64])
     try:
-        op = await sync_to_async(terminal.open_session)(token=match["token"], origin=origin, ctx=ctx)
+        # Every refusal (unknown, used or expired ticket, wrong origin or session) is audited there.
+        op = await sync_to_async(terminal.open_session)(
+            token=match["token"] if match else None,
+            origin=origin,
+            origin_ok=origin_allowed(origin, headers.get("host", "")),
+            session_key=_session_key(headers.get("cookie", "")),
+            ctx=ctx,
+        )
     except ServiceError as exc:
         await send({"type": "websocket.close", "code": 4000 + exc.status_code, "reason": exc.message[:120]})
         return

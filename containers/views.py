@@ -651,7 +651,11 @@ def container_terminal_ticket(request: HttpRequest, pk: int) -> HttpResponse:
     origin = f"{request.scheme}://{request.get_host()}"
     try:
         ticket = terminal.issue_ticket(
-            actor=request.user, ctx=RequestContext.from_request(request), container=container, origin=origin
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            container=container,
+            origin=origin,
+            session_key=request.session.session_key,
         )
     except ServiceError as exc:
         return JsonResponse({"error": exc.message}, status=exc.status_code)

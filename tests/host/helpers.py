@@ -12,3 +12,15 @@ def wait_terminal(op_or_pk, timeout: float = 60) -> Operation:
         return op if op.is_terminal else None
 
     return wait_for(done, timeout, interval=0.1, what=f"operation #{pk} to finish")
+
+
+def browser_session(user) -> tuple[str, dict[str, str]]:  # noqa: ANN001
+    """A real logged-in session of ``user``, as a browser holds it: the session key, and the
+    headers (its session cookie) a websocket from that browser sends."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    key = client.session.session_key
+    return key, {"Cookie": f"{settings.SESSION_COOKIE_NAME}={key}"}

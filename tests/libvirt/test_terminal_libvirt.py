@@ -13,6 +13,7 @@ from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import libvirt_services as domains
 from containers import terminal
+from tests.host.helpers import browser_session
 from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row, libvirt_env, ok  # noqa: F401, F811
 
 pytestmark = pytest.mark.host
@@ -38,9 +39,13 @@ def test_terminal_on_a_libvirt_domain_console(libvirt_env, admin, start_agent, u
     )
     ok(domains.domain_action(actor=admin, ctx=CTX, container=domain_row(host, unique), action="start"))
     origin = f"http://{web}"
-    ticket = terminal.issue_ticket(actor=admin, ctx=CTX, container=domain_row(host, unique), origin=origin)
+    key, cookie = browser_session(admin)
+    ticket = terminal.issue_ticket(
+        actor=admin, ctx=CTX, container=domain_row(host, unique), origin=origin, session_key=key
+    )
     seen = b""
-    with connect(f"ws://{web}/ws/terminal/{ticket.token}/", origin=origin, open_timeout=10) as ws:
+    url = f"ws://{web}/ws/terminal/{ticket.token}/"
+    with connect(url, origin=origin, additional_headers=cookie, open_timeout=10) as ws:
         deadline = time.monotonic() + 20
         sent_at = 0.0
         while b"console-42" not in seen and time.monotonic() < deadline:
