@@ -286,3 +286,39 @@ class RoleBinding(models.Model):
     def __str__(self) -> str:
         where = "all hosts" if self.all_hosts else ", ".join(h.slug for h in self.hosts.all())
         return f"{self.team}: {self.role} on {where}"
+
+
+class PasswordLink(models.Model):
+    """A one-time link that sets a user's password: an invitation or a reset by a superuser.
+
+    Only the SHA-256 of the token is stored (the token is 256 random bits, so a fast hash is
+    enough: nobody can guess a preimage, and the database never holds a usable link). A link
+    works once, until ``expires_at``, and only while it is the user's newest unused one.
+    """
+
+    class Purpose(models.TextChoices):
+        INVITE = "invite", "Invitation"
+        RESET = "reset", "Password reset"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_links"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    # used_at: the password was set through it; revoked_at: a newer link, a deactivation or a
+    # password set another way made it void.
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} link for {self.user_id}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()

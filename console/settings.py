@@ -249,6 +249,10 @@ AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "365"))
 TERMINAL_IDLE_SECONDS = int(os.environ.get("TERMINAL_IDLE_SECONDS", "1800"))
 # The first page of a list holds this many rows.
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
+# One-time links that set a password (invitations, resets by a superuser) work this long.
+PASSWORD_LINK_HOURS = int(os.environ.get("PASSWORD_LINK_HOURS", "72"))
+# Where `manage.py users` says the console is, to print whole links (pages use the request's).
+CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 import console.account_views as account_views
+import console.user_views as user_views
 from console import views
 
 # A query parameter that does not parse (console.query.BadParameter): a 400 saying which and why.
@@ -28,6 +29,15 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit-list"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),
+    path("users/", user_views.user_list, name="user-list"),
+    path("users/new/", user_views.user_create, name="user-create"),
+    path("users/<int:pk>/", user_views.user_detail, name="user-detail"),
+    path("users/<int:pk>/deactivate/", user_views.user_deactivate, name="user-deactivate"),
+    path("users/<int:pk>/reactivate/", user_views.user_reactivate, name="user-reactivate"),
+    path("users/<int:pk>/reset-password/", user_views.user_reset_password, name="user-reset-password"),
+    path("users/<int:pk>/remove-2fa/", user_views.user_remove_2fa, name="user-remove-2fa"),
+    # The one-time link of an invitation or a password reset (no login: it is how one gets one).
+    path("password/<str:token>/", user_views.set_password, name="user-set-password"),
     path("containers/", include("containers.urls")),
     path("storage/", include("storage.urls")),
     path("networks/", include("networks.urls")),
