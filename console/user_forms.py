@@ -8,8 +8,9 @@ from django import forms
 
 
 class UserCreateForm(forms.Form):
-    username = forms.CharField(label="User name", max_length=150)
-    email = forms.CharField(label="E-mail (optional)", max_length=254, required=False)
+    # Not stripped: the service refuses blanks around a name rather than changing what was typed.
+    username = forms.CharField(label="User name", max_length=150, strip=False)
+    email = forms.CharField(label="E-mail (optional)", max_length=254, required=False, strip=False)
     how = forms.ChoiceField(
         label="Password",
         choices=[
@@ -44,7 +45,8 @@ class UserCreateForm(forms.Form):
 class ConfirmForm(forms.Form):
     """A destructive action goes ahead only once the user's name is typed."""
 
-    confirm = forms.CharField(label="Type the user name to confirm", max_length=150)
+    # Exactly the name: not stripped, like the user name itself.
+    confirm = forms.CharField(label="Type the user name to confirm", max_length=150, strip=False)
 
     def __init__(self, *args: Any, username: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -83,14 +83,15 @@ def _refuse_self(actor: Any, user: Any, what: str) -> None:
 
 
 def clean_username(username: str) -> str:
-    username = (username or "").strip()
+    # Not stripped: "bob\n" or " bob" is refused, never quietly turned into another name.
+    username = username or ""
     if not _USERNAME_RE.fullmatch(username):
         raise InvalidInput(USERNAME_RULE, field="username")
     return username
 
 
 def clean_email(email: str) -> str:
-    email = (email or "").strip()
+    email = email or ""
     if not email:
         return ""
     if len(email) > 254 or not email.isascii() or any(ord(ch) < 32 or ord(ch) == 127 for ch in email):

@@ -276,3 +276,191 @@ def test_good_input_on_the_same_endpoints_is_accepted(setup):
         assert response.status_code == status, (endpoint, response.content[:300])
         Operation.objects.update(status="succeeded")  # release the container's lock for the next one
     assert Operation.objects.count() == len(good)
+
+
+# --- Users pages (superusers) and the one-time password link (anyone holding it) ----------------
+USER_NAMES_BAD = [
+    *[b for b in SHELLISH if b != "x" * 64],  # 64 x's is a fine user name
+    "x" * 151,
+    "bob\n",
+    " bob",
+    "bob ",
+    "ａｄｍｉｎ",  # fullwidth letters
+    "admin\u200b",
+    "٣٣٣",  # Arabic-Indic digits: str.isdigit() says yes
+    "SUE-SUPERUSER",  # differs from an existing name only by case
+    "-bob",
+    "@bob",
+]
+EMAILS_BAD = [
+    "not-an-address",
+    "a@b",
+    "a b@example.org",
+    "a@example.org\n",
+    " a@example.org",
+    "é@example.org",
+    "a@例え.jp",
+    "a\x00@example.org",
+    "x" * 250 + "@e.org",
+    "<script>@example.org",
+    "a@example.org;id",
+]
+PASSWORDS_BAD = ["", "short", "1" * 14, "٣" * 14, "a\x00" * 8, "x" * 1025 + "Aa1!", "password12345"]
+CONFIRMS_BAD = ["", "M-TARGET", "m-target\x00", "m-target\n", "x" * 151, "m-target;id", "ｍ-target"]
+USER_CASES: list[tuple[str, str, dict]] = []
+for bad in USER_NAMES_BAD:
+    USER_CASES.append(("user-name", "user-create", {"username": bad, "how": "invite"}))
+for bad in EMAILS_BAD:
+    USER_CASES.append(("user-email", "user-create", {"username": "okuser", "email": bad, "how": "invite"}))
+for bad in PASSWORDS_BAD:
+    USER_CASES.append(
+        (
+            "user-password",
+            "user-create",
+            {"username": "okuser", "how": "password", "password1": bad, "password2": bad},
+        )
+    )
+USER_CASES.append(  # too like the user name
+    (
+        "user-password",
+        "user-create",
+        {
+            "username": "okuser-long",
+            "how": "password",
+            "password1": "okuser-long1",
+            "password2": "okuser-long1",
+        },
+    )
+)
+for bad in ["root", "", "invite\x00", "INVITE"]:
+    USER_CASES.append(("user-how", "user-create", {"username": "okuser", "how": bad}))
+for bad in ["nope", "../ops", "ops\x00", "OPS", "ops\n"]:
+    USER_CASES.append(("user-team", "user-create", {"username": "okuser", "how": "invite", "teams": bad}))
+for endpoint in ("user-deactivate", "user-reset-password", "user-remove-2fa"):
+    for bad in CONFIRMS_BAD:
+        USER_CASES.append(("user-confirm", endpoint, {"confirm": bad}))
+for bad in [*PASSWORDS_BAD, "m-invited-12"]:  # the last one is too like the user name
+    USER_CASES.append(("link-password", "link", {"new_password1": bad, "new_password2": bad}))
+USER_CASES.append(("link-differ", "link", {"new_password1": "a long passphrase 1", "new_password2": "other"}))
+for bad in ["x" * 43, "%00", "a" * 44, "٣" * 43, "..", "a%0Ab"]:
+    USER_CASES.append(("link-token", "bad-link", {"token": bad, "new_password1": "a long passphrase 1"}))
+for query in [
+    {"page": "٣"},
+    {"page": "３"},
+    {"page": "1\n"},
+    {"page": "-1"},
+    {"page": "0x10"},
+    {"page": "9" * 12},
+]:
+    USER_CASES.append(("user-list-page", "user-list", query))
+for query in [{"q": "a\x00b"}, {"q": "x" * 151}, {"q": "a\nb"}, {"status": "root"}, {"status": "active\n"}]:
+    USER_CASES.append(("user-list-filter", "user-list", query))
+for pk in ["٣", "３", "1%0A", "-1", "99999999"]:
+    USER_CASES.append(("user-pk", "user-pk", {"pk": pk}))
+
+
+@pytest.fixture
+def user_setup(client, superuser):
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from console import user_services
+    from console.models import Team
+    from console.operations import SYSTEM
+
+    client.force_login(superuser)
+    Team.objects.create(name="ops")
+    target = get_user_model().objects.create_user("m-target", password="a-long-test-password")
+    TOTPDevice.objects.create(user=target, name="authenticator app", confirmed=True)
+    _, invitation = user_services.create_user(actor=None, ctx=SYSTEM, username="m-invited")
+    return {"client": client, "target": target, "token": invitation.token}
+
+
+def user_world() -> list:
+    """Everything a user-management request could change."""
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from console.models import PasswordLink
+
+    users = list(
+        get_user_model().objects.order_by("pk").values_list("username", "email", "is_active", "password")
+    )
+    links = list(PasswordLink.objects.order_by("pk").values_list("pk", "used_at", "revoked_at"))
+    return [users, links, TOTPDevice.objects.count()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "endpoint", "data"), USER_CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(USER_CASES)]
+)
+def test_bad_input_on_the_users_pages_is_refused_and_changes_nothing(user_setup, kind, endpoint, data):
+    client, target = user_setup["client"], user_setup["target"]
+    before = user_world()
+    rows_before = AuditEvent.objects.count()
+    if endpoint == "user-list":
+        response = client.get(reverse("user-list"), data)
+    elif endpoint == "user-pk":
+        response = client.get(f"/users/{data['pk']}/")
+    elif endpoint == "link":
+        response = client.post(reverse("user-set-password", args=[user_setup["token"]]), data)
+    elif endpoint == "bad-link":
+        response = client.post(
+            f"/password/{data.pop('token')}/", {**data, "new_password2": data["new_password1"]}
+        )
+    elif endpoint == "user-create":
+        response = client.post(reverse("user-create"), data)
+    else:
+        response = client.post(reverse(endpoint, args=[target.pk]), data)
+    assert 400 <= response.status_code < 500, response.status_code
+    if response.status_code not in (404, 405) or endpoint == "bad-link":
+        body = response.content.decode()
+        assert "field-error" in body or 'class="alert error"' in body, body[:3000]
+    assert user_world() == before
+    if response.request["REQUEST_METHOD"] == "POST":
+        # Exactly one refused row per refused change; a bad filter or page (a GET) writes none.
+        assert list(
+            AuditEvent.objects.values_list("result", flat=True)[: AuditEvent.objects.count() - rows_before]
+        ) == ["refused"]
+    else:
+        assert AuditEvent.objects.count() == rows_before
+
+
+def test_there_are_enough_user_cases():
+    assert len(USER_CASES) >= 100
+
+
+def test_good_input_on_the_users_pages_is_accepted(user_setup):
+    """The cases above fail for their bad value, not because the pages refuse everything."""
+    client, target = user_setup["client"], user_setup["target"]
+    good = [
+        (
+            reverse("user-create"),
+            {"username": "okuser", "email": "ok@example.org", "how": "invite", "teams": "ops"},
+            200,
+        ),
+        (
+            reverse("user-create"),
+            {
+                "username": "x" * 150,
+                "how": "password",
+                "password1": "a long passphrase 1",
+                "password2": "a long passphrase 1",
+            },
+            302,
+        ),
+        (reverse("user-remove-2fa", args=[target.pk]), {"confirm": "m-target"}, 302),
+        (reverse("user-reset-password", args=[target.pk]), {"confirm": "m-target"}, 200),
+        (reverse("user-deactivate", args=[target.pk]), {"confirm": "m-target"}, 302),
+        (
+            reverse("user-set-password", args=[user_setup["token"]]),
+            {"new_password1": "a long passphrase 1", "new_password2": "a long passphrase 1"},
+            302,
+        ),
+    ]
+    for url, data, status in good:
+        response = client.post(url, data)
+        assert response.status_code == status, (url, response.content[:300])
+    assert (
+        client.get(reverse("user-list"), {"q": "okuser", "status": "active", "page": "1"}).status_code == 200
+    )
+    assert AuditEvent.objects.filter(result="refused").count() == 0

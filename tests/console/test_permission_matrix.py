@@ -8,6 +8,7 @@ command can follow).
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from console.models import AuditEvent, Operation, RoleBinding, Team
@@ -29,6 +30,14 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "audit-list": ("login", None),
     "team-list": ("super", "super"),
     "team-detail": ("super", "super"),
+    "user-list": ("super", None),
+    "user-create": ("super", "super"),
+    "user-detail": ("super", None),
+    "user-deactivate": ("super", "super"),
+    "user-reactivate": (None, "super"),
+    "user-reset-password": ("super", "super"),
+    "user-remove-2fa": ("super", "super"),
+    "user-set-password": ("any", "any"),  # the one-time link: whoever holds it
     "containers:list": ("login", None),
     "containers:create": ("login", "admin"),
     "containers:autostart": ("view", "operate"),
@@ -122,7 +131,14 @@ def world(db, host, make_user, admin):
     from networks.models import Network
 
     network = Network.objects.create(host=host, name="net1", bridge="virbr9")
+    from console import user_services
+    from console.operations import SYSTEM
+
+    person = get_user_model().objects.create_user("m-target", password="a-long-test-password")
+    _, invitation = user_services.create_user(actor=None, ctx=SYSTEM, username="m-invited")
     return {
+        "person": person,
+        "link_token": invitation.token,
         "host": host,
         "container": container,
         "op": op,
@@ -141,6 +157,12 @@ def kwargs_for(name: str, w: dict) -> dict:
         "operation-detail": {"pk": w["op"].pk},
         "operation-card": {"pk": w["op"].pk},
         "team-detail": {"pk": w["team"].pk},
+        "user-detail": {"pk": w["person"].pk},
+        "user-deactivate": {"pk": w["person"].pk},
+        "user-reactivate": {"pk": w["person"].pk},
+        "user-reset-password": {"pk": w["person"].pk},
+        "user-remove-2fa": {"pk": w["person"].pk},
+        "user-set-password": {"token": w["link_token"]},
         "containers:autostart": {"slug": h.slug},
         "containers:mount-roots": {"slug": h.slug},
         "containers:detail": {"pk": c.pk},
@@ -222,7 +244,10 @@ def test_permission_matrix(name, client, world, make_user, admin):
     users = make_users(make_user, admin)
     url = reverse(name, kwargs=kwargs_for(name, world))
     get_need, post_need = MATRIX[name]
-    has_object = bool(kwargs_for(name, world)) and name not in ("team-detail",)
+    # Users and teams are not on a host: an outsider is refused (403), not kept from seeing them.
+    has_object = (
+        bool(kwargs_for(name, world)) and name not in ("team-detail",) and not name.startswith("user-")
+    )
     for who in USERS:
         client.logout()
         if users[who] is not None:
