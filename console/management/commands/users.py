@@ -48,7 +48,8 @@ class Command(BaseCommand):
             ("create", "create a user"),
             ("invite", "create a user and print an invitation link"),
         ):
-            p = sub.add_parser(name, help=what)
+            # No abbreviations: "--password SECRET" must not pass for --password-stdin.
+            p = sub.add_parser(name, help=what, allow_abbrev=False)
             p.add_argument("username")
             p.add_argument("--email", default="")
             p.add_argument("--team", action="append", default=[], help="a team to join (repeatable)")
