@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from console.models import AuditEvent, Team
@@ -37,6 +38,7 @@ def world(db, host):
         "c": c,
         "host": host,
         "team": Team.objects.create(name="t1"),
+        "person": get_user_model().objects.create_user("m-target"),
         "loop": loop,
         "pool": pool,
         "network": network,
@@ -60,6 +62,8 @@ def url_for(name: str, w: dict) -> str:
         "networks:action": {"pk": w["network"].pk, "action": "start"},
         "networks:reservation": {"pk": w["network"].pk, "change": "add"},
     }.get(name)
+    if name.startswith("user-") and name != "user-create":
+        kwargs = {"pk": w["person"].pk}
     if kwargs is None and name.startswith("containers:") and name != "containers:create":
         kwargs = {"pk": w["c"].pk}
     return reverse(name, kwargs=kwargs or {})
@@ -146,6 +150,11 @@ PAYLOADS = {
     "account-totp-start": [{}],
     "account-totp-confirm": [{"token": "000000"}],
     "account-totp-remove": [{}],
+    "user-create": [{}, {"username": "bad name", "how": "invite"}, {"username": "newuser", "how": "invite"}],
+    "user-deactivate": [{}, {"confirm": "wrong"}, {"confirm": "m-target"}],
+    "user-reactivate": [{}],
+    "user-reset-password": [{}, {"confirm": "wrong"}, {"confirm": "m-target"}],
+    "user-remove-2fa": [{}, {"confirm": "m-target"}],
 }
 
 
