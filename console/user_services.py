@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
@@ -63,6 +65,27 @@ def _hash(token: str) -> str:
 
 def _target(username: str) -> str:
     return f"user {username}"[:255]
+
+
+@contextmanager
+def _change(
+    actor: Any, ctx: RequestContext, action: str, target: str, params: dict, *, authorize: bool = True
+) -> Iterator[Callable[..., None]]:
+    """Audit a refusal of the change (then re-raise); yield ``done(**extra)``, its success row.
+
+    ``done`` is called inside the change's transaction, so the row and the change commit together.
+    """
+
+    def done(**extra: Any) -> None:
+        audit(
+            **{"actor": actor, "ctx": ctx, "action": action, "target": target, "params": params, **extra},
+            result=AuditResult.SUCCEEDED,
+        )
+
+    with audited_refusal(actor=actor, ctx=ctx, action=action, target=target, params=params):
+        if authorize:
+            _authorize(actor)
+        yield done
 
 
 def _params(actor: Any, **params: Any) -> dict:
@@ -182,8 +205,7 @@ def create_user(
     """A new ordinary user with ``password``, or (password None) invited by a one-time link."""
     action = "user.create" if password is not None else "user.invite"
     params = _params(actor, username=username, email=email, teams=list(teams or []))
-    with audited_refusal(actor=actor, ctx=ctx, action=action, target=_target(username), params=params):
-        _authorize(actor)
+    with _change(actor, ctx, action, _target(username), params) as done:
         username = clean_username(username)
         email = clean_email(email)
         User = get_user_model()  # noqa: N806
@@ -208,25 +230,14 @@ def create_user(
             after = {**_state(user), "teams": sorted(t.name for t in chosen)}
             if issued is not None:
                 after["link_expires"] = issued.link.expires_at.isoformat()
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action=action,
-                result=AuditResult.SUCCEEDED,
-                target=_target(username),
-                params=params,
-                after=after,
-            )
+            done(after=after)
         return user, issued
 
 
 def deactivate_user(*, actor: Any, ctx: RequestContext, user: Any) -> int:
     """Deactivate ``user``: their sessions and unused links end now. Returns the sessions ended."""
     params = _params(actor, username=user.username)
-    with audited_refusal(
-        actor=actor, ctx=ctx, action="user.deactivate", target=_target(user.username), params=params
-    ):
-        _authorize(actor)
+    with _change(actor, ctx, "user.deactivate", _target(user.username), params) as done:
         _refuse_self(actor, user, "you cannot deactivate yourself")
         with transaction.atomic():
             User = get_user_model()  # noqa: N806
@@ -243,13 +254,7 @@ def deactivate_user(*, actor: Any, ctx: RequestContext, user: Any) -> int:
             user.save(update_fields=["is_active"])
             links = _revoke_links(user)
             sessions = end_sessions(user)
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action="user.deactivate",
-                result=AuditResult.SUCCEEDED,
-                target=_target(user.username),
-                params=params,
+            done(
                 before=before,
                 after={**_state(user), "sessions_ended": sessions, "links_revoked": links},
             )
@@ -258,36 +263,20 @@ def deactivate_user(*, actor: Any, ctx: RequestContext, user: Any) -> int:
 
 def reactivate_user(*, actor: Any, ctx: RequestContext, user: Any) -> None:
     params = _params(actor, username=user.username)
-    with audited_refusal(
-        actor=actor, ctx=ctx, action="user.reactivate", target=_target(user.username), params=params
-    ):
-        _authorize(actor)
-        with transaction.atomic():
-            user.refresh_from_db()
-            if user.is_active:
-                raise Conflict(f"{user.username} is already active")
-            before = _state(user)
-            user.is_active = True
-            user.save(update_fields=["is_active"])
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action="user.reactivate",
-                result=AuditResult.SUCCEEDED,
-                target=_target(user.username),
-                params=params,
-                before=before,
-                after=_state(user),
-            )
+    with _change(actor, ctx, "user.reactivate", _target(user.username), params) as done, transaction.atomic():
+        user.refresh_from_db()
+        if user.is_active:
+            raise Conflict(f"{user.username} is already active")
+        before = _state(user)
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        done(before=before, after=_state(user))
 
 
 def reset_password(*, actor: Any, ctx: RequestContext, user: Any) -> IssuedLink:
     """The current password stops working and the user's sessions end; a one-time link sets a new one."""
     params = _params(actor, username=user.username)
-    with audited_refusal(
-        actor=actor, ctx=ctx, action="user.password.reset", target=_target(user.username), params=params
-    ):
-        _authorize(actor)
+    with _change(actor, ctx, "user.password.reset", _target(user.username), params) as done:
         _refuse_self(actor, user, "change your own password on your Account page")
         if not user.is_active:
             raise Conflict(f"{user.username} is deactivated: reactivate them first")
@@ -296,40 +285,21 @@ def reset_password(*, actor: Any, ctx: RequestContext, user: Any) -> IssuedLink:
             user.save(update_fields=["password"])
             sessions = end_sessions(user)
             issued = _issue_link(user, PasswordLink.Purpose.RESET, actor)
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action="user.password.reset",
-                result=AuditResult.SUCCEEDED,
-                target=_target(user.username),
-                params=params,
-                after={"sessions_ended": sessions, "link_expires": issued.link.expires_at.isoformat()},
-            )
+            done(after={"sessions_ended": sessions, "link_expires": issued.link.expires_at.isoformat()})
         return issued
 
 
 def remove_two_factor(*, actor: Any, ctx: RequestContext, user: Any) -> int:
     """Delete the user's TOTP devices (a lost phone); their next log-in asks for no code."""
     params = _params(actor, username=user.username)
-    with audited_refusal(
-        actor=actor, ctx=ctx, action="user.totp.remove", target=_target(user.username), params=params
-    ):
-        _authorize(actor)
+    with _change(actor, ctx, "user.totp.remove", _target(user.username), params) as done:
         _refuse_self(actor, user, "turn your own two-factor authentication off on your Account page")
         with transaction.atomic():
             devices = list(TOTPDevice.objects.select_for_update().filter(user=user))
             if not devices:
                 raise Conflict(f"{user.username} has no two-factor device")
             TOTPDevice.objects.filter(pk__in=[d.pk for d in devices]).delete()
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action="user.totp.remove",
-                result=AuditResult.SUCCEEDED,
-                target=_target(user.username),
-                params=params,
-                before={"devices": [{"name": d.name, "confirmed": d.confirmed} for d in devices]},
-            )
+            done(before={"devices": [{"name": d.name, "confirmed": d.confirmed} for d in devices]})
         return len(devices)
 
 
@@ -372,7 +342,7 @@ def set_password_with_link(*, ctx: RequestContext, token: str, password: str, pa
     target = _target(link.user.username) if link is not None else "password link"
     # Never the token itself: the audit trail must not hold a usable link.
     params = {"link": link.pk if link is not None else None}
-    with audited_refusal(actor=actor, ctx=ctx, action="user.password.set", target=target, params=params):
+    with _change(actor, ctx, "user.password.set", target, params, authorize=False) as done:
         link = check_link(link)
         user = link.user
         if password != password_again:
@@ -389,13 +359,5 @@ def set_password_with_link(*, ctx: RequestContext, token: str, password: str, pa
             user.save(update_fields=["password"])
             _revoke_links(user)
             sessions = end_sessions(user)
-            audit(
-                actor=user,
-                ctx=ctx,
-                action="user.password.set",
-                result=AuditResult.SUCCEEDED,
-                target=target,
-                params={**params, "purpose": link.purpose},
-                after={"sessions_ended": sessions},
-            )
+            done(params={**params, "purpose": link.purpose}, after={"sessions_ended": sessions})
         return user
