@@ -47,7 +47,7 @@ import secrets
 import stat
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -303,23 +303,33 @@ def _container_path(root_fd: int, fd: int) -> str | None:
 # -- the manual walk ------------------------------------------------------------------
 
 
-def _open_dirs(root_fd: int, parts: list[str], shown: str) -> int:
-    """Re-open the directory ``parts`` (already resolved, no links) from the root."""
+def _descend(root_fd: int, parts: list[str], step: Callable[[int, int, str], int]) -> int:
+    """Open ``parts`` one below the other from the root, each with ``step(dir_fd, depth, name)``;
+    every descriptor but the last is closed, all of them when a step fails."""
     fd = os.dup(root_fd)
     try:
-        for part in parts:
-            try:
-                child = os.open(part, _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
-                    raise RootfsError(f"{shown}: the filesystem changed during the lookup, try again")
-                raise _oserror(exc, shown)
+        for depth, part in enumerate(parts, start=1):
+            child = step(fd, depth, part)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _open_dirs(root_fd: int, parts: list[str], shown: str) -> int:
+    """Re-open the directory ``parts`` (already resolved, no links) from the root."""
+
+    def step(fd: int, depth: int, part: str) -> int:
+        try:
+            return os.open(part, _O_PATH_FLAGS | os.O_DIRECTORY, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                raise RootfsError(f"{shown}: the filesystem changed during the lookup, try again")
+            raise _oserror(exc, shown)
+
+    return _descend(root_fd, parts, step)
 
 
 def _walk(root_fd: int, parts: list[str], shown: str) -> tuple[int, list[str]]:
@@ -652,24 +662,46 @@ def _open_step(dir_fd: int, name: str, shown: str) -> int:
 
 def _open_parent(root_fd: int, parts: list[str], *, make_dirs: bool, dir_mode: int) -> int:
     """The directory holding ``parts[-1]``, each component opened by :func:`_open_step`."""
-    fd = os.dup(root_fd)
+
+    def step(fd: int, depth: int, part: str) -> int:
+        shown = _join(parts[:depth])
+        if make_dirs:
+            try:
+                os.mkdir(part, dir_mode, dir_fd=fd)  # mkdirat: a link in its place makes EEXIST
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise _oserror(exc, shown) from None
+        return _open_step(fd, part, shown)
+
+    return _descend(root_fd, parts[:-1], step)
+
+
+@contextmanager
+def _existing_parent(root_fd: int, parts: list[str]) -> Iterator[int | None]:
+    """The directory holding ``parts[-1]`` (as :func:`_open_parent`), None when one is missing."""
     try:
-        for i, part in enumerate(parts[:-1], start=1):
-            shown = _join(parts[:i])
-            if make_dirs:
-                try:
-                    os.mkdir(part, dir_mode, dir_fd=fd)  # mkdirat: a link in its place makes EEXIST
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    raise _oserror(exc, shown) from None
-            child = _open_step(fd, part, shown)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        dir_fd: int | None = _open_parent(root_fd, parts, make_dirs=False, dir_mode=0)
+    except RootfsError as exc:
+        if exc.code != errno.ENOENT:
+            raise
+        dir_fd = None
+    try:
+        yield dir_fd
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _lstat(dir_fd: int | None, name: str, shown: str) -> os.stat_result | None:
+    if dir_fd is None:
+        return None
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _oserror(exc, shown) from None
 
 
 def file_status(root_fd: int, path: str, *, regular: bool = False) -> os.stat_result | None:
@@ -680,21 +712,9 @@ def file_status(root_fd: int, path: str, *, regular: bool = False) -> os.stat_re
     that is not a regular file (to check before changing something else).
     """
     parts = _write_parts(path)
-    try:
-        dir_fd = _open_parent(root_fd, parts, make_dirs=False, dir_mode=0)
-    except RootfsError as exc:
-        if exc.code == errno.ENOENT:
-            return None
-        raise
-    try:
-        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _oserror(exc, _join(parts)) from None
-    finally:
-        os.close(dir_fd)
-    if regular:
+    with _existing_parent(root_fd, parts) as dir_fd:
+        st = _lstat(dir_fd, parts[-1], _join(parts))
+    if regular and st is not None:
         _refuse_unless_regular(st, _join(parts))
     return st
 
@@ -742,23 +762,15 @@ def remove_file(root_fd: int, path: str) -> bool:
     """
     parts = _write_parts(path)
     shown = _join(parts)
-    try:
-        dir_fd = _open_parent(root_fd, parts, make_dirs=False, dir_mode=0)
-    except RootfsError as exc:
-        if exc.code == errno.ENOENT:
-            return False
-        raise
-    try:
-        try:
-            st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
+    with _existing_parent(root_fd, parts) as dir_fd:
+        st = _lstat(dir_fd, parts[-1], shown)
+        if dir_fd is None or st is None:
             return False
         _refuse_unless_regular(st, shown)
-        os.unlink(parts[-1], dir_fd=dir_fd)  # unlinkat never follows the name
-    except OSError as exc:
-        raise _oserror(exc, shown) from None
-    finally:
-        os.close(dir_fd)
+        try:
+            os.unlink(parts[-1], dir_fd=dir_fd)  # unlinkat never follows the name
+        except OSError as exc:
+            raise _oserror(exc, shown) from None
     return True
 
 

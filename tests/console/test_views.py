@@ -150,6 +150,27 @@ def test_operation_list_filters_by_status(client, viewer, host):
     assert "testhost/bravo" in body and "testhost/alpha" not in body
 
 
+def test_file_reads_are_listed_only_when_asked_for(client, viewer, host):
+    """Each file-browser click is an audited read operation: kept out of the Operations list and
+    the host page unless "file reads" is ticked (issue 11)."""
+    Operation.objects.create(
+        kind="container.start", host=host, target="container testhost/alpha", lock_key="a"
+    )
+    for kind in ("container.files.list", "container.files.read"):
+        Operation.objects.create(
+            kind=kind, host=host, target="container testhost/reads", lock_key=f"r:{kind}"
+        )
+    client.force_login(viewer)
+    for body in (
+        client.get(reverse("operation-list")).content.decode(),
+        client.get(reverse("host-detail", args=[host.slug])).content.decode(),
+    ):
+        assert "testhost/alpha" in body and "container.files" not in body
+    body = client.get(reverse("operation-list"), {"reads": "1"}).content.decode()
+    assert "container.files.list" in body and "container.files.read" in body and "testhost/alpha" in body
+    assert 'name="reads" value="1" checked' in body
+
+
 def make_rows(host, admin, first, last):
     """Operations c<first>..c<last-1>, each with the audit event that accepted it."""
     ctx = RequestContext(ip="192.0.2.1", request_id="r" * 12)
