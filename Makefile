@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST_SLUG ?= local
 BIND ?= 127.0.0.1:8000
+# Reverse proxies whose X-Forwarded-For is believed (addresses/networks, comma-separated); empty: none.
+TRUSTED_PROXIES ?=
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
 	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
@@ -19,8 +21,8 @@ run: deps prepare-host db
 	@$(BIN)/python manage.py ensure_admin | tail -1 | sed 's/^/  /'
 	@echo "  (agent log: var/log/agent.log; stop everything started here with 'make stop')"
 	@echo
-	echo $$$$ > var/web.pid; exec $(BIN)/uvicorn console.asgi:application \
-		--host $(word 1,$(subst :, ,$(BIND))) --port $(word 2,$(subst :, ,$(BIND))) --workers 2 --no-server-header
+	echo $$$$ > var/web.pid; TRUSTED_PROXIES='$(TRUSTED_PROXIES)' VENV_BIN=$(BIN) \
+		exec scripts/web $(word 1,$(subst :, ,$(BIND))) $(word 2,$(subst :, ,$(BIND)))
 
 deps: system-packages venv
 

@@ -1,8 +1,9 @@
 """The audit export (CSV and JSON), streamed: one query read in chunks, no row objects, no joins per row.
 
 The response starts with the first chunk, and memory holds one chunk at a time whatever the
-number of rows. Under ASGI (uvicorn) the rows are read with ``aiterator`` (a synchronous iterator
-would make Django buffer the whole body first); under WSGI with ``iterator``.
+number of rows. Under ASGI (uvicorn) the body is an asynchronous iterator (Django would buffer a
+synchronous one whole before sending) that reads each batch in a sync thread; under WSGI a plain
+iterator.
 
 CSV cells that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return) get a leading ``'`` in every column: user names, targets, messages and
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
@@ -117,13 +119,11 @@ def _sync_body(rows: QuerySet, encoder: _Encoder) -> Iterator[bytes]:
 
 async def _async_body(rows: QuerySet, encoder: _Encoder) -> AsyncIterator[bytes]:
     yield encoder.start()
-    batch: list[tuple] = []
-    async for row in rows.aiterator(chunk_size=CHUNK_ROWS):
-        batch.append(row)
-        if len(batch) == CHUNK_ROWS:
-            yield encoder.rows(batch)
-            batch = []
-    if batch:
+    # Each batch is read in the request's sync thread (its database connection); the event loop
+    # only sends. (QuerySet.aiterator runs a values_list query in the loop itself, which Django
+    # refuses.)
+    batches = _batches(rows.iterator(chunk_size=CHUNK_ROWS))
+    while (batch := await sync_to_async(next, thread_sensitive=True)(batches, None)) is not None:
         yield encoder.rows(batch)
     yield encoder.end()
 

@@ -55,8 +55,10 @@ class AxesBackend(AxesStandaloneBackend):
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The address django-axes counts failures for: REMOTE_ADDR, as in the audit trail."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The address django-axes counts failures for: the same as the audit trail's (trusted proxies only)."""
+    from console.middleware import request_client_ip
+
+    return getattr(request, "client_ip", None) or request_client_ip(request)
 
 
 def lockout_response(

@@ -7,6 +7,7 @@ kept in ``var/secret_key`` (never committed).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -151,7 +152,7 @@ AXES_VERBOSE = False
 # console.security.lockout_response relies on that to tell when to try again.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_LOCKOUT_CALLABLE = "console.security.lockout_response"
-# Same client address as the audit trail: REMOTE_ADDR only (a proxy must set it).
+# Same client address as the audit trail (console.middleware.client_address).
 AXES_CLIENT_IP_CALLABLE = "console.security.client_ip"
 # Two-factor (TOTP): name shown in authenticator apps.
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "LXC console")
@@ -187,6 +188,24 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION and _env_bool("SECURE_HSTS_INCLUDE_S
 SECURE_HSTS_PRELOAD = PRODUCTION and _env_bool("SECURE_HSTS_PRELOAD", True)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = PRODUCTION
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600 if PRODUCTION else 1209600)))
+
+
+# Reverse proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated (the
+# format of uvicorn's --forwarded-allow-ips, which `make run` passes the same value). Empty by
+# default: the TCP peer is the client, whatever headers it sends.
+def _networks(name: str) -> list[str]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    networks = []
+    for entry in filter(None, (p.strip() for p in os.environ.get(name, "").split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an IP address or network")
+    return networks
+
+
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
 if _env_bool("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

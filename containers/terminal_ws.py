@@ -21,6 +21,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from console.errors import ServiceError
+from console.middleware import client_address
 from console.operations import RequestContext
 
 _PATH = re.compile(r"^/ws/terminal/(?P<token>[A-Za-z0-9_-]{20,64})/$")
@@ -61,7 +62,9 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
     match = _PATH.match(scope.get("path", ""))
     origin = headers.get("origin", "")
     client = scope.get("client") or (None, None)
-    ctx = RequestContext(ip=client[0], request_id=headers.get("x-request-id", "")[:64])
+    # The same client address as a page's (trusted proxies only, a parsed address or None).
+    ip = client_address(client[0], headers.get("x-forwarded-for"))
+    ctx = RequestContext(ip=ip, request_id=headers.get("x-request-id", "")[:64])
     try:
         # Every refusal (unknown, used or expired ticket, wrong origin or session) is audited there.
         op = await sync_to_async(terminal.open_session)(
