@@ -75,7 +75,11 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
             ctx=ctx,
         )
     except ServiceError as exc:
-        await send({"type": "websocket.close", "code": 4000 + exc.status_code, "reason": exc.message[:120]})
+        # Accepted only to be closed at once: a close before the handshake reaches the page as a
+        # bare HTTP 403, and the page could not say why (a close frame carries code and reason).
+        await send({"type": "websocket.accept"})
+        reason = exc.message.encode()[:120].decode(errors="ignore")
+        await send({"type": "websocket.close", "code": 4000 + exc.status_code, "reason": reason})
         return
     await send({"type": "websocket.accept"})
     r = aioredis.from_url(settings.REDIS_URL)
