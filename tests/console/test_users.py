@@ -383,3 +383,54 @@ def test_only_superusers_see_the_users_link(client, make_user, superuser):
     assert reverse("user-list") not in client.get(reverse("account")).content.decode()
     client.force_login(superuser)
     assert f'href="{reverse("user-list")}"' in client.get(reverse("account")).content.decode()
+
+
+def test_the_user_page_reads_in_a_fixed_number_of_queries(client, sue, make_user, host):
+    bob = make_user("bob", role="view")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("user-detail", args=[bob.pk])).status_code == 200
+        return len(ctx)
+
+    one_team = queries()
+    for i in range(6):
+        team = Team.objects.create(name=f"extra-{i}")
+        team.members.add(bob)
+        RoleBinding.objects.create(team=team, role="operate").hosts.set([host])
+        user_services.reset_password(actor=sue, ctx=SYSTEM, user=bob)
+    assert queries() == one_team
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_racing_with_one_link_set_one_password(superuser):
+    """Both pass the first check; the conditional update lets exactly one of them spend the link."""
+    import threading
+
+    from django.db import connections
+
+    _, issued = user_services.create_user(actor=superuser, ctx=SYSTEM, username="gina")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def use(password: str) -> None:
+        barrier.wait()
+        try:
+            user_services.set_password_with_link(
+                ctx=SYSTEM, token=issued.token, password=password, password_again=password
+            )
+            outcomes.append(password)
+        except user_services.ServiceError as exc:
+            outcomes.append(exc.message)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=use, args=(p,)) for p in ("first passphrase 1", "second passphrase 2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winners = [o for o in outcomes if o.endswith("passphrase 1") or o.endswith("passphrase 2")]
+    assert len(outcomes) == 2 and len(winners) == 1, outcomes
+    assert User.objects.get(username="gina").check_password(winners[0])
+    assert AuditEvent.objects.filter(action="user.password.set", result="succeeded").count() == 1
