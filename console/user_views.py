@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from console import user_services
+from console import query, user_services
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.models import PasswordLink, Team
@@ -50,25 +50,15 @@ def _annotated(queryset: Any) -> Any:
     ).prefetch_related("console_teams")
 
 
-def _bad_filter(request: HttpRequest, message: str) -> HttpResponse:
-    context = {"error": message, "filters": {"q": "", "status": ""}, "statuses": STATUSES.items()}
-    return render(request, "console/user_list.html", context, status=400)
-
-
 @require_safe
 @login_required
 def user_list(request: HttpRequest) -> HttpResponse:
     _superuser_only(request)
     q = request.GET.get("q", "").strip()
-    status = request.GET.get("status", "")
-    page_number = request.GET.get("page", "1") or "1"
     if len(q) > _SEARCH_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in q):
-        return _bad_filter(request, f"Search for at most {_SEARCH_MAX} characters on one line.")
-    if status not in STATUSES:
-        return _bad_filter(request, f"Status is one of: {', '.join(k or 'empty' for k in STATUSES)}.")
-    # str.isdigit() and int() take other scripts' digits too; page numbers are ASCII only.
-    if not (page_number.isascii() and page_number.isdigit()) or len(page_number) > 9:
-        return _bad_filter(request, "The page is a number, like 2.")
+        raise query.BadParameter(f"q: search for at most {_SEARCH_MAX} characters on one line")
+    status = query.one_of("status", request.GET.get("status", ""), [k for k in STATUSES if k])
+    page_number = query.page_number(request)  # ASCII digits only (int() takes other scripts' too)
     users = get_user_model().objects.order_by("username")
     if q:
         users = users.filter(
@@ -79,7 +69,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         )
     if status:
         users = users.filter(is_active=status == "active")
-    page = Paginator(_annotated(users), settings.PAGE_SIZE).get_page(int(page_number))
+    page = Paginator(_annotated(users), settings.PAGE_SIZE).get_page(page_number)
     context = {
         "page": page,
         "filters": {"q": q, "status": status},

@@ -350,7 +350,8 @@ for query in [
     {"page": "1\n"},
     {"page": "-1"},
     {"page": "0x10"},
-    {"page": "9" * 12},
+    {"page": "9" * 30},
+    {"page": "0"},
 ]:
     USER_CASES.append(("user-list-page", "user-list", query))
 for query in [{"q": "a\x00b"}, {"q": "x" * 151}, {"q": "a\nb"}, {"status": "root"}, {"status": "active\n"}]:
