@@ -27,7 +27,7 @@ from django_otp import login as otp_login
 from django_otp import verify_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from console.choices import AuditResult
+from console.choices import AuditResult, ConsoleAction
 from console.decorators import audited_post
 from console.operations import RequestContext, audit
 from console.security import LoginForm, confirmed_totp_devices
@@ -110,7 +110,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("account.totp.start")
+@audited_post(ConsoleAction.ACCOUNT_TOTP_START)
 def totp_start(request: HttpRequest) -> HttpResponse:
     """Make a new (unconfirmed) device with a fresh key; it is not used until confirmed."""
     if confirmed_totp_devices(request.user):
@@ -124,7 +124,7 @@ def totp_start(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("account.totp.enable")
+@audited_post(ConsoleAction.ACCOUNT_TOTP_ENABLE)
 def totp_confirm(request: HttpRequest) -> HttpResponse:
     pending = _pending_device(request.user)
     if pending is None or confirmed_totp_devices(request.user):
@@ -139,7 +139,7 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
             audit(
                 actor=request.user,
                 ctx=RequestContext.from_request(request),
-                action="account.totp.enable",
+                action=ConsoleAction.ACCOUNT_TOTP_ENABLE,
                 result=AuditResult.SUCCEEDED,
                 target=request.user.get_username(),
                 params={"device": pending.persistent_id},
@@ -155,7 +155,7 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("account.totp.disable")
+@audited_post(ConsoleAction.ACCOUNT_TOTP_DISABLE)
 def totp_remove(request: HttpRequest) -> HttpResponse:
     devices = confirmed_totp_devices(request.user)
     if not devices:
@@ -168,7 +168,7 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
         audit(
             actor=request.user,
             ctx=RequestContext.from_request(request),
-            action="account.totp.disable",
+            action=ConsoleAction.ACCOUNT_TOTP_DISABLE,
             result=AuditResult.SUCCEEDED,
             target=request.user.get_username(),
             params={"devices": [d.persistent_id for d in devices]},
@@ -178,7 +178,7 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@audited_post("account.password.change")
+@audited_post(ConsoleAction.ACCOUNT_PASSWORD_CHANGE)
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's password; Django's validators (length 12, common, numeric, similar) apply."""
     form = PasswordChangeForm(request.user, request.POST or None)
@@ -188,7 +188,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
             audit(
                 actor=user,
                 ctx=RequestContext.from_request(request),
-                action="account.password.change",
+                action=ConsoleAction.ACCOUNT_PASSWORD_CHANGE,
                 result=AuditResult.SUCCEEDED,
                 target=user.get_username(),
             )

@@ -23,3 +23,21 @@ class AuditResult(models.TextChoices):
     # Refused before anything ran: bad input, busy target, not allowed.
     REFUSED = "refused", "Refused"
     FAILED = "failed", "Failed"
+
+
+class ConsoleAction(models.TextChoices):
+    """Audit actions of console-level changes, made in the request itself (no operation)."""
+
+    TEAM = "team", "team page"
+    TEAM_CREATE = "team.create", "create a team"
+    TEAM_DELETE = "team.delete", "delete a team"
+    TEAM_MEMBER_ADD = "team.member.add", "add a member"
+    TEAM_MEMBER_REMOVE = "team.member.remove", "remove a member"
+    TEAM_ROLE_GRANT = "team.role.grant", "grant a role"
+    TEAM_ROLE_REVOKE = "team.role.revoke", "revoke a role"
+    HOST_UPDATE = "host.update", "edit a host"
+    ACCOUNT_TOTP_START = "account.totp.start", "start two-factor setup"
+    ACCOUNT_TOTP_ENABLE = "account.totp.enable", "enable two-factor"
+    ACCOUNT_TOTP_DISABLE = "account.totp.disable", "disable two-factor"
+    ACCOUNT_PASSWORD_CHANGE = "account.password.change", "change password"
+    AUDIT_PRUNE = "audit.prune", "prune the audit trail"

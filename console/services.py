@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from console import access
-from console.choices import AuditResult
+from console.choices import AuditResult, ConsoleAction
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, RoleBinding, Team
 from console.operations import RequestContext, audit, audited_refusal
@@ -32,7 +32,7 @@ def _done(actor: Any, ctx: RequestContext, action: str, target: str, params: dic
 def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
     params = {"name": name}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.create", target=f"team {name}"[:255], params=params
+        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_CREATE, target=f"team {name}"[:255], params=params
     ):
         access.require_superuser(actor)
         name = (name or "").strip()
@@ -42,14 +42,14 @@ def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
             raise Conflict(f"a team named {name!r} exists already", field="name")
         with transaction.atomic():
             team = Team.objects.create(name=name)
-            _done(actor, ctx, "team.create", f"team {name}", params, after={"name": name})
+            _done(actor, ctx, ConsoleAction.TEAM_CREATE, f"team {name}", params, after={"name": name})
         return team
 
 
 def delete_team(*, actor: Any, ctx: RequestContext, team: Team) -> None:
     params = {"team": team.name}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.delete", target=f"team {team.name}", params=params
+        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_DELETE, target=f"team {team.name}", params=params
     ):
         access.require_superuser(actor)
         with transaction.atomic():
@@ -58,13 +58,13 @@ def delete_team(*, actor: Any, ctx: RequestContext, team: Team) -> None:
                 "bindings": [str(b) for b in team.bindings.all()],
             }
             team.delete()
-            _done(actor, ctx, "team.delete", f"team {params['team']}", params, before=before)
+            _done(actor, ctx, ConsoleAction.TEAM_DELETE, f"team {params['team']}", params, before=before)
 
 
 def add_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
     params = {"team": team.name, "username": username}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.member.add", target=f"team {team.name}", params=params
+        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_MEMBER_ADD, target=f"team {team.name}", params=params
     ):
         access.require_superuser(actor)
         user = get_user_model().objects.filter(username=username).first()
@@ -74,13 +74,17 @@ def add_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) ->
             raise Conflict(f"{username} is already in {team.name}")
         with transaction.atomic():
             team.members.add(user)
-            _done(actor, ctx, "team.member.add", f"team {team.name}", params)
+            _done(actor, ctx, ConsoleAction.TEAM_MEMBER_ADD, f"team {team.name}", params)
 
 
 def remove_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
     params = {"team": team.name, "username": username}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.member.remove", target=f"team {team.name}", params=params
+        actor=actor,
+        ctx=ctx,
+        action=ConsoleAction.TEAM_MEMBER_REMOVE,
+        target=f"team {team.name}",
+        params=params,
     ):
         access.require_superuser(actor)
         user = team.members.filter(username=username).first()
@@ -88,7 +92,7 @@ def remove_member(*, actor: Any, ctx: RequestContext, team: Team, username: str)
             raise NotFound(f"{username!r} is not in {team.name}")
         with transaction.atomic():
             team.members.remove(user)
-            _done(actor, ctx, "team.member.remove", f"team {team.name}", params)
+            _done(actor, ctx, ConsoleAction.TEAM_MEMBER_REMOVE, f"team {team.name}", params)
 
 
 def grant_role(
@@ -97,7 +101,7 @@ def grant_role(
     """Give the team ``role`` on every host (``host_slugs`` None) or on the hosts named."""
     params = {"team": team.name, "role": role, "hosts": host_slugs if host_slugs is not None else "all"}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.role.grant", target=f"team {team.name}", params=params
+        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_ROLE_GRANT, target=f"team {team.name}", params=params
     ):
         access.require_superuser(actor)
         if role not in access.ROLES:
@@ -114,7 +118,7 @@ def grant_role(
         with transaction.atomic():
             binding = RoleBinding.objects.create(team=team, role=role, all_hosts=host_slugs is None)
             binding.hosts.set(hosts)
-            _done(actor, ctx, "team.role.grant", f"team {team.name}", params, after=str(binding))
+            _done(actor, ctx, ConsoleAction.TEAM_ROLE_GRANT, f"team {team.name}", params, after=str(binding))
         return binding
 
 
@@ -122,13 +126,13 @@ def revoke_role(*, actor: Any, ctx: RequestContext, binding: RoleBinding) -> Non
     team = binding.team
     params = {"team": team.name, "binding": str(binding)}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="team.role.revoke", target=f"team {team.name}", params=params
+        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_ROLE_REVOKE, target=f"team {team.name}", params=params
     ):
         access.require_superuser(actor)
         with transaction.atomic():
             before = str(binding)
             binding.delete()
-            _done(actor, ctx, "team.role.revoke", f"team {team.name}", params, before=before)
+            _done(actor, ctx, ConsoleAction.TEAM_ROLE_REVOKE, f"team {team.name}", params, before=before)
 
 
 _URI_RE = re.compile(r"^(lxc|qemu|test)(\+[a-z]+)?://[A-Za-z0-9._~:/?=&%@-]*$")
@@ -140,7 +144,12 @@ def update_host(
     """Superusers edit a host's display name, address and libvirt URI (the agent owns the rest)."""
     params = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="host.update", host=host, target=f"host {host.slug}", params=params
+        actor=actor,
+        ctx=ctx,
+        action=ConsoleAction.HOST_UPDATE,
+        host=host,
+        target=f"host {host.slug}",
+        params=params,
     ):
         access.require_superuser(actor)
         name, address, libvirt_uri = (
@@ -162,7 +171,7 @@ def update_host(
             audit(
                 actor=actor,
                 ctx=ctx,
-                action="host.update",
+                action=ConsoleAction.HOST_UPDATE,
                 result=AuditResult.SUCCEEDED,
                 host=host,
                 target=f"host {host.slug}",

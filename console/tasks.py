@@ -9,6 +9,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import shared_task
+from django.db import models
 
 from console import agent
 from console.choices import OperationStatus
@@ -22,10 +23,21 @@ Handler = Callable[[Operation, Runner], "dict[str, Any] | None"]
 HANDLERS: dict[str, Handler] = {}
 
 
-def operation_handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that carries out operations of ``kind`` on the agent."""
+def operation_handler(kind: models.TextChoices) -> Callable[[Handler], Handler]:
+    """Register the function that carries out operations of ``kind`` on the agent.
+
+    ``kind`` is a member of an app's kinds (``ContainerOp``, ``StorageOp``, ...), never a bare
+    string, and has one handler: a second registration is a programming error."""
+    if not isinstance(kind, models.TextChoices):
+        raise TypeError(f"{kind!r}: declare operation kinds as TextChoices in the app's choices.py")
 
     def register(func: Handler) -> Handler:
+        known = HANDLERS.get(kind)
+        if known is not None and (known.__module__, known.__qualname__) != (
+            func.__module__,
+            func.__qualname__,
+        ):
+            raise ValueError(f"{kind} has a handler already: {known.__module__}.{known.__qualname__}")
         HANDLERS[kind] = func
         return func
 

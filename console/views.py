@@ -20,15 +20,16 @@ from console import services
 from console.access import can, for_user, get_for_user
 from console.audit_export import export_response
 from console.audit_scope import shown_host, visible_rows
-from console.choices import AuditResult, OperationStatus
+from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
+from containers.choices import ContainerOp
 
 # File-browser reads: audited operations, one per click, hidden from operation lists unless asked.
-READ_KINDS = ("container.files.list", "container.files.read")
+READ_KINDS = (ContainerOp.FILES_LIST, ContainerOp.FILES_READ)
 
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # noqa: ANN001
@@ -177,7 +178,7 @@ def _superuser_only(request: HttpRequest) -> None:
 
 
 @login_required
-@audited_post("team")
+@audited_post(ConsoleAction.TEAM)
 def team_list(request: HttpRequest) -> HttpResponse:
     _superuser_only(request)
     error, status = None, 200
@@ -199,7 +200,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@audited_post("team")
+@audited_post(ConsoleAction.TEAM)
 def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _superuser_only(request)
     team = get_object_or_404(Team, pk=pk)
@@ -259,7 +260,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("host.update")
+@audited_post(ConsoleAction.HOST_UPDATE)
 def host_update(request: HttpRequest, slug: str) -> HttpResponse:
     host = get_for_user(Host.objects.all(), request.user, slug=slug)
     _superuser_only(request)

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from console.models import Host
 from console.operations import SYSTEM, start_operation
+from containers.choices import ContainerOp
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def autostart_on_boot(host: Host, _stop: threading.Event | None = None) -> bool:
         actor=None,
         ctx=SYSTEM,
         host=host,
-        kind="host.autostart",
+        kind=ContainerOp.HOST_AUTOSTART,
         target=f"host {host.slug} autostart",
         lock_key=f"host:{host.slug}:autostart",
         params={"group": settings.AUTOSTART_BOOT_GROUPS, "all": False, "boot": True},

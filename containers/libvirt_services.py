@@ -18,7 +18,7 @@ from console import access
 from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audited_refusal, start_operation
-from containers.choices import Backend, State
+from containers.choices import Backend, ContainerAction, DomainOp, State
 from containers.domain_xml import (
     MAC_PREFIXES,
     DomainSpec,
@@ -45,23 +45,23 @@ from networks.network_xml import validate_network_name
 _RUNNING = {State.RUNNING, State.FROZEN, State.STOPPING}
 ACTIONS = {
     # action: (operation kind, role, states it needs or None, message when the state is wrong)
-    "start": ("libvirt.domain.start", "operate", {State.STOPPED}, "only a stopped domain can be started"),
-    "shutdown": ("libvirt.domain.shutdown", "operate", {State.RUNNING}, "only a running domain shuts down"),
-    "destroy": ("libvirt.domain.destroy", "operate", _RUNNING, "the domain is not running"),
+    "start": (DomainOp.START, "operate", {State.STOPPED}, "only a stopped domain can be started"),
+    "shutdown": (DomainOp.SHUTDOWN, "operate", {State.RUNNING}, "only a running domain shuts down"),
+    "destroy": (DomainOp.DESTROY, "operate", _RUNNING, "the domain is not running"),
     "suspend": (
-        "libvirt.domain.suspend",
+        DomainOp.SUSPEND,
         "operate",
         {State.RUNNING},
         "only a running domain can be suspended",
     ),
-    "resume": ("libvirt.domain.resume", "operate", {State.FROZEN}, "only a suspended domain can be resumed"),
+    "resume": (DomainOp.RESUME, "operate", {State.FROZEN}, "only a suspended domain can be resumed"),
     "undefine": (
-        "libvirt.domain.undefine",
+        DomainOp.UNDEFINE,
         "admin",
         {State.STOPPED, State.UNKNOWN},
         "shut it down or destroy it first: a running domain cannot be undefined",
     ),
-    "autostart": ("libvirt.domain.autostart", "admin", None, ""),
+    "autostart": (DomainOp.AUTOSTART, "admin", None, ""),
 }
 
 
@@ -136,7 +136,7 @@ def define_domain(
     }
     target = f"container {host.slug}/{name}"[:255]
     with audited_refusal(
-        actor=actor, ctx=ctx, action="libvirt.domain.define", host=host, target=target, params=dict(params)
+        actor=actor, ctx=ctx, action=DomainOp.DEFINE, host=host, target=target, params=dict(params)
     ):
         access.require(actor, "admin", host)
         name = _check_new_name(host, name)
@@ -177,7 +177,7 @@ def define_domain(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="libvirt.domain.define",
+            kind=DomainOp.DEFINE,
             target=f"container {host.slug}/{name}",
             lock_key=_domain_lock(host, name),
             params={"name": name, "xml": xml, "rootfs": rootfs_dir, "build": build},
@@ -202,7 +202,7 @@ def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: 
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="libvirt.domain.define_xml",
+        action=ContainerAction.DOMAIN_DEFINE_XML,
         host=host,
         target=f"host {host.slug}",
         params={"bytes": len(xml.encode()) if isinstance(xml, str) else 0},
@@ -215,7 +215,7 @@ def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: 
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="libvirt.domain.define",
+            kind=DomainOp.DEFINE,
             target=f"container {host.slug}/{name}",
             lock_key=_domain_lock(host, name),
             params={"name": name, "xml": xml, "rootfs": rootfs},
@@ -300,7 +300,7 @@ def attach_disk(
                     f"{params['device']} is already attached to domain {other.name!r}", field="device"
                 )
 
-    return _domain_operation(actor=actor, ctx=ctx, container=container, kind="libvirt.domain.attach_disk",
+    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=DomainOp.ATTACH_DISK,
                              role="admin", params=params, check=check)  # fmt: skip
 
 
@@ -318,7 +318,7 @@ def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are detached from a running domain")
         params["device"] = disk["source"]
 
-    return _domain_operation(actor=actor, ctx=ctx, container=container, kind="libvirt.domain.detach_disk",
+    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=DomainOp.DETACH_DISK,
                              role="admin", params=params, check=check)  # fmt: skip
 
 
@@ -333,7 +333,7 @@ def convert_container(*, actor: Any, ctx: RequestContext, container: Container, 
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="libvirt.domain.convert",
+        action=DomainOp.CONVERT,
         host=host,
         target=container.target,
         params={"name": container.name, "lxc_path": container.lxc_path, **params},
@@ -350,7 +350,7 @@ def convert_container(*, actor: Any, ctx: RequestContext, container: Container, 
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="libvirt.domain.convert",
+            kind=DomainOp.CONVERT,
             target=container.target,
             lock_key=f"{container.lock_key}:read:{uuid.uuid4().hex}",
             params={"name": container.name, "lxc_path": container.lxc_path, **params},
@@ -368,7 +368,7 @@ def redefine_domain(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="libvirt.domain.redefine",
+        action=DomainOp.REDEFINE,
         host=container.host,
         target=container.target,
         params={"name": container.name, "bytes": size},
@@ -403,7 +403,7 @@ def redefine_domain(
             actor=actor,
             ctx=ctx,
             host=container.host,
-            kind="libvirt.domain.redefine",
+            kind=DomainOp.REDEFINE,
             target=container.target,
             lock_key=container.lock_key,
             params={"name": container.name, "xml": new_xml},

@@ -12,6 +12,7 @@ from console.errors import ServiceError
 from console.models import Operation
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
+from containers.choices import DomainOp
 from containers.domain_xml import Conversion, fix_converted, hint_for_conversion_error, unconverted_lines
 from containers.drivers.libvirt import LibvirtDomainDriver
 from containers.libvirt_inventory import domain_driver, refresh_domain
@@ -32,7 +33,7 @@ def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
     return refresh_on_failure(lambda: _refresh(op, Runner(None)))
 
 
-@operation_handler("libvirt.domain.define")
+@operation_handler(DomainOp.DEFINE)
 def define(op: Operation, runner: Runner) -> dict[str, Any]:
     rootfs = op.params.get("rootfs") or ""
     build = op.params.get("build")
@@ -97,7 +98,7 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     return _refresh(op, runner, name)
 
 
-@operation_handler("libvirt.domain.redefine")
+@operation_handler(DomainOp.REDEFINE)
 def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
     """``virsh edit``: the agent checks again that the domain exists and is shut off."""
     name = op.params["name"]
@@ -116,7 +117,7 @@ def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.start")
+@operation_handler(DomainOp.START)
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, "virsh start")
     with _refresh_on_failure(op):
@@ -124,7 +125,7 @@ def start(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.shutdown")
+@operation_handler(DomainOp.SHUTDOWN)
 def shutdown(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, f"virsh shutdown (waiting up to {op.params.get('timeout', 30)} s)")
     with _refresh_on_failure(op):
@@ -132,7 +133,7 @@ def shutdown(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.destroy")
+@operation_handler(DomainOp.DESTROY)
 def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, "virsh destroy (force off)")
     with _refresh_on_failure(op):
@@ -140,35 +141,35 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.suspend")
+@operation_handler(DomainOp.SUSPEND)
 def suspend(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         _driver(op, runner).suspend(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.resume")
+@operation_handler(DomainOp.RESUME)
 def resume(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         _driver(op, runner).resume(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.undefine")
+@operation_handler(DomainOp.UNDEFINE)
 def undefine(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         _driver(op, runner).undefine(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.autostart")
+@operation_handler(DomainOp.AUTOSTART)
 def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         _driver(op, runner).set_autostart(op.params["name"], bool(op.params["enabled"]))
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.attach_disk")
+@operation_handler(DomainOp.ATTACH_DISK)
 def attach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(20, f"attaching {op.params['device']} as {op.params['target']}")
     with _refresh_on_failure(op):
@@ -176,7 +177,7 @@ def attach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.detach_disk")
+@operation_handler(DomainOp.DETACH_DISK)
 def detach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(20, f"detaching {op.params['target']}")
     with _refresh_on_failure(op):
@@ -184,7 +185,7 @@ def detach_disk(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.domain.convert")
+@operation_handler(DomainOp.CONVERT)
 def convert(op: Operation, runner: Runner) -> dict[str, Any]:
     """domxml-from-native on the config file as it is on the host now; the result is for review."""
     from containers.drivers.lxc import LxcDriver

@@ -16,7 +16,7 @@ from console.forms import queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import libvirt_services as services
-from containers.choices import Backend
+from containers.choices import Backend, ContainerAction, DomainOp
 from containers.domain_xml import parse_domain_xml
 from containers.libvirt_forms import DefineDomainForm, DomainXmlForm
 from containers.models import Container
@@ -61,7 +61,7 @@ def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@audited_post("libvirt.domain.define")
+@audited_post(DomainOp.DEFINE)
 def domain_create(request: HttpRequest) -> HttpResponse:
     """Define a domain from a form or, for admins, from pasted XML (also the last step of a conversion)."""
     hosts = access.for_user(Host.objects.all(), request.user)
@@ -113,7 +113,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("libvirt.domain.action")
+@audited_post(ContainerAction.DOMAIN_ACTION)
 def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "operate", container.host)
@@ -141,7 +141,7 @@ def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@audited_post("libvirt.domain.convert")
+@audited_post(DomainOp.CONVERT)
 def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
     """Native LXC container -> libvirt domain: convert on the agent, review and edit, then define."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
@@ -163,7 +163,7 @@ def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
     op_id = request.GET.get("op", "")
     if op_id.isdigit():
         op = Operation.objects.filter(
-            pk=int(op_id), kind="libvirt.domain.convert", target=container.target, actor=request.user
+            pk=int(op_id), kind=DomainOp.CONVERT, target=container.target, actor=request.user
         ).first()
     context = {
         "container": container,
@@ -182,7 +182,7 @@ def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@audited_post("libvirt.domain.redefine")
+@audited_post(DomainOp.REDEFINE)
 def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """``virsh edit`` in the browser (admins): the definition, a diff before saving, a stale base refused."""
     from containers.config import config_hash, unified_diff

@@ -15,7 +15,7 @@ from console.choices import AuditResult
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audit, audited_refusal, start_operation
-from containers.choices import Backend, State, Template
+from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
 from containers.config import config_hash, current_values, validate_config_text, validate_key_value
 from containers.hooks import validate_hook_type, validate_script
 from containers.limits import saved_limits, validate_limit
@@ -52,7 +52,7 @@ def create_container(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="container.create",
+        action=ContainerOp.CREATE,
         host=host,
         target=f"container {host.slug}/{name}"[:255],
         params={**params, "release": release, "tarball": tarball, "backing_store": backing_store},
@@ -86,7 +86,7 @@ def create_container(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="container.create",
+            kind=ContainerOp.CREATE,
             target=f"container {host.slug}/{name}",
             lock_key=container_lock_key(host.slug, path, name),
             params=params,
@@ -198,7 +198,7 @@ def start_container(*, actor: Any, ctx: RequestContext, container: Container) ->
             raise Conflict(f"{c.name} is already {c.state.lower()}")
 
     return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind="container.start", role="operate", check=check
+        actor=actor, ctx=ctx, container=container, kind=ContainerOp.START, role="operate", check=check
     )
 
 
@@ -217,7 +217,7 @@ def stop_container(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.stop",
+        kind=ContainerOp.STOP,
         role="operate",
         params={"timeout": timeout, "force": bool(force)},
         check=check,
@@ -241,7 +241,7 @@ def destroy_container(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.destroy",
+        kind=ContainerOp.DESTROY,
         role="admin",
         params={"stop_first": bool(stop_first)},
         check=check,
@@ -264,7 +264,7 @@ def restart_container(*, actor: Any, ctx: RequestContext, container: Container) 
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.restart",
+        kind=ContainerOp.RESTART,
         role="operate",
         params={"timeout": settings.CONTAINER_STOP_TIMEOUT_SECONDS},
         check=check,
@@ -277,7 +277,7 @@ def freeze_container(*, actor: Any, ctx: RequestContext, container: Container) -
             raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be frozen")
 
     return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind="container.freeze", role="operate", check=check
+        actor=actor, ctx=ctx, container=container, kind=ContainerOp.FREEZE, role="operate", check=check
     )
 
 
@@ -287,7 +287,7 @@ def unfreeze_container(*, actor: Any, ctx: RequestContext, container: Container)
             raise Conflict(f"{c.name} is {c.state.lower()}, not frozen")
 
     return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind="container.unfreeze", role="operate", check=check
+        actor=actor, ctx=ctx, container=container, kind=ContainerOp.UNFREEZE, role="operate", check=check
     )
 
 
@@ -319,7 +319,7 @@ def copy_container(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.snapshot" if snapshot else "container.copy",
+        kind=ContainerOp.SNAPSHOT if snapshot else ContainerOp.COPY,
         role="operate",
         params=params,
         check=check,
@@ -360,7 +360,7 @@ def attach_command(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.attach",
+        kind=ContainerOp.ATTACH,
         role="operate",
         params=params,
         check=check,
@@ -386,7 +386,7 @@ def set_config_values(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.config.set",
+        kind=ContainerOp.CONFIG_SET,
         role="admin",
         params={"changes": changes},
         check=check,
@@ -413,7 +413,7 @@ def replace_config(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.config.replace",
+        kind=ContainerOp.CONFIG_REPLACE,
         role="admin",
         params=params,
         check=check,
@@ -447,7 +447,7 @@ def browse_files(*, actor: Any, ctx: RequestContext, container: Container, path:
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.files.list",
+        kind=ContainerOp.FILES_LIST,
         role="operate",
         params=params,
         check=check,
@@ -469,7 +469,7 @@ def read_container_file(*, actor: Any, ctx: RequestContext, container: Container
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.files.read",
+        kind=ContainerOp.FILES_READ,
         role="operate",
         params=params,
         check=check,
@@ -511,7 +511,7 @@ def set_limit(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.limit.set",
+        kind=ContainerOp.LIMIT_SET,
         role="admin",
         params=params,
         check=check,
@@ -531,7 +531,7 @@ def autostart_host(
     params: dict[str, Any] = {"group": group or "", "all": bool(all_groups)}
     target = f"host {host.slug} autostart"
     with audited_refusal(
-        actor=actor, ctx=ctx, action="host.autostart", host=host, target=target, params=params
+        actor=actor, ctx=ctx, action=ContainerOp.HOST_AUTOSTART, host=host, target=target, params=params
     ):
         access.require(actor, "operate", host)
         if group:
@@ -542,7 +542,7 @@ def autostart_host(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="host.autostart",
+            kind=ContainerOp.HOST_AUTOSTART,
             target=target,
             lock_key=f"host:{host.slug}:autostart",
             params=params,
@@ -575,7 +575,7 @@ def set_hook(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.hook.set",
+        kind=ContainerOp.HOOK_SET,
         role="admin",
         params=params,
         check=check,
@@ -600,7 +600,7 @@ def remove_hook(*, actor: Any, ctx: RequestContext, container: Container, hook_t
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.hook.remove",
+        kind=ContainerOp.HOOK_REMOVE,
         role="admin",
         params=params,
         check=check,
@@ -634,7 +634,7 @@ def add_mount(
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.mount.add",
+        kind=ContainerOp.MOUNT_ADD,
         role="admin",
         params=params,
         check=check,
@@ -653,7 +653,7 @@ def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry
         actor=actor,
         ctx=ctx,
         container=container,
-        kind="container.mount.remove",
+        kind=ContainerOp.MOUNT_REMOVE,
         role="admin",
         params=params,
         check=check,
@@ -664,7 +664,12 @@ def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[
     """The host directories containers may bind-mount (a console setting: no host command runs)."""
     params = {"roots": roots}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="host.mount_roots", host=host, target=f"host {host.slug}", params=params
+        actor=actor,
+        ctx=ctx,
+        action=ContainerAction.HOST_MOUNT_ROOTS,
+        host=host,
+        target=f"host {host.slug}",
+        params=params,
     ):
         access.require(actor, "admin", host)
         normal = normalise_roots(roots)
@@ -675,7 +680,7 @@ def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[
             audit(
                 actor=actor,
                 ctx=ctx,
-                action="host.mount_roots",
+                action=ContainerAction.HOST_MOUNT_ROOTS,
                 result=AuditResult.SUCCEEDED,
                 host=host,
                 target=f"host {host.slug}",
@@ -696,7 +701,12 @@ def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: s
 
     params = {"key": key, "value": value}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="host.lxc_conf", host=host, target=f"host {host.slug}", params=params
+        actor=actor,
+        ctx=ctx,
+        action=ContainerOp.HOST_LXC_CONF,
+        host=host,
+        target=f"host {host.slug}",
+        params=params,
     ):
         access.require(actor, "admin", host)
         if key not in EDITABLE_SYSTEM_KEYS:
@@ -715,7 +725,7 @@ def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: s
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="host.lxc_conf",
+            kind=ContainerOp.HOST_LXC_CONF,
             target=f"host {host.slug}",
             lock_key=f"lxcconf:{host.slug}",
             params={"key": key, "value": value},

@@ -15,7 +15,7 @@ from console.models import Operation
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
-from containers.choices import Template
+from containers.choices import ContainerOp, Template
 from containers.config import config_hash
 from containers.drivers import debootstrap, rootfs
 from containers.drivers.lxc import LxcDriver
@@ -38,7 +38,7 @@ def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
     return refresh_on_failure(lambda: _refresh(op, Runner(None)))
 
 
-@operation_handler("container.create")
+@operation_handler(ContainerOp.CREATE)
 def create(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     template, name = op.params["template"], op.params["name"]
@@ -102,7 +102,7 @@ def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> No
     )
 
 
-@operation_handler("container.start")
+@operation_handler(ContainerOp.START)
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, "lxc-start")
     with _refresh_on_failure(op):
@@ -110,7 +110,7 @@ def start(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.stop")
+@operation_handler(ContainerOp.STOP)
 def stop(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     with _refresh_on_failure(op):
@@ -123,7 +123,7 @@ def stop(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.destroy")
+@operation_handler(ContainerOp.DESTROY)
 def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     name = op.params["name"]
@@ -136,7 +136,7 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.restart")
+@operation_handler(ContainerOp.RESTART)
 def restart(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     with _refresh_on_failure(op):
@@ -147,7 +147,7 @@ def restart(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.freeze")
+@operation_handler(ContainerOp.FREEZE)
 def freeze(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         op.set_progress(20, "lxc-freeze")
@@ -155,7 +155,7 @@ def freeze(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.unfreeze")
+@operation_handler(ContainerOp.UNFREEZE)
 def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
     with _refresh_on_failure(op):
         op.set_progress(20, "lxc-unfreeze")
@@ -163,8 +163,8 @@ def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.snapshot")
-@operation_handler("container.copy")
+@operation_handler(ContainerOp.SNAPSHOT)
+@operation_handler(ContainerOp.COPY)
 def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     snapshot = bool(op.params["snapshot"])
     new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
@@ -199,7 +199,7 @@ def _is_btrfs_snapshot(rootfs: str, runner: Runner) -> bool:
     return False
 
 
-@operation_handler("container.attach")
+@operation_handler(ContainerOp.ATTACH)
 def attach(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, "lxc-attach")
     result = _driver(op, runner).attach(
@@ -212,7 +212,7 @@ def attach(op: Operation, runner: Runner) -> dict[str, Any]:
     return outcome
 
 
-@operation_handler("container.config.set")
+@operation_handler(ContainerOp.CONFIG_SET)
 def config_set(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     for key, value in op.params["changes"].items():
@@ -220,7 +220,7 @@ def config_set(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("container.config.replace")
+@operation_handler(ContainerOp.CONFIG_REPLACE)
 def config_replace(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     if config_hash(driver.read_config(op.params["name"])) != op.params["base_hash"]:
@@ -239,7 +239,7 @@ def _init_pid(op: Operation, runner: Runner) -> int:
     return info.pid
 
 
-@operation_handler("container.files.list")
+@operation_handler(ContainerOp.FILES_LIST)
 def files_list(op: Operation, runner: Runner) -> dict[str, Any]:
     pid = _init_pid(op, runner)
     runner.log(f"# listing {op.params['path']} under /proc/{pid}/root")
@@ -264,7 +264,7 @@ def files_list(op: Operation, runner: Runner) -> dict[str, Any]:
     }
 
 
-@operation_handler("container.files.read")
+@operation_handler(ContainerOp.FILES_READ)
 def files_read(op: Operation, runner: Runner) -> dict[str, Any]:
     pid = _init_pid(op, runner)
     runner.log(f"# reading {op.params['path']} under /proc/{pid}/root")
@@ -278,7 +278,7 @@ def files_read(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"path": op.params["path"], "size": len(data), "sha256": digest}
 
 
-@operation_handler("container.limit.set")
+@operation_handler(ContainerOp.LIMIT_SET)
 def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
     name, key, value = op.params["name"], op.params["key"], op.params["value"]
@@ -305,7 +305,7 @@ def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
     return {**result, "key": key, "value": value, "applied": applied, "live": live}
 
 
-@operation_handler("host.autostart")
+@operation_handler(ContainerOp.HOST_AUTOSTART)
 def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.inventory import sync_lxc_path
 
@@ -333,7 +333,7 @@ def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"started": started}
 
 
-@operation_handler("container.hook.set")
+@operation_handler(ContainerOp.HOOK_SET)
 def hook_set(op: Operation, runner: Runner) -> dict[str, Any]:
     hook_type, script = op.params["hook"], op.params["script"]
     path = _driver(op, runner).write_hook(
@@ -347,7 +347,7 @@ def hook_set(op: Operation, runner: Runner) -> dict[str, Any]:
     return {**result, "path": path}
 
 
-@operation_handler("container.hook.remove")
+@operation_handler(ContainerOp.HOOK_REMOVE)
 def hook_remove(op: Operation, runner: Runner) -> dict[str, Any]:
     hook_type = op.params["hook"]
     _driver(op, runner).remove_hook(op.params["name"], hook_type, in_rootfs=hook_type == "start")
@@ -356,7 +356,7 @@ def hook_remove(op: Operation, runner: Runner) -> dict[str, Any]:
     return result
 
 
-@operation_handler("container.mount.add")
+@operation_handler(ContainerOp.MOUNT_ADD)
 def mount_add(op: Operation, runner: Runner) -> dict[str, Any]:
     source, target = op.params["source"], op.params["target"]
     # The host decides what the path really is: it must exist and stay inside the allowed
@@ -372,21 +372,21 @@ def mount_add(op: Operation, runner: Runner) -> dict[str, Any]:
     return {**_refresh(op, runner), "entry": entry}
 
 
-@operation_handler("container.mount.remove")
+@operation_handler(ContainerOp.MOUNT_REMOVE)
 def mount_remove(op: Operation, runner: Runner) -> dict[str, Any]:
     if not _driver(op, runner).remove_config_line(op.params["name"], "lxc.mount.entry", op.params["entry"]):
         raise ServiceError("that mount entry is no longer in the config")
     return _refresh(op, runner)
 
 
-@operation_handler("container.terminal")
+@operation_handler(ContainerOp.TERMINAL)
 def terminal_session(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.terminal import relay
 
     return relay(op, runner)
 
 
-@operation_handler("host.lxc_conf")
+@operation_handler(ContainerOp.HOST_LXC_CONF)
 def lxc_system_config(op: Operation, runner: Runner) -> dict[str, Any]:
     """Write one key of the system LXC config and read every key back into the host's capabilities."""
     from console.models import Host

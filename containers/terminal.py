@@ -37,7 +37,7 @@ from console.errors import Conflict, Forbidden, NotFound
 from console.models import Operation
 from console.operations import RequestContext, audit, audited_refusal, start_operation
 from console.runner import CommandError, Runner
-from containers.choices import Backend, State
+from containers.choices import Backend, ContainerAction, ContainerOp, State
 from containers.models import Container, TerminalTicket
 
 TICKET_SECONDS = 30
@@ -81,7 +81,7 @@ def issue_ticket(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="container.terminal.ticket",
+        action=ContainerAction.TERMINAL_TICKET,
         host=container.host,
         target=container.target,
         params=params,
@@ -105,7 +105,7 @@ def issue_ticket(
             audit(
                 actor=actor,
                 ctx=ctx,
-                action="container.terminal.ticket",
+                action=ContainerAction.TERMINAL_TICKET,
                 result=AuditResult.SUCCEEDED,
                 host=container.host,
                 target=container.target,
@@ -130,7 +130,7 @@ def open_session(
     with audited_refusal(
         actor=user if user.is_authenticated else None,
         ctx=ctx,
-        action="container.terminal",
+        action=ContainerOp.TERMINAL,
         host=container.host if container else None,
         target=container.target if container else "",
         # a prefix names the ticket in the trail without keeping a usable secret
@@ -161,12 +161,12 @@ def open_session(
         actor=ticket.user,
         ctx=ctx,
         host=container.host,
-        kind="container.terminal",
+        kind=ContainerOp.TERMINAL,
         target=container.target,
         lock_key=f"{container.lock_key}:terminal:{ticket.pk}",
         params=params,
     )
-    # The accepted "container.terminal" audit row written with the operation is the session's opening.
+    # The accepted ContainerOp.TERMINAL audit row written with the operation is the session's opening.
     TerminalTicket.objects.filter(pk=ticket.pk).update(operation=op)
     return op
 
@@ -177,7 +177,7 @@ def close_session(*, op: Operation, ctx: RequestContext, reason: str) -> None:
     audit(
         actor=op.actor,
         ctx=ctx,
-        action="container.terminal.close",
+        action=ContainerAction.TERMINAL_CLOSE,
         result=AuditResult.SUCCEEDED,
         host=op.host,
         target=op.target,

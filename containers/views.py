@@ -23,7 +23,7 @@ from console.operations import RequestContext
 from console.query import one_of
 from console.views import READ_KINDS, paginate
 from containers import services
-from containers.choices import Backend, State
+from containers.choices import Backend, ContainerAction, ContainerOp, State
 from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
@@ -152,7 +152,7 @@ def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpRespons
 
 
 @login_required
-@audited_post("container.create")
+@audited_post(ContainerOp.CREATE)
 def container_create(request: HttpRequest) -> HttpResponse:
     _require(request, "admin", None)
     form = host_form(CreateContainerForm, request)
@@ -189,7 +189,7 @@ _SIMPLE_ACTIONS = {
 
 @require_POST
 @login_required
-@audited_post("container.action")
+@audited_post(ContainerAction.ACTION)
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "operate", container.host)
@@ -244,7 +244,7 @@ def _form_errors(form) -> str:  # noqa: ANN001
 
 
 @login_required
-@audited_post("container.destroy")
+@audited_post(ContainerOp.DESTROY)
 def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
@@ -273,7 +273,7 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@audited_post("container.config")
+@audited_post(ContainerAction.CONFIG)
 def container_config(request: HttpRequest, pk: int) -> HttpResponse:
     """The config file as the agent last read it; key form (admins) and raw editor with a diff."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
@@ -325,7 +325,7 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@audited_post("container.files")
+@audited_post(ContainerAction.FILES)
 def container_files(request: HttpRequest, pk: int) -> HttpResponse:
     """Browse a running container's filesystem: each listing or download is an audited read run
     by the agent, asked for with a POST (CSRF-checked). A GET only shows: a path to list, or
@@ -385,7 +385,7 @@ def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpRespon
     blob = get_object_or_404(
         FileBlob,
         operation__pk=op_pk,
-        operation__kind="container.files.read",
+        operation__kind=ContainerOp.FILES_READ,
         operation__lock_key__startswith=container.lock_key + ":read:",
         operation__actor=request.user,
     )
@@ -397,7 +397,7 @@ def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpRespon
 
 
 @login_required
-@audited_post("container.limit")
+@audited_post(ContainerAction.LIMIT)
 def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
     """cgroup limits: saved (config) next to live (read back by the agent), differences marked."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
@@ -449,7 +449,7 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@audited_post("host.autostart")
+@audited_post(ContainerOp.HOST_AUTOSTART)
 def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
     """The host's autostart containers as ``lxc-autostart --list [--group G | --all]`` lists them."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
@@ -500,7 +500,7 @@ def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@audited_post("container.hook")
+@audited_post(ContainerAction.HOOK)
 def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
     """The nine hooks: scripts the console stored, paths configured elsewhere, and an editor (admins)."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
@@ -548,7 +548,7 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@audited_post("container.mount")
+@audited_post(ContainerAction.MOUNT)
 def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
     """Bind mounts (lxc.mount.entry) from the host's allowed roots; they take effect at next start."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
@@ -588,7 +588,7 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("host.mount_roots")
+@audited_post(ContainerAction.HOST_MOUNT_ROOTS)
 def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
@@ -605,7 +605,7 @@ def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("host.lxc_conf")
+@audited_post(ContainerOp.HOST_LXC_CONF)
 def host_lxc_conf(request: HttpRequest, slug: str) -> HttpResponse:
     """Set one of the lxc-* tools' system defaults (lxc-config) on the host."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
@@ -641,7 +641,7 @@ def container_terminal(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("container.terminal.ticket")
+@audited_post(ContainerAction.TERMINAL_TICKET)
 def container_terminal_ticket(request: HttpRequest, pk: int) -> HttpResponse:
     """A single-use websocket ticket for this user and container, valid a few seconds."""
     from containers import terminal

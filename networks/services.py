@@ -9,6 +9,7 @@ from console import access
 from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from networks.choices import NetworkAction, NetworkOp
 from networks.models import Network, network_lock_key
 from networks.network_xml import (
     build_dhcp_host_xml,
@@ -20,10 +21,10 @@ from networks.network_xml import (
 
 ACTIONS = {
     # action: (operation kind, whether the network must be active (True), inactive (False) or either)
-    "start": ("libvirt.network.start", False),
-    "stop": ("libvirt.network.stop", True),
-    "undefine": ("libvirt.network.undefine", False),
-    "autostart": ("libvirt.network.autostart", None),
+    "start": (NetworkOp.START, False),
+    "stop": (NetworkOp.STOP, True),
+    "undefine": (NetworkOp.UNDEFINE, False),
+    "autostart": (NetworkOp.AUTOSTART, None),
 }
 
 
@@ -77,7 +78,7 @@ def define_network(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="libvirt.network.define",
+        action=NetworkOp.DEFINE,
         host=host,
         target=f"network {host.slug}/{name}"[:255],
         params=params,
@@ -97,7 +98,7 @@ def define_network(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="libvirt.network.define",
+            kind=NetworkOp.DEFINE,
             target=f"network {host.slug}/{spec.name}",
             lock_key=network_lock_key(host.slug, spec.name),
             params={"name": spec.name, "bridge": spec.bridge, "xml": xml},
@@ -113,7 +114,7 @@ def network_action(
     params: dict[str, Any] = {"name": network.name}
     if action == "autostart":
         params["enabled"] = bool(enabled)
-    kind = ACTIONS.get(action, ("libvirt.network." + str(action)[:32], None))[0]
+    kind = ACTIONS.get(action, (NetworkAction.ACTION, None))[0]
     with audited_refusal(
         actor=actor, ctx=ctx, action=kind, host=network.host, target=network.target, params=params
     ):
@@ -155,7 +156,7 @@ def change_reservation(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="libvirt.network.dhcp_host",
+        action=NetworkOp.DHCP_HOST,
         host=network.host,
         target=network.target,
         params=params,
@@ -175,7 +176,7 @@ def change_reservation(
             actor=actor,
             ctx=ctx,
             host=network.host,
-            kind="libvirt.network.dhcp_host",
+            kind=NetworkOp.DHCP_HOST,
             target=network.target,
             lock_key=network.lock_key,
             params={

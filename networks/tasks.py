@@ -9,6 +9,7 @@ from console.models import Operation
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers.libvirt_inventory import network_driver, refresh_network
+from networks.choices import NetworkOp
 from networks.drivers.libvirt import bridge_exists
 
 
@@ -19,7 +20,7 @@ def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"network_id": network.pk, "active": network.active, "autostart": network.autostart}
 
 
-@operation_handler("libvirt.network.define")
+@operation_handler(NetworkOp.DEFINE)
 def define(op: Operation, runner: Runner) -> dict[str, Any]:
     bridge = op.params["bridge"]
     if bridge_exists(bridge):
@@ -34,33 +35,33 @@ def define(op: Operation, runner: Runner) -> dict[str, Any]:
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.network.start")
+@operation_handler(NetworkOp.START)
 def start(op: Operation, runner: Runner) -> dict[str, Any]:
     with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).start(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.network.stop")
+@operation_handler(NetworkOp.STOP)
 def stop(op: Operation, runner: Runner) -> dict[str, Any]:
     with refresh_on_failure(lambda: _refresh(op, Runner(None))):
         network_driver(op.host, runner).stop(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.network.undefine")
+@operation_handler(NetworkOp.UNDEFINE)
 def undefine(op: Operation, runner: Runner) -> dict[str, Any]:
     network_driver(op.host, runner).undefine(op.params["name"])
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.network.autostart")
+@operation_handler(NetworkOp.AUTOSTART)
 def autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     network_driver(op.host, runner).set_autostart(op.params["name"], bool(op.params["enabled"]))
     return _refresh(op, runner)
 
 
-@operation_handler("libvirt.network.dhcp_host")
+@operation_handler(NetworkOp.DHCP_HOST)
 def dhcp_host(op: Operation, runner: Runner) -> dict[str, Any]:
     add = op.params["change"] == "add"
     op.set_progress(

@@ -19,6 +19,7 @@ from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from networks import services
+from networks.choices import NetworkAction, NetworkOp
 from networks.forms import DefineNetworkForm
 from networks.models import Network
 from networks.network_xml import parse_network_xml
@@ -30,7 +31,7 @@ def network_index(request: HttpRequest) -> HttpResponse:
     hosts = access.for_user(Host.objects.all(), request.user)
     networks = access.for_user(Network.objects.select_related("host"), request.user)
     operations = (
-        Operation.objects.filter(host__in=hosts, kind__startswith="libvirt.network.")
+        Operation.objects.filter(host__in=hosts, kind__in=NetworkOp.values)
         .select_related("host", "actor")
         .defer("log")[:10]
     )
@@ -59,7 +60,7 @@ def network_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
-@audited_post("libvirt.network.define")
+@audited_post(NetworkOp.DEFINE)
 def network_create(request: HttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
     form = host_form(DefineNetworkForm, request)
@@ -102,7 +103,7 @@ def _queue(request: HttpRequest, pk: int, call: Callable[[], Operation]) -> Http
 
 @require_POST
 @login_required
-@audited_post("libvirt.network.action")
+@audited_post(NetworkAction.ACTION)
 def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)
@@ -121,7 +122,7 @@ def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post("libvirt.network.dhcp_host")
+@audited_post(NetworkOp.DHCP_HOST)
 def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpResponse:
     """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)

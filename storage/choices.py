@@ -8,3 +8,12 @@ class PoolKind(models.TextChoices):
     BTRFS = "btrfs", "Btrfs"
     LVM = "lvm", "LVM volume group"
     ZFS = "zfs", "ZFS pool"
+
+
+class StorageOp(models.TextChoices):
+    """Storage operations (handlers: storage.tasks)."""
+
+    LOOP_CREATE = "storage.loop.create", "create a loop device"
+    LOOP_DETACH = "storage.loop.detach", "detach a loop device"
+    POOL_CREATE = "storage.pool.create", "create a pool"
+    POOL_DESTROY = "storage.pool.destroy", "destroy a pool"

@@ -15,7 +15,7 @@ from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audited_refusal, start_operation
 from containers.models import Container
 from storage import conf
-from storage.choices import PoolKind
+from storage.choices import PoolKind, StorageOp
 from storage.dependencies import loop_device_dependants, pool_dependants, refusal_message
 from storage.models import HostStorage, LoopDevice, Pool, device_lock_key, pool_lock_key
 from storage.validators import (
@@ -47,7 +47,7 @@ def create_loop_device(
     params: dict[str, Any] = {"name": name, "size": size, "fill": bool(fill)}
     target = f"loop device {host.slug}:{name}"[:255]
     with audited_refusal(
-        actor=actor, ctx=ctx, action="storage.loop.create", host=host, target=target, params=params
+        actor=actor, ctx=ctx, action=StorageOp.LOOP_CREATE, host=host, target=target, params=params
     ):
         access.require(actor, "admin", host)
         filename = validate_image_name(name)
@@ -72,7 +72,7 @@ def create_loop_device(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="storage.loop.create",
+            kind=StorageOp.LOOP_CREATE,
             target=f"loop device {host.slug}:{filename}",
             lock_key=f"loopfile:{host.slug}:{path}",
             params={"path": path, "size_bytes": size_bytes, "fill": bool(fill), "image_dir": image_dir},
@@ -87,7 +87,7 @@ def detach_loop_device(
     host = loop.host
     params = {"device": loop.device, "backing_file": loop.backing_file, "delete_file": bool(delete_file)}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="storage.loop.detach", host=host, target=loop.target, params=params
+        actor=actor, ctx=ctx, action=StorageOp.LOOP_DETACH, host=host, target=loop.target, params=params
     ):
         access.require(actor, "admin", host)
         dependants = loop_device_dependants(loop)
@@ -103,7 +103,7 @@ def detach_loop_device(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="storage.loop.detach",
+            kind=StorageOp.LOOP_DETACH,
             target=loop.target,
             lock_key=loop.lock_key,
             params={**params, "image_dir": image_dir},
@@ -172,7 +172,7 @@ def create_pool(
     with audited_refusal(
         actor=actor,
         ctx=ctx,
-        action="storage.pool.create",
+        action=StorageOp.POOL_CREATE,
         host=host,
         target=f"pool {host.slug}/{name}"[:255],
         params=params,
@@ -228,7 +228,7 @@ def create_pool(
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="storage.pool.create",
+            kind=StorageOp.POOL_CREATE,
             target=f"pool {host.slug}/{name}",
             lock_key=pool_lock_key(host.slug, name),
             params=op_params,
@@ -241,7 +241,7 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
     host = pool.host
     params = {"name": pool.name, "kind": pool.kind, "source": pool.source, "lxc_path": pool.lxc_path}
     with audited_refusal(
-        actor=actor, ctx=ctx, action="storage.pool.destroy", host=host, target=pool.target, params=params
+        actor=actor, ctx=ctx, action=StorageOp.POOL_DESTROY, host=host, target=pool.target, params=params
     ):
         access.require(actor, "admin", host)
         if confirm != pool.name:
@@ -256,7 +256,7 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
             actor=actor,
             ctx=ctx,
             host=host,
-            kind="storage.pool.destroy",
+            kind=StorageOp.POOL_DESTROY,
             target=pool.target,
             lock_key=pool.lock_key,
             params={**params, "pool_id": pool.pk, "mountpoint": pool.mountpoint, "vg_name": pool.vg_name},

@@ -12,7 +12,7 @@ from console.errors import ServiceError
 from console.models import Host, Operation
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler
-from storage.choices import PoolKind
+from storage.choices import PoolKind, StorageOp
 from storage.drivers.btrfs import BtrfsDriver
 from storage.drivers.dir import DirDriver
 from storage.drivers.loop import LoopDriver, mountpoints_of, wipe_signatures
@@ -44,7 +44,7 @@ def _resync(op: Operation, runner: Runner) -> None:
         sync_host(Host.objects.get(pk=op.host_id), quiet)
 
 
-@operation_handler("storage.loop.create")
+@operation_handler(StorageOp.LOOP_CREATE)
 def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
     path, size, fill = op.params["path"], int(op.params["size_bytes"]), bool(op.params["fill"])
     if not _within(os.path.dirname(path) + "/x", op.params["image_dir"]):
@@ -66,7 +66,7 @@ def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"device": device, "path": path, "size_bytes": size}
 
 
-@operation_handler("storage.loop.detach")
+@operation_handler(StorageOp.LOOP_DETACH)
 def loop_detach(op: Operation, runner: Runner) -> dict[str, Any]:
     device, backing = op.params["device"], op.params["backing_file"]
     driver = LoopDriver(runner)
@@ -128,7 +128,7 @@ def _check_blank(op: Operation, runner: Runner, device: str) -> None:
         runner.log(f"# {device} holds {signature}: wiping it, as confirmed")
 
 
-@operation_handler("storage.pool.create")
+@operation_handler(StorageOp.POOL_CREATE)
 def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
     name, kind, lxc_path = p["name"], p["kind"], p["lxc_path"]
@@ -195,7 +195,7 @@ def _zfs_order(zfs: ZfsDriver, rows: dict[str, str], inside: list[str]) -> list[
     return order + sorted(n for n in inside if n not in order)
 
 
-@operation_handler("storage.pool.destroy")
+@operation_handler(StorageOp.POOL_DESTROY)
 def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
     pool = Pool.objects.filter(pk=p["pool_id"]).first()

@@ -13,6 +13,7 @@ from console.forms import host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from storage import conf, services
+from storage.choices import StorageOp
 from storage.dependencies import loop_device_dependants, pool_dependants
 from storage.forms import LoopCreateForm, LoopDetachForm, PoolCreateForm, PoolDestroyForm
 from storage.models import HostStorage, LoopDevice, Pool
@@ -24,7 +25,7 @@ def _visible_hosts(request: HttpRequest) -> list[Host]:
 
 def _recent_operations(hosts: list[Host]) -> list[Operation]:
     return list(
-        Operation.objects.filter(host__in=hosts, kind__startswith="storage.")
+        Operation.objects.filter(host__in=hosts, kind__in=StorageOp.values)
         .select_related("host", "actor")
         .defer("log")[:10]
     )
@@ -51,7 +52,7 @@ def storage_index(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@audited_post("storage.loop.create")
+@audited_post(StorageOp.LOOP_CREATE)
 def loop_create(request: HttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
     form = host_form(LoopCreateForm, request)
@@ -75,7 +76,7 @@ def loop_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@audited_post("storage.loop.detach")
+@audited_post(StorageOp.LOOP_DETACH)
 def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
     loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", loop.host)
@@ -100,7 +101,7 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@audited_post("storage.pool.create")
+@audited_post(StorageOp.POOL_CREATE)
 def pool_create(request: HttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
     form = host_form(PoolCreateForm, request, device=request.GET.get("device", ""))
@@ -142,7 +143,7 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@audited_post("storage.pool.destroy")
+@audited_post(StorageOp.POOL_DESTROY)
 def pool_destroy(request: HttpRequest, pk: int) -> HttpResponse:
     pool = access.get_for_user(Pool.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", pool.host)

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from console.choices import AuditResult
+from console.choices import AuditResult, ConsoleAction
 from console.models import AuditEvent
 from console.operations import SYSTEM, audit
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             audit(
                 actor=None,
                 ctx=SYSTEM,
-                action="audit.prune",
+                action=ConsoleAction.AUDIT_PRUNE,
                 result=AuditResult.SUCCEEDED,
                 target="audit log",
                 params={"retention_days": days, "cutoff": cutoff.isoformat()},
