@@ -198,3 +198,34 @@ def test_reset_password_and_remove_two_factor(browser, page, live_server, root, 
         log_in(guest, base, "bob", "another good passphrase")
     finally:
         context.close()
+
+
+def test_the_user_list_searches_filters_and_pages(page, live_server, root, settings):
+    settings.PAGE_SIZE = 5
+    base = live_server.url
+    for i in range(7):
+        User.objects.create_user(f"member{i}", email=f"m{i}@example.org")
+    User.objects.filter(username="member3").update(is_active=False)
+    log_in(page, base, "browser-root", ROOT_PASSWORD)
+    page.goto(f"{base}/users/")
+
+    # Untouched: every user, a page at a time.
+    page.click("button:has-text('Search')")
+    assert "Page 1 of 2 (8 in all)" in page.inner_text("#user-rows")
+    page.click("text=Next")
+    assert "member6" in page.inner_text("#user-rows")
+
+    # One change: the rows follow as one types; the status filter narrows them.
+    page.goto(f"{base}/users/")
+    page.fill("input[type=search]", "member")
+    page.locator("#user-rows", has_text="7 in all").wait_for()
+    page.select_option("select[name=status]", "inactive")
+    page.locator("#user-rows tbody tr").first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#user-rows tbody tr').length === 1")
+    assert "member3" in page.inner_text("#user-rows") and "deactivated" in page.inner_text("#user-rows")
+
+    # A search nothing matches says so, and keeps what was typed.
+    page.fill("input[type=search]", "nobody-like-this")
+    page.click("button:has-text('Search')")
+    assert "No users match these filters" in page.inner_text("#user-rows")
+    assert page.input_value("input[type=search]") == "nobody-like-this"
