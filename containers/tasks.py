@@ -366,9 +366,12 @@ def mount_add(op: Operation, runner: Runner) -> dict[str, Any]:
         raise ServiceError(f"{source} does not exist on host {op.host.slug}; nothing was changed")
     if not mounts.within(real, op.params["roots"]):
         raise ServiceError(f"{source} resolves to {real}, outside the allowed roots; nothing was changed")
-    create = ("dir" if os.path.isdir(real) else "file") if op.params["create_target"] else None
-    entry = mounts.mount_entry(real, target, read_only=op.params["read_only"], create=create)
-    _driver(op, runner).add_config_line(op.params["name"], "lxc.mount.entry", entry)
+    driver = _driver(op, runner)
+    if op.params["create_target"]:
+        # Made here, never through a link (LXC's create= option follows one planted inside).
+        driver.make_mount_target(op.params["name"], target, directory=os.path.isdir(real))
+    entry = mounts.mount_entry(real, target, read_only=op.params["read_only"], create=None)
+    driver.add_config_line(op.params["name"], "lxc.mount.entry", entry)
     return {**_refresh(op, runner), "entry": entry}
 
 

@@ -673,6 +673,32 @@ class LxcDriver:
         self.write_config(name, "\n".join(kept) + "\n")
         self.runner.log(f"# {self.config_path(name)}: removed {key}")
 
+    def rootfs_dir(self, name: str, why: str) -> str:
+        """The host directory of a container's rootfs (dir and btrfs stores; other stores are
+        not a host directory while the container is stopped: CommandError starting with ``why``)."""
+        rootfs_path = parse_config(self.read_config(name)).rootfs
+        store, _, path = rootfs_path.partition(":")
+        if not path:  # a bare path is a dir store
+            return rootfs_path
+        if store not in ("dir", "btrfs"):
+            raise CommandError(
+                f"{why}: its rootfs must be a directory on the host (a dir store), not {store}"
+            )
+        return path
+
+    def make_mount_target(self, name: str, target: str, *, directory: bool) -> bool:
+        """Make a bind mount's target inside the container's rootfs (see ``rootfs.make_target``);
+        True when it was made, False when it was there."""
+        root = self.rootfs_dir(name, "the console makes a mount target only in a rootfs it can reach")
+        try:
+            with rootfs_access.root_dir(root) as root_fd:
+                made = rootfs_access.make_target(root_fd, target, directory=directory)
+        except rootfs_access.RootfsError as exc:
+            raise CommandError(f"the mount target was not made: {exc.message}") from None
+        if made:
+            self.runner.log(f"# made /{target} under {root} ({'directory' if directory else 'empty file'})")
+        return made
+
     def _hook_place(self, name: str, hook_type: str, *, in_rootfs: bool) -> tuple[str, str, str]:
         """Where a hook script lives: (root directory, path under it, path written in the config).
 
@@ -684,14 +710,8 @@ class LxcDriver:
         if not re.fullmatch(r"[a-z-]{3,10}", hook_type):
             raise ValueError(f"invalid hook type {hook_type!r}")
         if in_rootfs:
-            rootfs_path = parse_config(self.read_config(name)).rootfs
-            store, _, path = rootfs_path.partition(":")
-            if store != "dir" and path:
-                raise CommandError(
-                    f"a start hook runs inside the container: its rootfs must be a dir store, not {store}"
-                )
             inside = f"/usr/local/lib/lxc-console/hook-{hook_type}"
-            return path or rootfs_path, inside, inside
+            return self.rootfs_dir(name, "a start hook runs inside the container"), inside, inside
         home = str(Path(self.lxc_path) / validate_container_name(name))
         return home, f"hooks/{hook_type}", f"{home}/hooks/{hook_type}"
 

@@ -58,6 +58,7 @@ __all__ = [
     "RootfsError",
     "file_status",
     "list_dir",
+    "make_target",
     "root_dir",
     "pid_root",
     "read_file",
@@ -772,6 +773,40 @@ def remove_file(root_fd: int, path: str) -> bool:
         except OSError as exc:
             raise _oserror(exc, shown) from None
     return True
+
+
+def make_target(root_fd: int, path: str, *, directory: bool) -> bool:
+    """Make ``path`` under the root, a directory or an empty file (mode 0644), with the
+    directories on the way, unless it is already there as such; True when it was made.
+
+    What a bind mount needs as its target, made by the agent instead of LXC's ``create=``
+    option (which follows a link planted in the container at the next start). A link on the
+    way or at the name, or something else of that name, is refused with nothing made.
+    """
+    parts = _write_parts(path)
+    shown, name = _join(parts), parts[-1]
+    dir_fd = _open_parent(root_fd, parts, make_dirs=True, dir_mode=0o755)
+    try:
+        try:
+            if directory:
+                os.mkdir(name, 0o755, dir_fd=dir_fd)  # mkdirat never follows the name
+            else:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                os.close(os.open(name, flags, 0o644, dir_fd=dir_fd))
+            return True
+        except FileExistsError:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise _link_refused(shown)
+        if directory and not stat.S_ISDIR(st.st_mode):
+            raise RootfsError(f"{shown} is not a directory; nothing was made", errno.ENOTDIR)
+        if not directory:
+            _refuse_unless_regular(st, shown)
+        return False
+    except OSError as exc:
+        raise _oserror(exc, shown) from None
+    finally:
+        os.close(dir_fd)
 
 
 def write_hostname(rootfs_dir: str | os.PathLike[str], hostname: str) -> None:

@@ -842,3 +842,25 @@ def test_hostname_is_never_written_through_a_link(planted):
     (root / "etc").unlink()
     rootfs.write_hostname(root, "web")
     assert (root / "etc" / "hostname").read_text() == "web\n"
+
+
+def test_mount_targets_are_made_without_following_links(planted):
+    root, host_file, host_dir = planted
+    with rootfs.root_dir(root) as fd:
+        assert rootfs.make_target(fd, "mnt/data/deep", directory=True) is True
+        assert rootfs.make_target(fd, "mnt/data/deep", directory=True) is False  # already there
+        assert rootfs.make_target(fd, "mnt/file", directory=False) is True
+        assert (root / "mnt/file").read_bytes() == b"" and (root / "mnt/data/deep").is_dir()
+        with pytest.raises(RootfsError, match="^/mnt/file is not a directory"):
+            rootfs.make_target(fd, "mnt/file", directory=True)
+        os.symlink(host_dir, root / "mnt" / "linked-dir")
+        os.symlink(host_file, root / "mnt" / "linked-file")
+        for path, directory, shown in (
+            ("mnt/linked-dir", True, "/mnt/linked-dir"),
+            ("mnt/linked-dir/x", True, "/mnt/linked-dir"),
+            ("mnt/linked-file", False, "/mnt/linked-file"),
+            ("mnt/linked-dir/y", False, "/mnt/linked-dir"),
+        ):
+            with pytest.raises(RootfsError, match=f"^{shown} is a symbolic link inside the container"):
+                rootfs.make_target(fd, path, directory=directory)
+    _untouched(host_file, host_dir)

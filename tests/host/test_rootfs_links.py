@@ -179,3 +179,53 @@ def test_a_tarball_whose_hostname_is_a_link_fails_without_writing_through_it(
         assert "/etc/hostname" in error
         untouched(target, directory)
         assert not Path(host.lxc_path, name).exists()  # the half-made container was removed
+
+
+def test_a_mount_target_is_never_made_through_a_planted_link(admin, agent_host, host_targets):
+    """The agent makes a bind mount's target itself, confined to the rootfs; LXC's create= option
+    (which made a directory in a host directory through a planted link at the next start) is
+    no longer written."""
+    target, directory = host_targets
+    shared = directory.parent / "shared"
+    shared.mkdir()
+    services.set_mount_roots(actor=admin, ctx=CTX, host=agent_host, roots=[str(shared)])
+    name = f"rm-{uuid.uuid4().hex[:6]}"
+    created = run(services.create_container(actor=admin, ctx=CTX, host=agent_host, name=name))
+    c = Container.objects.get(pk=created.result["container_id"])
+    run(services.start_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+
+    def add(target_path: str):
+        c.refresh_from_db()
+        return services.add_mount(actor=admin, ctx=CTX, container=c, source=str(shared), target=target_path)
+
+    attach(c, f"mkdir -p /srv && ln -s {directory} /srv/linked && ln -s {directory} /srv/data")
+    for target_path, linked in (("srv/linked/data", "/srv/linked"), ("srv/data", "/srv/data")):
+        error = failed(add(target_path))
+        assert f"{linked} is a symbolic link inside the container" in error
+        untouched(target, directory)
+    assert str(shared) not in config(c)  # no entry was added
+
+    # The normal case: the target is made, the entry has no create=, the mount works.
+    op = run(add("srv/shared"))
+    assert op.result["entry"] == f"{shared} srv/shared none ro,bind 0 0"
+    (shared / "hello").write_text("hello\n")
+    c.refresh_from_db()
+    run(services.stop_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+    run(services.start_container(actor=admin, ctx=CTX, container=c))
+    out = subprocess.run(
+        ["lxc-attach", "-P", c.lxc_path, "-n", c.name, "--", "cat", "/srv/shared/hello"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.stdout == "hello\n"
+
+    # The target swapped for a link afterwards: the next start makes nothing on the host.
+    attach(c, f"umount /srv/shared; rmdir /srv/shared && ln -s {directory}/new /srv/shared")
+    c.refresh_from_db()
+    run(services.stop_container(actor=admin, ctx=CTX, container=c))
+    c.refresh_from_db()
+    wait_terminal(services.start_container(actor=admin, ctx=CTX, container=c))  # LXC may refuse
+    untouched(target, directory)
