@@ -7,12 +7,14 @@ Every change writes its AuditEvent in the same transaction; refusals are audited
 A password is set by its owner through a one-time link (an invitation or a reset): only the
 token's SHA-256 is stored, the link works once, until it expires, and only while it is the
 user's newest one. A deactivated user's sessions are deleted at once (and Django's
-``ModelBackend`` refuses an inactive user's session on the next request in any case).
+``ModelBackend`` refuses an inactive user's session on the next request in any case), and their
+open browser terminals are told to close.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -33,9 +35,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from console.choices import AuditResult
+from console.choices import ACTIVE_STATUSES, AuditResult
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
-from console.models import PasswordLink, Team
+from console.models import Operation, PasswordLink, Team
 from console.operations import RequestContext, audit, audited_refusal
 
 # ASCII only, so two user names cannot look alike; unique regardless of case.
@@ -173,6 +175,40 @@ def end_sessions(user: Any) -> int:
     return len(keys)
 
 
+def end_terminals(user: Any) -> list[int]:
+    """Tell every open browser terminal of ``user`` to close, once the change has committed.
+
+    A terminal outlives the page's session (its websocket was authorized when it opened), so a
+    deactivation or a reset ends it explicitly: the agent's relay reads the same "close" message
+    the page sends when its tab closes, ends the program and the session's operation. Returns the
+    ids of those operations.
+    """
+    from containers import terminal
+    from containers.choices import ContainerOp
+
+    op_ids = list(
+        Operation.objects.filter(
+            kind=ContainerOp.TERMINAL, actor=user, status__in=ACTIVE_STATUSES
+        ).values_list("pk", flat=True)
+    )
+
+    def send() -> None:
+        import redis
+
+        r = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+        try:
+            for pk in op_ids:
+                r.rpush(terminal.in_key(pk), json.dumps({"type": "close"}))
+                r.expire(terminal.in_key(pk), 300)
+        finally:
+            r.close()
+
+    if op_ids:
+        # robust: Redis being down must not undo or hide the deactivation, which has committed.
+        transaction.on_commit(send, robust=True)
+    return op_ids
+
+
 def _revoke_links(user: Any) -> int:
     return PasswordLink.objects.filter(user=user, used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -254,9 +290,15 @@ def deactivate_user(*, actor: Any, ctx: RequestContext, user: Any) -> int:
             user.save(update_fields=["is_active"])
             links = _revoke_links(user)
             sessions = end_sessions(user)
+            terminals = end_terminals(user)
             done(
                 before=before,
-                after={**_state(user), "sessions_ended": sessions, "links_revoked": links},
+                after={
+                    **_state(user),
+                    "sessions_ended": sessions,
+                    "links_revoked": links,
+                    "terminals_ended": terminals,
+                },
             )
         return sessions
 
@@ -284,8 +326,15 @@ def reset_password(*, actor: Any, ctx: RequestContext, user: Any) -> IssuedLink:
             user.set_unusable_password()
             user.save(update_fields=["password"])
             sessions = end_sessions(user)
+            terminals = end_terminals(user)
             issued = _issue_link(user, PasswordLink.Purpose.RESET, actor)
-            done(after={"sessions_ended": sessions, "link_expires": issued.link.expires_at.isoformat()})
+            done(
+                after={
+                    "sessions_ended": sessions,
+                    "terminals_ended": terminals,
+                    "link_expires": issued.link.expires_at.isoformat(),
+                }
+            )
         return issued
 
 
