@@ -258,11 +258,11 @@ def parse_domain_xml(text: str) -> DomainInfo:
     info.name = (root.findtext("name") or "").strip()
     info.uuid = (root.findtext("uuid") or "").strip()
     memory = root.find("memory")
-    if memory is not None and (memory.text or "").strip().isdigit():
+    if memory is not None and re.fullmatch(r"[0-9]+", (memory.text or "").strip()):
         factor = _UNIT_KIB.get((memory.get("unit") or "KiB").lower(), 1)
         info.memory_kib = int(int(memory.text.strip()) * factor)
     vcpu = (root.findtext("vcpu") or "").strip()
-    info.vcpus = int(vcpu) if vcpu.isdigit() else None
+    info.vcpus = int(vcpu) if re.fullmatch(r"[0-9]+", vcpu) else None
     info.init = (root.findtext("os/init") or "").strip()
     for fs in root.iterfind("devices/filesystem"):
         source, target = fs.find("source"), fs.find("target")
@@ -335,16 +335,15 @@ class Conversion:
 
 def unconverted_lines(config_text: str) -> list[str]:
     """Config lines libvirt's converter does not read (so the domain will not have them)."""
-    lines = []
-    for raw in config_text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key = line.split("=", 1)[0].strip()
-        if key in CONVERTED_KEYS or key.startswith(CONVERTED_PREFIXES):
-            continue
-        lines.append(line)
-    return lines
+    from containers.lxc_config import LxcConfig
+
+    return [
+        line.raw.strip()
+        for line in LxcConfig(config_text).lines
+        if line.key is not None
+        and line.key not in CONVERTED_KEYS
+        and not line.key.startswith(CONVERTED_PREFIXES)
+    ]
 
 
 def hint_for_conversion_error(message: str) -> str:

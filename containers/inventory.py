@@ -11,8 +11,9 @@ from django.utils import timezone
 from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
-from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin, parse_config
-from containers.limits import SHOWN_KEYS, saved_limits
+from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin
+from containers.limits import SHOWN_KEYS
+from containers.lxc_config import LxcConfig
 from containers.models import Container, container_lock_key
 from storage.drivers.lvm import LvmDriver
 from storage.drivers.zfs import DATASET_RE, ZfsDriver
@@ -26,7 +27,7 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
         container.config_text = driver.read_config(container.name)
     except OSError:
         container.config_text = ""
-    cfg = parse_config(container.config_text)
+    cfg = LxcConfig(container.config_text)
     container.state = info.state if info.state in State.values else State.UNKNOWN
     container.pid = info.pid if container.state != State.STOPPED else None
     container.ips = info.ips if container.state != State.STOPPED else []
@@ -42,7 +43,7 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
         container.usage = {}
     # The frequent usage refresh (limits=False) leaves the cgroup values to syncs and operations.
     if limits and container.state in (State.RUNNING, State.FROZEN):
-        keys = dict.fromkeys([*SHOWN_KEYS, *saved_limits(container.config_text)])
+        keys = dict.fromkeys([*SHOWN_KEYS, *cfg.cgroup_limits])
         container.cgroup_live = {key: driver.cgroup_get(container.name, key) for key in keys}
     elif limits:
         container.cgroup_live = {}
@@ -166,7 +167,13 @@ def refresh_container(
     if not driver.exists(name):
         qs.delete()
         return None
-    info = driver.info(name)
+    try:
+        info = driver.info(name)
+    except CommandError:
+        if not driver.load_error(name):
+            raise
+        # LXC cannot load its config: keep the row (UNKNOWN) so the config can be repaired.
+        info = ContainerInfo(name=name, state=State.UNKNOWN)
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     _apply(container, info, driver, limits=limits)
     container.save()

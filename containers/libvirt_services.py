@@ -362,7 +362,7 @@ def redefine_domain(
 ) -> Operation:
     """Edit a stopped domain's definition in place (``virsh edit``): the same name and UUID,
     checked like pasted XML, refused when the definition changed since it was loaded."""
-    from containers.config import config_hash
+    from containers.lxc_config import config_hash
 
     size = len(xml.encode()) if isinstance(xml, str) else 0
     with audited_refusal(

@@ -185,7 +185,7 @@ def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
 @audited_post(DomainOp.REDEFINE)
 def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """``virsh edit`` in the browser (admins): the definition, a diff before saving, a stale base refused."""
-    from containers.config import config_hash, unified_diff
+    from containers.lxc_config import config_hash, unified_diff
 
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", container.host)

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 from console.errors import InvalidInput
 
-_SIZE_RE = re.compile(r"^(\d{1,15})([KMGT]?)(i?B)?$", re.IGNORECASE)
+# ASCII digits only: \d, str.isdigit() and int() also take other scripts ("٠"), which the
+# kernel does not read.
+_SIZE_RE = re.compile(r"([0-9]{1,15})([KMGT]?)(i?B)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 MIN_MEMORY = 4 * 1024**2
 
 
 def parse_size(value: str) -> int:
     """``268435456``, ``256M``, ``1G``, ``512MiB`` -> bytes."""
-    m = _SIZE_RE.match(value.strip())
+    m = _SIZE_RE.fullmatch(value.strip())
     if not m:
         raise InvalidInput("must be a size such as 268435456, 256M or 1G")
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
@@ -28,7 +30,7 @@ def parse_size(value: str) -> int:
 def parse_cpu_list(value: str) -> list[int]:
     """``0``, ``0-1``, ``0,2-3`` -> the CPUs named."""
     cpus: list[int] = []
-    if not re.fullmatch(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*", value.strip()):
+    if not re.fullmatch(r"[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*", value.strip()):
         raise InvalidInput("must be a CPU list such as 0, 0-1 or 0,2-3")
     for part in value.strip().split(","):
         lo, _, hi = part.partition("-")
@@ -74,7 +76,7 @@ def _cpuset(value: str, ctx: dict) -> str:
 
 def _int_between(lo: int, hi: int) -> Callable[[str, dict], str]:
     def check(value: str, _ctx: dict) -> str:
-        if not re.fullmatch(r"\d{1,12}", value.strip()) or not lo <= int(value) <= hi:
+        if not re.fullmatch(r"[0-9]{1,12}", value.strip()) or not lo <= int(value) <= hi:
             raise InvalidInput(f"must be a whole number from {lo} to {hi}")
         return str(int(value))
 
@@ -115,13 +117,10 @@ def validate_limit(key: str, value: object, ctx: dict) -> str:
 
 
 def saved_limits(config_text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for raw in config_text.splitlines():
-        key, sep, value = raw.partition("=")
-        key = key.strip()
-        if sep and key.startswith("lxc.cgroup.") and not key.startswith("lxc.cgroup.devices"):
-            out[key.removeprefix("lxc.cgroup.")] = value.strip()
-    return out
+    """The ``lxc.cgroup.*`` limits a config applies at start (device rules left out)."""
+    from containers.lxc_config import LxcConfig
+
+    return LxcConfig(config_text).cgroup_limits
 
 
 def same_value(key: str, a: str | None, b: str | None) -> bool:
@@ -143,7 +142,7 @@ def same_value(key: str, a: str | None, b: str | None) -> bool:
 
 def describe_limit(key: str, value: str | None) -> str | None:
     """A live value as a person reads it: memory in MiB, the kernel's "no limit" as unlimited."""
-    if value is None or not key.startswith("memory.") or not value.isdigit():
+    if value is None or not key.startswith("memory.") or not re.fullmatch(r"[0-9]{1,20}", value):
         return value
     size = int(value)
     if size >= 2**62:

@@ -6,6 +6,7 @@ import os
 import re
 
 from console.errors import InvalidInput
+from containers.lxc_config import mount_entries
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 
@@ -16,7 +17,7 @@ def normalise_roots(roots: list[str]) -> list[str]:
         root = root.strip()
         if not root:
             continue
-        if not root.startswith("/") or not _SAFE_PATH.match(root) or "\x00" in root:
+        if not root.startswith("/") or not _SAFE_PATH.fullmatch(root) or "\x00" in root:
             raise InvalidInput(
                 f"{root!r}: an allowed root must be an absolute path without blanks", field="roots"
             )
@@ -36,7 +37,7 @@ def validate_source(value: object, roots: list[str]) -> str:
         raise InvalidInput("the host directory is required", field="source")
     if not value.startswith("/"):
         raise InvalidInput("the host directory must be an absolute path", field="source")
-    if not _SAFE_PATH.match(value):
+    if not _SAFE_PATH.fullmatch(value):
         raise InvalidInput("the host path may contain only letters, digits and . _ / @ + -", field="source")
     normal = os.path.normpath(value)
     if not roots:
@@ -53,7 +54,7 @@ def validate_target(value: object) -> str:
         raise InvalidInput(
             "the target must be relative to the container's root (mnt/data, not /mnt/data)", field="target"
         )
-    if not _SAFE_PATH.match(value):
+    if not _SAFE_PATH.fullmatch(value):
         raise InvalidInput("the target may contain only letters, digits and . _ / @ + -", field="target")
     parts = value.split("/")
     if ".." in parts:
@@ -69,23 +70,5 @@ def mount_entry(source: str, target: str, *, read_only: bool, create: str | None
 
 
 def parse_entries(config_text: str) -> list[dict]:
-    """The lxc.mount.entry lines of a config: source, target, options."""
-    out = []
-    for line in config_text.splitlines():
-        key, sep, value = line.partition("=")
-        if not sep or key.strip() != "lxc.mount.entry":
-            continue
-        fields = value.split()
-        if len(fields) >= 4:
-            out.append(
-                {
-                    "entry": value.strip(),
-                    "source": fields[0],
-                    "target": fields[1],
-                    "type": fields[2],
-                    "options": fields[3],
-                    "bind": "bind" in fields[3].split(","),
-                    "read_only": "ro" in fields[3].split(","),
-                }
-            )
-    return out
+    """The lxc.mount.entry lines of a config as LXC reads them: source, target, options."""
+    return mount_entries(config_text)

@@ -16,9 +16,16 @@ from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, audit, audited_refusal, start_operation
 from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
-from containers.config import config_hash, current_values, validate_config_text, validate_key_value
 from containers.hooks import validate_hook_type, validate_script
 from containers.limits import saved_limits, validate_limit
+from containers.lxc_config import (
+    LxcConfig,
+    config_hash,
+    form_values,
+    settings_changes,
+    validate_config_text,
+    validate_key_value,
+)
 from containers.models import Container, container_lock_key
 from containers.mounts import normalise_roots, parse_entries, validate_source, validate_target
 from containers.validators import (
@@ -113,7 +120,7 @@ def _block_store_params(host: Host, lxc_path: str, store: str, fssize: str | Non
                 field="backing_store",
             )
         size = (fssize or "1G").strip().upper()
-        m = _FSSIZE_RE.match(size)
+        m = _FSSIZE_RE.fullmatch(size)
         if not m or (m.group(2) == "M" and int(m.group(1)) < 64):
             raise InvalidInput("the logical volume size is 64M or more, like 512M or 10G", field="fssize")
         return {"vgname": pool.vg_name or "lxc", "fssize": size}
@@ -367,32 +374,40 @@ def attach_command(
     )
 
 
+class NothingToChange(Exception):
+    """A Settings form sent back the values already saved: no operation, nothing refused."""
+
+
 def set_config_values(
     *, actor: Any, ctx: RequestContext, container: Container, values: dict[str, str]
-) -> Operation:
-    """Change editable config keys (validated one by one); old and new values go into the audit row."""
-    current = current_values(container.config_text)
-    changes: dict[str, str] = {}
+) -> Operation | None:
+    """Change editable config keys from the Settings form; None when nothing changes.
+
+    A field left as shown changes nothing, an emptied one removes its key, and every wrong field
+    is refused at once (``SettingsRefused.errors``); old and new values go into the audit row.
+    """
+    current = form_values(LxcConfig(container.config_text))
+    changes: dict[str, str | None] = {}
 
     def check(c: Container) -> None:
-        for key, value in values.items():
-            normal = validate_key_value(key, value)
-            if current.get(key, "") != normal:
-                changes[key] = normal
+        changes.update(settings_changes(c.config_text, values))
         if not changes:
-            raise InvalidInput("nothing to change: these values are the ones already saved")
+            raise NothingToChange
 
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.CONFIG_SET,
-        role="admin",
-        params={"changes": changes},
-        check=check,
-        before={k: current.get(k, "") for k in values},
-        after=lambda: dict(changes),
-    )
+    try:
+        return _lifecycle(
+            actor=actor,
+            ctx=ctx,
+            container=container,
+            kind=ContainerOp.CONFIG_SET,
+            role="admin",
+            params={"changes": changes},
+            check=check,
+            before={k: current.get(k, "") for k in values if k in current},
+            after=lambda: dict(changes),
+        )
+    except NothingToChange:
+        return None
 
 
 def replace_config(
@@ -556,7 +571,11 @@ def autostart_plan(host: Host, group: str | None = None, all_groups: bool = Fals
     if all_groups:
         return containers
     if group:
-        return [c for c in containers if group in c.groups]
+        # lxc-autostart splits --groups on commas and lists a container sharing any one of them
+        # (an empty name, "onboot,", stands for the containers without a group); a container's
+        # own group whose name holds a comma can therefore never match.
+        wanted = set(group.split(","))
+        return [c for c in containers if wanted & set(c.groups) or ("" in wanted and not c.groups)]
     return [c for c in containers if not c.groups]
 
 
@@ -590,9 +609,7 @@ def remove_hook(*, actor: Any, ctx: RequestContext, container: Container, hook_t
 
     def check(c: Container) -> None:
         params["hook"] = validate_hook_type(hook_type)
-        configured = any(
-            line.split("=", 1)[0].strip() == f"lxc.hook.{hook_type}" for line in c.config_text.splitlines()
-        )
+        configured = LxcConfig(c.config_text).has(f"lxc.hook.{hook_type}")
         if existing is None and not configured:
             raise Conflict(f"{c.name} has no {hook_type} hook")
 

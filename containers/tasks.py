@@ -16,10 +16,10 @@ from console.runner import CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
 from containers.choices import ContainerOp, Template
-from containers.config import config_hash
 from containers.drivers import debootstrap, rootfs
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
+from containers.lxc_config import config_hash
 from containers.models import Container, ContainerHook, FileBlob
 
 
@@ -215,8 +215,10 @@ def attach(op: Operation, runner: Runner) -> dict[str, Any]:
 @operation_handler(ContainerOp.CONFIG_SET)
 def config_set(op: Operation, runner: Runner) -> dict[str, Any]:
     driver = _driver(op, runner)
+    old = driver.read_config(op.params["name"])
     for key, value in op.params["changes"].items():
         driver.set_config_value(op.params["name"], key, value)
+    driver.keep_if_loads(op.params["name"], old)
     return _refresh(op, runner)
 
 
@@ -227,8 +229,10 @@ def config_replace(op: Operation, runner: Runner) -> dict[str, Any]:
         raise ServiceError(
             "the config file changed on the host since the editor loaded it; nothing was written"
         )
+    old = driver.read_config(op.params["name"])
     driver.write_config(op.params["name"], op.params["text"])
     runner.log(f"# wrote {driver.config_path(op.params['name'])}")
+    driver.keep_if_loads(op.params["name"], old)
     return _refresh(op, runner)
 
 

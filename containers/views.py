@@ -24,10 +24,18 @@ from console.query import one_of
 from console.views import READ_KINDS, paginate
 from containers import services
 from containers.choices import Backend, ContainerAction, ContainerOp, State
-from containers.config import EDITABLE_KEYS, config_hash, current_values, unified_diff, validate_config_text
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
 from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value, saved_limits
+from containers.lxc_config import (
+    EDITABLE_KEYS,
+    LxcConfig,
+    SettingsRefused,
+    config_hash,
+    form_values,
+    unified_diff,
+    validate_config_text,
+)
 from containers.models import Container, FileBlob
 from containers.mounts import parse_entries
 
@@ -278,10 +286,12 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
     """The config file as the agent last read it; key form (admins) and raw editor with a diff."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
-    current = current_values(container.config_text)
+    config = LxcConfig(container.config_text)
+    shown = form_values(config)
     context: dict = {
         "container": container,
-        "keys": [(k, current.get(k.key, "")) for k in EDITABLE_KEYS],
+        "keys": _settings_fields(shown),
+        "odd_groups": [g for g in config.groups if "," in g],
         "can_admin": access.can(request.user, "admin", container.host),
         "base_hash": config_hash(container.config_text),
         "raw_text": container.config_text,
@@ -292,10 +302,20 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
         mode = request.POST.get("mode")
         try:
             if mode == "keys":
-                values = {k.key: request.POST.get(k.key, "") for k in EDITABLE_KEYS if k.key in request.POST}
-                op = services.set_config_values(
-                    actor=request.user, ctx=ctx, container=container, values=values
-                )
+                # Every lxc.* field sent: unknown keys are refused by the service, not dropped.
+                # A checkbox's hidden "0" comes before its "1": the last value is the box's state.
+                values = {k: request.POST.getlist(k)[-1] for k in request.POST if k.startswith("lxc.")}
+                try:
+                    op = services.set_config_values(
+                        actor=request.user, ctx=ctx, container=container, values=values
+                    )
+                except SettingsRefused as exc:
+                    context.update(keys=_settings_fields({**shown, **values}, exc.errors), error=exc.message)
+                    status = exc.status_code
+                    return render(request, "containers/container_config.html", context, status=status)
+                if op is None:
+                    context["notice"] = "Nothing to save: every field has the value already in the config."
+                    return render(request, "containers/container_config.html", context)
                 return redirect("operation-detail", pk=op.pk)
             if mode == "preview":
                 access.require(request.user, "admin", container.host)
@@ -321,6 +341,12 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
             context["raw_text"] = request.POST.get("text", container.config_text)
             status = exc.status_code
     return render(request, "containers/container_config.html", context, status=status)
+
+
+def _settings_fields(values: dict[str, str], errors: dict[str, str] | None = None) -> list[tuple]:
+    """The Settings form's rows: (key spec, value shown, error)."""
+    errors = errors or {}
+    return [(k, values.get(k.key, ""), errors.get(k.key, "")) for k in EDITABLE_KEYS]
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -506,11 +532,7 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
     stored = {h.hook_type: h for h in container.hooks.all()}
-    configured: dict[str, list[str]] = {}
-    for line in container.config_text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip().startswith("lxc.hook."):
-            configured.setdefault(key.strip().removeprefix("lxc.hook."), []).append(value.strip())
+    configured = LxcConfig(container.config_text).hooks
     editing = request.GET.get("hook") or request.POST.get("hook") or ""
     error, status = None, 200
     if request.method == "POST":

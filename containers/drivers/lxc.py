@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console.errors import InvalidInput
 from console.runner import CommandError, CommandResult, Runner
 from containers.drivers import rootfs as rootfs_access
+from containers.lxc_config import ContainerConfig, LxcConfig, check_key_value, parse_config
 from containers.validators import validate_container_name
 
 # lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.
@@ -46,18 +48,6 @@ class ContainerInfo:
     autostart: bool = False
     groups: list[str] = field(default_factory=list)
     usage: dict[str, int | str] = field(default_factory=dict)
-
-
-@dataclass
-class ContainerConfig:
-    """The keys of a container's config file the inventory keeps."""
-
-    rootfs: str = ""
-    store: str = ""
-    autostart: bool = False
-    start_delay: int = 0
-    start_order: int = 0
-    groups: list[str] = field(default_factory=list)
 
 
 def parse_info(text: str) -> ContainerInfo:
@@ -115,6 +105,8 @@ def parse_fancy_list(text: str) -> list[ContainerInfo]:
             for ip in cells.get(key, "").split(",")
             if ip.strip() and ip.strip() != "-"
         ]
+        # lxc-ls joins groups with ", ", so a group whose name holds a comma reads as two here;
+        # the inventory takes groups from the config (lxc_config), this is only its fallback.
         groups = [g.strip() for g in cells.get("GROUPS", "").split(",") if g.strip() and g.strip() != "-"]
         pid = cells.get("PID", "")
         out.append(
@@ -128,33 +120,6 @@ def parse_fancy_list(text: str) -> list[ContainerInfo]:
             )
         )
     return out
-
-
-def parse_config(text: str) -> ContainerConfig:
-    """Read the inventory's keys from an LXC config file (last value wins, groups add up)."""
-    cfg = ContainerConfig()
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = (part.strip() for part in line.partition("="))
-        if key == "lxc.rootfs.path":
-            cfg.rootfs = value
-            store, sep, _rest = value.partition(":")
-            cfg.store = store if sep and store.isalpha() else "dir"
-        elif key == "lxc.start.auto":
-            cfg.autostart = value == "1"
-        elif key == "lxc.start.delay" and value.isdigit():
-            cfg.start_delay = int(value)
-        elif key == "lxc.start.order" and re.fullmatch(r"-?\d+", value):
-            cfg.start_order = int(value)
-        elif key == "lxc.group":
-            # LXC splits one line's groups on blanks; an empty value clears the list.
-            if value:
-                cfg.groups.extend(value.split())
-            else:
-                cfg.groups = []
-    return cfg
 
 
 _MONITOR_LINE = re.compile(r"^'(?P<name>[^']+)' changed state to \[(?P<state>[A-Z]+)\]")
@@ -232,22 +197,6 @@ def failure_cause(output: str) -> str:
     return lines[-1] if lines else ""
 
 
-def replace_key_lines(text: str, key: str, new_lines: list[str]) -> str:
-    """``text`` (an LXC config) with every ``key = ...`` line replaced by ``new_lines``, put where
-    the first one was (or at the end)."""
-    out, placed = [], False
-    for line in text.removesuffix("\n").split("\n") if text else []:
-        if line.split("=", 1)[0].strip() == key:
-            if not placed:
-                out.extend(new_lines)
-                placed = True
-            continue
-        out.append(line)
-    if not placed:
-        out.extend(new_lines)
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
 # lxc-config's keys: the system-wide defaults of the lxc-* tools (``/etc/lxc/lxc.conf``).
 SYSTEM_KEY_RE = re.compile(r"lxc(\.[a-z0-9_]+)+")
 EDITABLE_SYSTEM_KEYS = ("lxc.lxcpath", "lxc.bdev.lvm.vg", "lxc.bdev.lvm.thin_pool", "lxc.bdev.zfs.root")
@@ -275,7 +224,7 @@ def write_system_config(runner: Runner, path: str, key: str, value: str) -> str 
     old = conf.read_text() if conf.exists() else None
     conf.parent.mkdir(parents=True, exist_ok=True)
     tmp = conf.with_name(conf.name + ".console-new")
-    tmp.write_text(replace_key_lines(old or "", key, [f"{key} = {value}"]))
+    tmp.write_text(LxcConfig(old or "").set(key, value).text())
     tmp.chmod(0o644)
     os.replace(tmp, conf)
     runner.log(f"# {path}: {key} = {value}")
@@ -606,6 +555,9 @@ class LxcDriver:
         return result.stdout.strip() or "UNKNOWN"
 
     def list(self) -> list[ContainerInfo]:
+        """Every container under the LXC path. lxc-ls leaves out a container whose config LXC
+        cannot load; it still exists (its directory and config are there) and is listed here in
+        state UNKNOWN, so it stays on the console and its config can be repaired."""
         if not os.path.isdir(self.lxc_path):
             return []
         result = self.runner.run(
@@ -613,7 +565,47 @@ class LxcDriver:
             record=False,
             timeout=60,
         )
-        return parse_fancy_list(result.stdout)
+        infos = parse_fancy_list(result.stdout)
+        listed = {info.name for info in infos}
+        for name in sorted(self.config_dirs()):
+            if name not in listed:
+                infos.append(ContainerInfo(name=name, state="UNKNOWN"))
+        return infos
+
+    def config_dirs(self) -> list[str]:
+        """Names of the directories under the LXC path that hold a config file (lxc-ls's rule)."""
+        out = []
+        for entry in os.scandir(self.lxc_path):
+            try:
+                validate_container_name(entry.name)
+            except InvalidInput:
+                continue
+            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, "config")):
+                out.append(entry.name)
+        return out
+
+    def load_error(self, name: str) -> str:
+        """'' when LXC loads the container's config, else LXC's own reason."""
+        result = self.runner.run(
+            ["lxc-info", *self._n(name), "-c", "lxc.rootfs.path", "-l", "ERROR"],
+            check=False,
+            record=False,
+            timeout=10,
+        )
+        if result.returncode == 0:
+            return ""
+        # LXC's own ERROR line names the line it could not parse; "Failed to load config" does not.
+        lines = [ln.strip() for ln in f"{result.stderr}\n{result.stdout}".splitlines() if ln.strip()]
+        own = [m.group("message") for ln in lines if (m := _TOOL_LINE.match(ln))]
+        return (own or lines or ["LXC cannot load the config"])[0]
+
+    def keep_if_loads(self, name: str, old_text: str) -> None:
+        """After writing a container's config: if LXC cannot load it, put ``old_text`` back and
+        fail with LXC's reason (a config LXC cannot read hides the container from every lxc-* tool)."""
+        error = self.load_error(name)
+        if error:
+            self.write_config(name, old_text)
+            raise CommandError(f"LXC cannot load the new config ({error}); the previous config was put back")
 
     def read_config(self, name: str) -> str:
         return self.config_path(name).read_text()
@@ -624,67 +616,52 @@ class LxcDriver:
         except OSError:
             return ContainerConfig()
 
-    def set_config_value(self, name: str, key: str, value: str) -> None:
-        """Set ``key = value`` in the container's config, replacing every earlier line of that key."""
-        # Refuse every character str.splitlines() would split on, not only "\n" and "\r".
-        if (
-            not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key)
-            or len(value.splitlines()) > 1
-            or value != value.strip("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-        ):
-            raise ValueError(f"invalid config key or value: {key!r}")
+    def set_config_value(self, name: str, key: str, value: str | None) -> None:
+        """Set ``key = value`` in the container's config, replacing every earlier line of that key
+        (None removes the key; for lxc.group, "web,db" becomes one line per group)."""
+        from containers.lxc_config import apply_setting
+
+        if value is not None:
+            # Refuse every character str.splitlines() would split on, not only "\n" and "\r".
+            check_key_value(key, value)
+        config = LxcConfig(self.read_config(name))
+        apply_setting(config, key, value)
+        self.write_config(name, config.text())
         path = self.config_path(name)
-        # lxc.group is multi-valued: one line per group ("web,db" would name one group).
-        if key == "lxc.group":
-            new_lines = [f"{key} = {g}" for g in value.split(",") if g] or [f"{key} ="]
-        else:
-            new_lines = [f"{key} = {value}"]
-        self.write_config(name, replace_key_lines(path.read_text(), key, new_lines))
-        self.runner.log(f"# {path}: {key} = {value}")
+        self.runner.log(f"# {path}: {key} = {value}" if value is not None else f"# {path}: removed {key}")
 
     def add_config_line(self, name: str, key: str, value: str) -> None:
         """Append one more line of a multi-valued key (lxc.mount.entry, lxc.group, ...)."""
-        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key) or len(value.splitlines()) > 1 or "\n" in value:
-            raise ValueError(f"invalid config key or value: {key!r}")
-        text = self.read_config(name)
-        self.write_config(name, text.rstrip("\n") + f"\n{key} = {value}\n")
+        config = LxcConfig(self.read_config(name)).add(key, value)
+        self.write_config(name, config.text())
         self.runner.log(f"# {self.config_path(name)}: + {key} = {value}")
 
     def remove_config_line(self, name: str, key: str, value: str) -> bool:
-        """Remove the lines ``key = value`` (exact value); True if one was there."""
-        text = self.read_config(name)
-        lines = text.removesuffix("\n").split("\n")
-        kept = [
-            ln
-            for ln in lines
-            if not (ln.split("=", 1)[0].strip() == key and ln.partition("=")[2].strip() == value)
-        ]
-        if len(kept) == len(lines):
+        """Remove the lines ``key = value`` (exact value, as LXC reads it); True if one was there."""
+        config = LxcConfig(self.read_config(name))
+        if not config.remove(key, value):
             return False
-        self.write_config(name, "\n".join(kept) + "\n")
+        self.write_config(name, config.text())
         self.runner.log(f"# {self.config_path(name)}: - {key} = {value}")
         return True
 
     def remove_config_key(self, name: str, key: str) -> None:
-        if not re.fullmatch(r"lxc(\.[a-z0-9_-]+)+", key):
-            raise ValueError(f"invalid config key: {key!r}")
-        text = self.read_config(name)
-        kept = [ln for ln in text.removesuffix("\n").split("\n") if ln.split("=", 1)[0].strip() != key]
-        self.write_config(name, "\n".join(kept) + "\n")
+        check_key_value(key, "")
+        config = LxcConfig(self.read_config(name))
+        config.remove(key)
+        self.write_config(name, config.text())
         self.runner.log(f"# {self.config_path(name)}: removed {key}")
 
     def rootfs_dir(self, name: str, why: str) -> str:
         """The host directory of a container's rootfs (dir and btrfs stores; other stores are
         not a host directory while the container is stopped: CommandError starting with ``why``)."""
-        rootfs_path = parse_config(self.read_config(name)).rootfs
-        store, _, path = rootfs_path.partition(":")
-        if not path:  # a bare path is a dir store
-            return rootfs_path
-        if store not in ("dir", "btrfs"):
+        config = LxcConfig(self.read_config(name))
+        if config.store not in ("dir", "btrfs"):
             raise CommandError(
-                f"{why}: its rootfs must be a directory on the host (a dir store), not {store}"
+                f"{why}: its rootfs must be a directory on the host (a dir store), "
+                f"not {config.store or 'none'}"
             )
-        return path
+        return config.rootfs_dir
 
     def make_mount_target(self, name: str, target: str, *, directory: bool) -> bool:
         """Make a bind mount's target inside the container's rootfs (see ``rootfs.make_target``);

@@ -117,7 +117,8 @@ for bad in ["-1", "3601", "abc", "1.5"]:
     CASES.append(("stop-timeout", "stop", {"timeout": bad}))
 CONFIG_BAD = {
     "lxc.start.auto": ["2", "yes", "-1", "1;reboot"],
-    "lxc.start.delay": BAD_INTS,
+    # A blank Settings field means "leave the key as it is / unset" (issue 11): not bad input.
+    "lxc.start.delay": [v for v in BAD_INTS if v],
     "lxc.start.order": ["abc", "1.5", "99999", "x"],
     "lxc.group": ["a b", "a;b", "$(id)", "../x", "é"],
     "lxc.net.0.link": ["a b", "x" * 16, "br0;id", "$(id)"],

@@ -10,13 +10,12 @@ import pytest
 from console.errors import InvalidInput
 from console.runner import CommandError, CommandResult, Runner
 from containers.drivers.lxc import (
-    ContainerConfig,
     LxcDriver,
     first_error_in_log,
-    parse_config,
     parse_fancy_list,
     parse_info,
 )
+from containers.lxc_config import ContainerConfig, parse_config
 
 # --- lxc-info -H --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from console.errors import Conflict, InvalidInput
 from console.models import AuditEvent, Operation
 from console.operations import RequestContext
 from containers import services
-from containers.config import config_hash
+from containers.lxc_config import config_hash
 from containers.models import Container
 from tests.host.helpers import wait_terminal
 from tests.hosttools import wait_for

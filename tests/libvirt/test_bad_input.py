@@ -559,7 +559,7 @@ def stopped(db, host):
 
 
 def _edit(container, xml: str, base: str | None = None, **kw):  # noqa: ANN001, ANN003
-    from containers.config import config_hash
+    from containers.lxc_config import config_hash
 
     return dict(
         actor=kw.pop("actor"), ctx=CTX, container=container, xml=xml,
@@ -626,7 +626,7 @@ def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, 
     page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
     assert "Save this definition" not in page and "Show the changes" in page
     edited = stopped.config_text.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
-    from containers.config import config_hash
+    from containers.lxc_config import config_hash
 
     page = client.post(
         f"/containers/{stopped.pk}/domain-xml/",

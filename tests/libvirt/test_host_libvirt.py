@@ -108,7 +108,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
         native.start_container(actor=admin, ctx=CTX, container=dom)
 
     # virsh edit, in the browser's way: the stopped definition, edited and saved by the agent.
-    from containers.config import config_hash
+    from containers.lxc_config import config_hash
 
     before_uuid = parse_domain_xml(dom.config_text).uuid
     edited = dom.config_text.replace("<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>98304</memory>")
