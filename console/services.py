@@ -36,7 +36,7 @@ def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
     ):
         access.require_superuser(actor)
         name = (name or "").strip()
-        if not _TEAM_RE.match(name):
+        if not _TEAM_RE.fullmatch(name):
             raise InvalidInput("a team name is 1-100 letters, digits, spaces, '.', '_' or '-'", field="name")
         if Team.objects.filter(name__iexact=name).exists():
             raise Conflict(f"a team named {name!r} exists already", field="name")
@@ -161,7 +161,7 @@ def update_host(
             raise InvalidInput("a host name is 1-200 characters on one line", field="name")
         if len(address) > 255 or not re.fullmatch(r"[A-Za-z0-9.:_-]*", address):
             raise InvalidInput("the address is a host name or an IP address", field="address")
-        if not _URI_RE.match(libvirt_uri):
+        if not _URI_RE.fullmatch(libvirt_uri):
             raise InvalidInput("the libvirt URI looks like lxc:/// or lxc+ssh://host/", field="libvirt_uri")
         with transaction.atomic():
             before = {"name": host.name, "address": host.address, "libvirt_uri": host.libvirt_uri}

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from console.models import Host
 from containers.choices import Template
+
+
+class AsciiIntegerField(forms.IntegerField):
+    """A whole number in ASCII digits: Django's IntegerField takes any script's digits ("٥")."""
+
+    def to_python(self, value: object) -> int | None:
+        if isinstance(value, str) and value.strip() and not re.fullmatch(r"-?[0-9]+", value.strip()):
+            raise forms.ValidationError("Enter a whole number in the digits 0-9.", code="invalid")
+        return super().to_python(value)
 
 
 class CreateContainerForm(forms.Form):
@@ -40,7 +51,7 @@ class CreateContainerForm(forms.Form):
 
 
 class StopForm(forms.Form):
-    timeout = forms.IntegerField(min_value=0, max_value=3600, required=False)
+    timeout = AsciiIntegerField(min_value=0, max_value=3600, required=False)
     force = forms.BooleanField(required=False)
 
 
@@ -61,4 +72,4 @@ class AttachForm(forms.Form):
     command = forms.CharField(
         max_length=4096, label="Command", help_text="Split like a shell would, but no shell runs it"
     )
-    timeout = forms.IntegerField(min_value=1, max_value=600, required=False, initial=60)
+    timeout = AsciiIntegerField(min_value=1, max_value=600, required=False, initial=60)

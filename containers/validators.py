@@ -45,7 +45,7 @@ _TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", "
 
 
 def validate_release(value: object) -> str:
-    if not isinstance(value, str) or not _RELEASE_RE.match(value):
+    if not isinstance(value, str) or not _RELEASE_RE.fullmatch(value):
         raise InvalidInput("a Debian release is a codename such as bookworm", field="release")
     return value
 

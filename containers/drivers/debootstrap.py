@@ -54,7 +54,7 @@ def mirror_from_apt_sources(root: str = "/") -> str | None:
             if suites and all("security" in s or s.endswith(("-updates", "-backports")) for s in suites):
                 continue
             for uri in fields.get("uris", "").split():
-                if _MIRROR_RE.match(uri) and "security" not in uri:
+                if _MIRROR_RE.fullmatch(uri) and "security" not in uri:
                     return uri.rstrip("/")
     lists = [base / "sources.list", *sorted((base / "sources.list.d").glob("*.list"))]
     for path in lists:
@@ -62,7 +62,7 @@ def mirror_from_apt_sources(root: str = "/") -> str | None:
             continue
         for line in path.read_text(errors="replace").splitlines():
             parts = re.sub(r"\[[^\]]*\]", "", line).split()
-            if len(parts) >= 3 and parts[0] == "deb" and _MIRROR_RE.match(parts[1]):
+            if len(parts) >= 3 and parts[0] == "deb" and _MIRROR_RE.fullmatch(parts[1]):
                 if "security" in parts[1] or parts[2].endswith(("-security", "/updates")):
                     continue
                 return parts[1].rstrip("/")
@@ -75,11 +75,11 @@ def host_arch() -> str:
 
 
 def validate(release: str, arch: str, mirror: str) -> None:
-    if not _RELEASE_RE.match(release or ""):
+    if not _RELEASE_RE.fullmatch(release or ""):
         raise CommandError(f"invalid Debian release name {release!r}")
-    if not _ARCH_RE.match(arch or ""):
+    if not _ARCH_RE.fullmatch(arch or ""):
         raise CommandError(f"invalid architecture {arch!r}")
-    if not _MIRROR_RE.match(mirror or ""):
+    if not _MIRROR_RE.fullmatch(mirror or ""):
         raise CommandError(f"invalid mirror URL {mirror!r}")
 
 

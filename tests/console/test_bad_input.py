@@ -210,6 +210,47 @@ for key in ("lxc.start.delay", "lxc.group", "lxc.net.0.link", "lxc.signal.halt")
     for bad in ["1\nlxc.hook.pre-start = /tmp/x", "1\rx", "1\x0bx", "1\u2028x", "1\x85x"]:
         CASES.append(("config-injection", "config", {"mode": "keys", key: bad}))
 CASES.append(("config-unknown-key", "config", {"mode": "keys", "lxc.hook.pre-start": "/tmp/x"}))
+
+# Digits of other scripts: str.isdigit(), int() and \d take them; LXC and the kernel do not
+# ("lxc.signal.halt = ٥٥" made the config unloadable, "cpuset.cpus = ٠" failed the next start).
+NON_ASCII_DIGITS = ["\u0665\u0665", "\u0660", "\uff11", "\u0967", "1\u0665", "-\u0665"]
+for key in ("lxc.start.delay", "lxc.start.order", "lxc.tty.max", "lxc.signal.halt"):
+    for bad in NON_ASCII_DIGITS:
+        CASES.append(("config-digits", "config", {"mode": "keys", key: bad}))
+for bad in NON_ASCII_DIGITS:
+    CASES.append(
+        (
+            "config-raw-digits",
+            "config",
+            {"mode": "preview", "text": f"lxc.rootfs.path = dir:/x\nlxc.signal.halt = {bad}"},
+        )
+    )
+    CASES.append(
+        (
+            "config-raw-cpus",
+            "config",
+            {"mode": "preview", "text": f"lxc.rootfs.path = dir:/x\nlxc.cgroup.cpuset.cpus = {bad}"},
+        )
+    )
+    CASES.append(("attach-timeout-digits", "attach", {"command": "true", "timeout": bad}))
+    CASES.append(("stop-timeout-digits", "stop", {"timeout": bad}))
+for key in ("memory.limit_in_bytes", "cpu.shares", "pids.max", "cpuset.cpus", "blkio.weight"):
+    for bad in NON_ASCII_DIGITS + ["\u0665\u0661\u0662M"]:
+        CASES.append(
+            ("limit-digits", "limits", {"key": key, "value": bad, "apply_live": "on", "persist": "on"})
+        )
+# A trailing newline: "$" in a regex matches before it, so every check must match the whole value.
+for bad in ["/srv/shared/data\n", "/srv/shared\n", "/srv/shared/data\r\n"]:
+    CASES.append(("mount-source-newline", "mounts", {"source": bad, "target": "mnt/x", "read_only": "on"}))
+for bad in ["mnt/x\n", "mnt\n", "mnt/x\r\n"]:
+    CASES.append(
+        ("mount-target-newline", "mounts", {"source": "/srv/shared", "target": bad, "read_only": "on"})
+    )
+# Interface names the kernel or a tool would misread; AppArmor profiles that are paths.
+for bad in ["..", ".", "-n", "-", "--help", "a/b", "br0:1", "lxcbr0\n"]:
+    CASES.append(("config-link", "config", {"mode": "keys", "lxc.net.0.link": bad}))
+for bad in ["../etc", "..", "/etc/apparmor.d/x", "a..b", "-x", "unconfined\n"]:
+    CASES.append(("config-apparmor", "config", {"mode": "keys", "lxc.apparmor.profile": bad}))
 CASES.append(("limits-nothing", "limits", {"key": "cpu.shares", "value": "512"}))
 CASES.append(
     ("limits-live-on-stopped", "limits-stopped", {"key": "cpu.shares", "value": "512", "apply_live": "on"})

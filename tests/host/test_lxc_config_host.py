@@ -197,3 +197,40 @@ def test_a_container_lxc_cannot_load_is_still_listed(lxc_path):
         assert set(listed) == set(CONFIGS)
     finally:
         driver.write_config(name, old)
+
+
+def test_an_unloadable_config_stays_on_the_console_and_is_repaired_from_the_raw_editor(
+    lxc_path, admin, client
+):
+    """Issue 12.5: a container whose config LXC cannot load must not vanish (404): the inventory
+    keeps it (UNKNOWN), its pages show, and the raw editor accepts a repaired config."""
+    from console.models import Host
+    from containers.inventory import sync_lxc_path
+    from containers.lxc_config import config_hash
+
+    driver = LxcDriver(Runner(None), str(lxc_path))
+    name = "default"
+    old = driver.read_config(name)
+    broken = old + "lxc.signal.halt = \u0665\u0665\n"
+    driver.write_config(name, broken)
+    try:
+        host = Host.objects.create(slug="cfg-sync", name="cfg-sync", lxc_path=str(lxc_path))
+        sync_lxc_path(host, str(lxc_path))
+        c = Container.objects.get(host=host, name=name)
+        assert c.state == "UNKNOWN" and "\u0665\u0665" in c.config_text
+        client.force_login(admin)
+        assert client.get(f"/containers/{c.pk}/").status_code == 200
+        page = client.get(f"/containers/{c.pk}/config/")
+        assert page.status_code == 200 and "\u0665\u0665" in page.content.decode()
+        # The raw editor refuses to keep the bad value and accepts the repaired text.
+        kept = client.post(
+            f"/containers/{c.pk}/config/",
+            {"mode": "preview", "text": broken, "base_hash": config_hash(broken)},
+        )
+        assert kept.status_code == 400 and "lxc.signal.halt" in kept.content.decode()
+        fixed = client.post(
+            f"/containers/{c.pk}/config/", {"mode": "save", "text": old, "base_hash": config_hash(broken)}
+        )
+        assert fixed.status_code == 302
+    finally:
+        driver.write_config(name, old)
