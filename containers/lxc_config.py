@@ -384,7 +384,8 @@ EDITABLE_KEYS: list[EditableKey] = [
         "lxc.start.auto",
         "Start at boot",
         _bool01,
-        "started by lxc-autostart (at boot, and from the host's Autostart page)",
+        "started by lxc-autostart: at boot when it has no group or the group onboot "
+        "(lxc-autostart --group onboot, by default), and from the host's Autostart page",
         checkbox=True,
     ),
     EditableKey(
