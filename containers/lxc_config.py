@@ -445,17 +445,18 @@ def validate_key_value(key: str, value: str) -> str:
         raise InvalidInput(f"{key}: {exc.message}", field=key) from None
 
 
+def saved_values(config: LxcConfig) -> dict[str, str]:
+    """Each editable key's value in the file ('' when not set; groups comma-joined)."""
+    return {
+        spec.key: ",".join(config.groups) if spec.key == "lxc.group" else config.get(spec.key) or ""
+        for spec in EDITABLE_KEYS
+    }
+
+
 def form_values(config: LxcConfig) -> dict[str, str]:
-    """What the Settings form shows for each editable key ('' when the key is not set)."""
-    values = {}
-    for spec in EDITABLE_KEYS:
-        if spec.key == "lxc.group":
-            values[spec.key] = ",".join(config.groups)
-        elif spec.key == "lxc.start.auto":
-            values[spec.key] = "1" if config.autostart else "0"
-        else:
-            values[spec.key] = config.get(spec.key) or ""
-    return values
+    """What the Settings form shows for each editable key: the saved value, and the Start at boot
+    checkbox as "1" or "0"."""
+    return {**saved_values(config), "lxc.start.auto": "1" if config.autostart else "0"}
 
 
 class SettingsRefused(InvalidInput):

@@ -21,7 +21,7 @@ from containers.limits import saved_limits, validate_limit
 from containers.lxc_config import (
     LxcConfig,
     config_hash,
-    form_values,
+    saved_values,
     settings_changes,
     validate_config_text,
     validate_key_value,
@@ -386,7 +386,7 @@ def set_config_values(
     A field left as shown changes nothing, an emptied one removes its key, and every wrong field
     is refused at once (``SettingsRefused.errors``); old and new values go into the audit row.
     """
-    current = form_values(LxcConfig(container.config_text))
+    current = saved_values(LxcConfig(container.config_text))
     changes: dict[str, str | None] = {}
 
     def check(c: Container) -> None:
