@@ -142,12 +142,13 @@ def test_hosts_are_named_only_to_users_who_may_see_them(client, people):
     assert events["r-otto-b-refused"] == "beta" and events["r-sue-nohost"] is None
 
 
-# Routes whose refusals name no host (besides the account-* pages, which act on the user).
+# Routes whose refusals name no host (besides the account-* and user-* pages, which act on users).
 NO_HOST_ROUTES = {"team-list", "team-detail", "logout", "login"}
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in POST_ROUTES if n not in NO_HOST_ROUTES and not n.startswith("account-")]
+    "name",
+    [n for n in POST_ROUTES if n not in NO_HOST_ROUTES and not n.startswith(("account-", "user-"))],
 )
 def test_a_refusal_before_the_service_is_stored_with_the_host_it_aimed_at(
     name,
