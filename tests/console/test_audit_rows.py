@@ -106,6 +106,7 @@ PAYLOADS = {
     ],
     "containers:autostart": [{}, {"group": "a b"}],
     "containers:terminal-ticket": [{}],
+    "containers:files": [{}, {"path": "/x\x00"}, {"path": "/etc"}, {"file": "/etc/hosts"}],
     "containers:mount-roots": [{}, {"roots": "/"}, {"roots": "/srv\n/data"}],
     "storage:loop-create": [{}, {"name": "x;y", "size": "-1"}],
     "storage:loop-detach": [{}, {"confirm": "wrong"}],
