@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "console.security.RequireOTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # htmx requests get partials: a vanished object's panel a small notice (286), never a page.
+    "console.htmx.HtmxPartialMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes requires: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",

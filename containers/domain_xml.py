@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from defusedxml import DefusedXmlException
@@ -219,6 +220,15 @@ def validate_domain_document(text: object) -> tuple[str, ET.Element]:
             f"the domain type is {root.get('type')!r}; only type='lxc' domains are accepted", field="xml"
         )
     name = validate_domain_name((root.findtext("name") or "").strip())
+    for source in root.iterfind("devices/filesystem/source"):
+        path = source.get("dir")
+        if path is not None and not path.startswith("/"):
+            # libvirt accepts it and the start fails ("Failed to access 'mqueue'").
+            raise InvalidInput(
+                f"the filesystem source directory {path!r} is not an absolute path: libvirt-LXC mounts "
+                "host directories only (remove that filesystem, or give the host directory's full path)",
+                field="xml",
+            )
     for iface in root.iterfind("devices/interface"):
         mac = iface.find("mac")
         if mac is not None and mac.get("address"):
@@ -364,8 +374,12 @@ def hint_for_conversion_error(message: str) -> str:
     return "edit the container's configuration so that libvirt can read it, then convert again."
 
 
-def fix_converted(xml_text: str, *, add_console_device: bool, name: str = "") -> tuple[str, list[str]]:
-    """Repair what the converter leaves unusable: ``dir:`` rootfs prefixes, all-zero MACs, no console."""
+def fix_converted(
+    xml_text: str, *, add_console_device: bool, name: str = "", exists: Callable[[str], bool] | None = None
+) -> tuple[str, list[str]]:
+    """Repair what the converter leaves unusable: ``dir:`` rootfs prefixes, mounts libvirt cannot
+    make (a relative source, a host directory that ``exists`` says is missing), all-zero MACs,
+    no console. Returns the XML and one sentence per change, for the review."""
     root = safe_parse(xml_text, what="converted XML")
     fixes: list[str] = []
     if name and root.findtext("name") != name:
@@ -374,11 +388,30 @@ def fix_converted(xml_text: str, *, add_console_device: bool, name: str = "") ->
             name_el = ET.SubElement(root, "name")
         fixes.append(f"named the domain {name!r}")
         name_el.text = name
-    for source in root.iterfind("devices/filesystem/source"):
-        src = source.get("dir", "")
-        if src.startswith("dir:"):
-            source.set("dir", src.removeprefix("dir:"))
-            fixes.append(f"removed the LXC backing-store prefix from {src!r}")
+    for devices in root.iterfind("devices"):
+        for fs in list(devices.iterfind("filesystem")):
+            source = fs.find("source")
+            src = source.get("dir") if source is not None else None
+            if source is None or src is None:
+                continue  # a tmpfs (type='ram') has no directory
+            where = fs.find("target").get("dir", "?") if fs.find("target") is not None else "?"
+            if src.startswith("dir:"):
+                src = src.removeprefix("dir:")
+                source.set("dir", src)
+                fixes.append(f"removed the LXC backing-store prefix from 'dir:{src}'")
+            if not src.startswith("/"):
+                # LXC mounts a filesystem type there (lxc.mount.entry = mqueue dev/mqueue mqueue ...);
+                # the converter makes it a bind mount of a relative path, and the start fails with
+                # "Failed to access 'mqueue'". libvirt-LXC sets up the container's /dev itself.
+                devices.remove(fs)
+                fixes.append(
+                    f"removed the mount of {src!r} on {where}: libvirt-LXC bind-mounts host directories "
+                    f"only, and {src!r} (a filesystem type in the LXC config) is not one; the domain "
+                    "would not start"
+                )
+            elif exists is not None and where != "/" and not exists(src):
+                devices.remove(fs)
+                fixes.append(f"removed the bind mount of {src} on {where}: {src} does not exist on this host")
     for mac in root.iterfind("devices/interface/mac"):
         if mac.get("address", "").lower() in ("", "00:00:00:00:00:00"):
             new = generate_mac()

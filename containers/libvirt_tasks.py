@@ -204,7 +204,10 @@ def convert(op: Operation, runner: Runner) -> dict[str, Any]:
         op.set_result(result.__dict__)
         raise ServiceError(f"{message}. What to change: {result.hint}") from None
     result.xml, result.fixes = fix_converted(
-        raw, add_console_device=bool(op.params.get("add_console", True)), name=op.params["new_name"]
+        raw,
+        add_console_device=bool(op.params.get("add_console", True)),
+        name=op.params["new_name"],
+        exists=os.path.exists,  # the bind sources are this host's directories
     )
     for fix in result.fixes:
         runner.log(f"# {fix}")

@@ -37,6 +37,10 @@ def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpRespons
     return redirect(fallback)
 
 
+# The page's live panels, by element id: each refreshes itself with its partial.
+_PANELS = {"container-state": "state", "container-ops": "ops", "domain-attach": "attach"}
+
+
 def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
     """The page of a libvirt domain (the container page delegates here for backend "libvirt")."""
     operations = (
@@ -51,10 +55,12 @@ def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
         "can_admin": access.can(request.user, "admin", container.host),
-        "targets": [f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz"],
     }
-    if request.htmx and request.htmx.target in ("container-state", "container-ops"):
-        partial = request.htmx.target.removeprefix("container-")
+    # Only the names not in use (vda is the root filesystem's name in libvirt's own numbering).
+    used = {d["target"] for d in context["info"].disks}
+    context["targets"] = [t for t in (f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz") if t not in used]
+    partial = _PANELS.get(request.htmx.target) if request.htmx else None
+    if partial:
         return render(request, f"containers/domain_detail.html#{partial}", context)
     return render(request, "containers/domain_detail.html", context)
 

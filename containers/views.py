@@ -7,9 +7,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
@@ -23,7 +24,7 @@ from console.operations import RequestContext
 from console.query import one_of
 from console.views import READ_KINDS, paginate
 from containers import services
-from containers.choices import Backend, ContainerAction, ContainerOp, State
+from containers.choices import Backend, ContainerAction, ContainerOp, DomainOp, State
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
 from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value, saved_limits
@@ -67,7 +68,15 @@ def container_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    container = access.get_for_user(Container.objects.select_related("host", "origin"), request.user, pk=pk)
+    container = (
+        access.for_user(Container.objects.select_related("host", "origin"), request.user)
+        .filter(pk=pk)
+        .first()
+    )
+    if container is None:
+        if request.htmx:
+            return vanished_panel(request)
+        raise Http404("no such container")
     if container.backend == Backend.LIBVIRT:
         from containers.libvirt_views import domain_detail
 
@@ -91,6 +100,51 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
         partial = request.htmx.target.removeprefix("container-")
         return render(request, f"containers/container_detail.html#{partial}", context)
     return render(request, "containers/container_detail.html", context)
+
+
+# Operations after which a container's or domain's row is gone, and the word for what they did.
+_REMOVALS = {ContainerOp.DESTROY: "destroyed", DomainOp.UNDEFINE: "undefined"}
+
+
+def vanished_panel(request: HttpRequest) -> HttpResponse:
+    """A live panel of a container or domain that no longer exists: what happened to it, read from
+    the operations on its lock key (the page sends it, as ``lock``; only operations the user may
+    see are read), and a link to the list. 286 stops the panel's polling."""
+    from console.htmx import STOP_POLLING, gone
+
+    lock = request.GET.get("lock", "")
+    operations = []
+    if lock.startswith("container:"):
+        operations = list(
+            access.for_user(Operation.objects.select_related("actor", "host"), request.user)
+            .filter(lock_key=lock)
+            .defer("log")[:10]
+        )
+    if request.htmx.target == "container-ops":
+        response = render(request, "containers/container_detail.html#ops", {"operations": operations})
+        response.status_code = STOP_POLLING
+        return response
+    if request.htmx.target != "container-state":
+        return HttpResponse("", status=STOP_POLLING)  # its forms have nothing left to act on
+    if not operations:
+        return gone(request, "This container or domain no longer exists (or you can no longer see it).")
+    last = operations[0]
+    word = "domain" if last.kind.startswith("libvirt.") else "container"
+    name = last.target.rsplit("/", 1)[-1]
+    removal = next((op for op in operations if op.kind in _REMOVALS and op.status == "succeeded"), None)
+    if removal is None:
+        return gone(
+            request,
+            f"The {word} {name} no longer exists on host {last.host.slug}.",
+            "It was removed outside the console (virsh undefine, lxc-destroy), and the inventory dropped it.",
+        )
+    by = removal.actor.get_username() if removal.actor else "system"
+    when = timezone.localtime(removal.finished_at).strftime("%H:%M:%S") if removal.finished_at else ""
+    return gone(
+        request,
+        f"The {word} {name} was {_REMOVALS[removal.kind]}",
+        f"by {by} (operation #{removal.pk}{', ' + when if when else ''}).",
+    )
 
 
 def store_volume(container: Container) -> dict | None:
