@@ -58,9 +58,22 @@ def test_convert_review_define_and_start(page, live_server, make_user, start_age
     login(page, live_server.url, "conv-admin")
     page.goto(f"{live_server.url}/containers/{native.pk}/")
     page.click("text=Convert to libvirt…")
+    seen: list[str] = []
+    page.on(
+        "response",
+        lambda r: seen.append(f"{r.status} {r.url} {r.request.headers.get('hx-target')} {r.text()[:80]!r}")
+        if r.request.headers.get("hx-request")
+        else None,
+    )
     page.click("button:has-text('Convert')")
     review = page.locator("#conversion textarea[name=xml]")
-    review.wait_for(timeout=60000)
+    try:
+        review.wait_for(timeout=60000)
+    except Exception:
+        page.screenshot(path=str(SHOTS / "browser-convert-review-missing.png"), full_page=True)
+        print("\n".join(seen))
+        print(page.content()[-3000:])
+        raise
     fixes = page.inner_text("#conversion")
     assert "removed the mount of 'mqueue' on /dev/mqueue" in fixes, fixes
     xml = review.input_value()
@@ -89,12 +102,10 @@ def test_convert_review_define_and_start(page, live_server, make_user, start_age
     page.goto(f"{live_server.url}/containers/{dom.pk}/")
     page.click("button:has-text('Start')")
     state = page.locator("#container-state dd.state")
-    page.wait_for_function(
-        "() => ['RUNNING', 'STOPPED'].includes(document.querySelector('#container-state dd.state').innerText)"
-        " && !document.querySelector('#action-result section.operation[data-status=pending],"
-        " #action-result section.operation[data-status=running]')",
-        timeout=60000,
-    )
+    page.locator(
+        "#action-result section.operation[data-status='succeeded'],"
+        " #action-result section.operation[data-status='failed']"
+    ).wait_for(timeout=60000)
     start = Operation.objects.filter(kind="libvirt.domain.start").latest("pk")
     page.screenshot(path=str(SHOTS / "browser-converted-started.png"), full_page=True)
     assert start.status == "succeeded", start.error
