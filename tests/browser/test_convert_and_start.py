@@ -61,9 +61,11 @@ def test_convert_review_define_and_start(page, live_server, make_user, start_age
     seen: list[str] = []
     page.on(
         "response",
-        lambda r: seen.append(f"{r.status} {r.url} {r.request.headers.get('hx-target')} {r.text()[:80]!r}")
-        if r.request.headers.get("hx-request")
-        else None,
+        lambda r: (
+            seen.append(f"{r.status} {r.url} {r.request.headers.get('hx-target')}")
+            if r.request.headers.get("hx-request")
+            else None
+        ),
     )
     page.click("button:has-text('Convert')")
     review = page.locator("#conversion textarea[name=xml]")
