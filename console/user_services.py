@@ -408,5 +408,12 @@ def set_password_with_link(*, ctx: RequestContext, token: str, password: str, pa
             user.save(update_fields=["password"])
             _revoke_links(user)
             sessions = end_sessions(user)
-            done(params={**params, "purpose": link.purpose}, after={"sessions_ended": sessions})
+            # Failed logins before the new password must not keep its owner locked out with it.
+            from axes.utils import reset as reset_lockouts
+
+            lockouts = reset_lockouts(username=user.get_username())
+            done(
+                params={**params, "purpose": link.purpose},
+                after={"sessions_ended": sessions, "login_failures_cleared": lockouts},
+            )
         return user

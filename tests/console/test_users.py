@@ -455,3 +455,18 @@ def test_a_refused_password_never_puts_the_links_token_in_the_audit_trail(sue, d
     assert AuditEvent.objects.count() == before + 1
     assert no_audit_row_contains(issued.token)
     assert Client().get(issued.path).status_code == 200  # still usable
+
+
+def test_a_user_locked_out_by_wrong_passwords_logs_in_after_setting_one_by_link(client, sue):
+    from tests.security.conftest import post_login
+
+    user = User.objects.create_user("ivy", password="forgotten long password")
+    for _ in range(5):
+        post_login(Client(), "ivy", "wrong guess 123456", ip="192.0.2.40")
+    assert post_login(Client(), "ivy", "forgotten long password", ip="192.0.2.40").status_code == 429
+    issued = user_services.reset_password(actor=sue, ctx=SYSTEM, user=user)
+    r = Client().post(issued.path, {"new_password1": GOOD_PASSWORD, "new_password2": GOOD_PASSWORD})
+    assert r.status_code == 302
+    assert post_login(Client(), "ivy", GOOD_PASSWORD, ip="192.0.2.40").status_code == 302
+    row = AuditEvent.objects.get(action="user.password.set", result="succeeded")
+    assert row.after["login_failures_cleared"] >= 1
