@@ -34,6 +34,19 @@ def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"container_id": container.pk, "state": container.state, "pid": container.pid}
 
 
+def _refresh_pools(op: Operation, *lxc_paths: str) -> None:
+    """Read again the pools whose LXC path the operation changed (a subvolume, volume or dataset
+    made or removed), before it ends: the pool page then agrees with the container list at once,
+    not at the next periodic sync (and its "read ... ago" is true)."""
+    from storage.inventory import refresh_pool
+    from storage.models import Pool
+
+    for pool in Pool.objects.filter(host=op.host, lxc_path__in=[p for p in lxc_paths if p]).select_related(
+        "host"
+    ):
+        refresh_pool(pool, Runner(None))
+
+
 def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
     return refresh_on_failure(lambda: _refresh(op, Runner(None)))
 
@@ -58,7 +71,9 @@ def create(op: Operation, runner: Runner) -> dict[str, Any]:
                 zfsroot=op.params.get("zfsroot"),
             )
     op.set_progress(98, "reading the new container's state")
-    return _refresh(op, runner)
+    result = _refresh(op, runner)
+    _refresh_pools(op, op.params["lxc_path"])
+    return result
 
 
 def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
@@ -133,7 +148,9 @@ def destroy(op: Operation, runner: Runner) -> dict[str, Any]:
             driver.stop(name, timeout=30)
         op.set_progress(50, "lxc-destroy")
         driver.destroy(name)
-    return _refresh(op, runner)
+    result = _refresh(op, runner)
+    _refresh_pools(op, op.params["lxc_path"])
+    return result
 
 
 @operation_handler(ContainerOp.RESTART)
@@ -186,6 +203,7 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     if source is not None and copy_row.origin_id is None:
         copy_row.origin, copy_row.origin_kind = source, kind
         copy_row.save(update_fields=["origin", "origin_kind"])
+    _refresh_pools(op, op.params["lxc_path"], new_path)
     return {"container_id": copy_row.pk, "store": copy_row.store, "rootfs": copy_row.rootfs, "kind": kind}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -137,6 +138,7 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .select_related("actor")
         .defer("log")[:10],
         "can_admin": access.can(request.user, "admin", pool.host),
+        "sync_seconds": settings.INVENTORY_SYNC_SECONDS,
     }
     return render(request, "storage/pool_detail.html", context)
 

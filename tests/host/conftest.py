@@ -93,7 +93,8 @@ class Agent:
             "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
             "REDIS_URL": redis_url,
             "AGENT_HEARTBEAT_SECONDS": "1",
-            "INVENTORY_SYNC_SECONDS": "2",
+            # A test that must see what an operation itself refreshes sets a long period.
+            "INVENTORY_SYNC_SECONDS": os.environ.get("TEST_INVENTORY_SYNC_SECONDS", "2"),
             "CONSOLE_AGENT_NAME": f"agent-{slug}",
             # Boot autostart only where a test asks for it.
             "AUTOSTART_BOOT_WINDOW_SECONDS": os.environ.get("TEST_AUTOSTART_BOOT_WINDOW", "0"),
