@@ -1,9 +1,12 @@
-"""The one path for every change: audit, lock, record the operation, enqueue on commit.
+"""The one path for every change: authorize, audit a refusal, lock, record, enqueue on commit.
 
-Services call :func:`start_operation` after validating input and authorizing the actor.
-It writes the ``Operation`` and its ``AuditEvent`` in one transaction, relying on the
-database's partial unique index for "one active operation per target", and sends the
-Celery task to the host's queue only once the transaction has committed.
+Every service opens :func:`operation_request`: it checks the actor's role (the one check of the
+path), and any :class:`ServiceError` raised inside becomes a refused audit row. Inside, the
+service validates its input, then either queues the operation (:meth:`OperationRequest.queue`:
+the ``Operation`` and its ``AuditEvent`` in one transaction, relying on the database's partial
+unique index for "one active operation per target", the Celery task sent only once the
+transaction has committed) or records a change it made in the request itself
+(:meth:`OperationRequest.done`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from console import access
 from console.choices import AuditResult
 from console.errors import Busy, ServiceError
 from console.models import AuditEvent, Host, Operation
@@ -100,6 +104,85 @@ def audited_refusal(
             message=exc.message,
         )
         raise
+
+
+@dataclass
+class OperationRequest:
+    """One authorized request of ``actor`` for ``kind`` on ``target``: what it ends with."""
+
+    actor: Any
+    ctx: RequestContext
+    kind: str
+    host: Host | None
+    target: str
+    params: dict
+
+    def queue(
+        self,
+        *,
+        lock_key: str,
+        params: dict,
+        before: Any = None,
+        after: Any = None,
+        audit_params: dict | None = None,
+        target: str | None = None,
+        kind: str | None = None,
+    ) -> Operation:
+        """Lock the target, write the Operation and its accepted audit row, enqueue on commit."""
+        assert self.host is not None, "an operation runs on a host"
+        return start_operation(
+            actor=self.actor,
+            ctx=self.ctx,
+            host=self.host,
+            kind=kind or self.kind,
+            target=target or self.target,
+            lock_key=lock_key,
+            params=params,
+            before=before,
+            after=after,
+            audit_params=audit_params,
+        )
+
+    def done(
+        self, *, before: Any = None, after: Any = None, params: dict | None = None, target: str | None = None
+    ) -> AuditEvent:
+        """The succeeded audit row of a change made in the request itself (no host command);
+        call it in the transaction that makes the change."""
+        return audit(
+            actor=self.actor,
+            ctx=self.ctx,
+            action=self.kind,
+            result=AuditResult.SUCCEEDED,
+            host=self.host,
+            target=self.target if target is None else target,
+            params=self.params if params is None else params,
+            before=before,
+            after=after,
+        )
+
+
+@contextmanager
+def operation_request(
+    *,
+    actor: Any,
+    ctx: RequestContext,
+    kind: str,
+    role: str,
+    host: Host | None,
+    target: str,
+    params: dict | None = None,
+) -> Iterator[OperationRequest]:
+    """Authorize ``actor`` for ``role`` on ``host`` ("super": superusers only) and audit any
+    refusal raised inside (bad input, busy, forbidden) with ``params`` as the request gave them."""
+    request = OperationRequest(actor, ctx, kind, host, target[:255], dict(params or {}))
+    with audited_refusal(
+        actor=actor, ctx=ctx, action=kind, host=host, target=request.target, params=request.params
+    ):
+        if role == "super":
+            access.require_superuser(actor)
+        else:
+            access.require(actor, role, host)
+        yield request
 
 
 def active_operation(lock_key: str) -> Operation | None:

@@ -9,32 +9,25 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from console import access
-from console.choices import AuditResult, ConsoleAction
+from console.choices import ConsoleAction
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, RoleBinding, Team
-from console.operations import RequestContext, audit, audited_refusal
+from console.operations import RequestContext, operation_request
 
 _TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 
 
-def _done(actor: Any, ctx: RequestContext, action: str, target: str, params: dict, **extra: Any) -> None:
-    audit(
-        actor=actor,
-        ctx=ctx,
-        action=action,
-        result=AuditResult.SUCCEEDED,
-        target=target,
-        params=params,
-        **extra,
-    )
-
-
 def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
     params = {"name": name}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_CREATE, target=f"team {name}"[:255], params=params
-    ):
-        access.require_superuser(actor)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.TEAM_CREATE,
+        role="super",
+        host=None,
+        target=f"team {name}",
+        params=params,
+    ) as request:
         name = (name or "").strip()
         if not _TEAM_RE.fullmatch(name):
             raise InvalidInput("a team name is 1-100 letters, digits, spaces, '.', '_' or '-'", field="name")
@@ -42,31 +35,40 @@ def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
             raise Conflict(f"a team named {name!r} exists already", field="name")
         with transaction.atomic():
             team = Team.objects.create(name=name)
-            _done(actor, ctx, ConsoleAction.TEAM_CREATE, f"team {name}", params, after={"name": name})
+            request.done(target=f"team {name}", after={"name": name})
         return team
 
 
 def delete_team(*, actor: Any, ctx: RequestContext, team: Team) -> None:
     params = {"team": team.name}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_DELETE, target=f"team {team.name}", params=params
-    ):
-        access.require_superuser(actor)
-        with transaction.atomic():
-            before = {
-                "members": sorted(team.members.values_list("username", flat=True)),
-                "bindings": [str(b) for b in team.bindings.all()],
-            }
-            team.delete()
-            _done(actor, ctx, ConsoleAction.TEAM_DELETE, f"team {params['team']}", params, before=before)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.TEAM_DELETE,
+        role="super",
+        host=None,
+        target=f"team {team.name}",
+        params=params,
+    ) as request, transaction.atomic():
+        before = {
+            "members": sorted(team.members.values_list("username", flat=True)),
+            "bindings": [str(b) for b in team.bindings.all()],
+        }
+        team.delete()
+        request.done(before=before)
 
 
 def add_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
     params = {"team": team.name, "username": username}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_MEMBER_ADD, target=f"team {team.name}", params=params
-    ):
-        access.require_superuser(actor)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.TEAM_MEMBER_ADD,
+        role="super",
+        host=None,
+        target=f"team {team.name}",
+        params=params,
+    ) as request:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise NotFound(f"no user named {username!r}")
@@ -74,25 +76,26 @@ def add_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) ->
             raise Conflict(f"{username} is already in {team.name}")
         with transaction.atomic():
             team.members.add(user)
-            _done(actor, ctx, ConsoleAction.TEAM_MEMBER_ADD, f"team {team.name}", params)
+            request.done()
 
 
 def remove_member(*, actor: Any, ctx: RequestContext, team: Team, username: str) -> None:
     params = {"team": team.name, "username": username}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ConsoleAction.TEAM_MEMBER_REMOVE,
+        kind=ConsoleAction.TEAM_MEMBER_REMOVE,
+        role="super",
+        host=None,
         target=f"team {team.name}",
         params=params,
-    ):
-        access.require_superuser(actor)
+    ) as request:
         user = team.members.filter(username=username).first()
         if user is None:
             raise NotFound(f"{username!r} is not in {team.name}")
         with transaction.atomic():
             team.members.remove(user)
-            _done(actor, ctx, ConsoleAction.TEAM_MEMBER_REMOVE, f"team {team.name}", params)
+            request.done()
 
 
 def grant_role(
@@ -100,10 +103,15 @@ def grant_role(
 ) -> RoleBinding:
     """Give the team ``role`` on every host (``host_slugs`` None) or on the hosts named."""
     params = {"team": team.name, "role": role, "hosts": host_slugs if host_slugs is not None else "all"}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_ROLE_GRANT, target=f"team {team.name}", params=params
-    ):
-        access.require_superuser(actor)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.TEAM_ROLE_GRANT,
+        role="super",
+        host=None,
+        target=f"team {team.name}",
+        params=params,
+    ) as request:
         if role not in access.ROLES:
             raise InvalidInput(f"unknown role {role!r}; one of {', '.join(access.ROLES)}", field="role")
         hosts: list[Host] = []
@@ -118,21 +126,25 @@ def grant_role(
         with transaction.atomic():
             binding = RoleBinding.objects.create(team=team, role=role, all_hosts=host_slugs is None)
             binding.hosts.set(hosts)
-            _done(actor, ctx, ConsoleAction.TEAM_ROLE_GRANT, f"team {team.name}", params, after=str(binding))
+            request.done(after=str(binding))
         return binding
 
 
 def revoke_role(*, actor: Any, ctx: RequestContext, binding: RoleBinding) -> None:
     team = binding.team
     params = {"team": team.name, "binding": str(binding)}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ConsoleAction.TEAM_ROLE_REVOKE, target=f"team {team.name}", params=params
-    ):
-        access.require_superuser(actor)
-        with transaction.atomic():
-            before = str(binding)
-            binding.delete()
-            _done(actor, ctx, ConsoleAction.TEAM_ROLE_REVOKE, f"team {team.name}", params, before=before)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.TEAM_ROLE_REVOKE,
+        role="super",
+        host=None,
+        target=f"team {team.name}",
+        params=params,
+    ) as request, transaction.atomic():
+        before = str(binding)
+        binding.delete()
+        request.done(before=before)
 
 
 _URI_RE = re.compile(r"^(lxc|qemu|test)(\+[a-z]+)?://[A-Za-z0-9._~:/?=&%@-]*$")
@@ -143,15 +155,15 @@ def update_host(
 ) -> Host:
     """Superusers edit a host's display name, address and libvirt URI (the agent owns the rest)."""
     params = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ConsoleAction.HOST_UPDATE,
+        kind=ConsoleAction.HOST_UPDATE,
+        role="super",
         host=host,
         target=f"host {host.slug}",
         params=params,
-    ):
-        access.require_superuser(actor)
+    ) as request:
         name, address, libvirt_uri = (
             (name or "").strip(),
             (address or "").strip(),
@@ -168,15 +180,5 @@ def update_host(
             host.name, host.address, host.libvirt_uri = name, address, libvirt_uri
             host.save(update_fields=["name", "address", "libvirt_uri"])
             after = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action=ConsoleAction.HOST_UPDATE,
-                result=AuditResult.SUCCEEDED,
-                host=host,
-                target=f"host {host.slug}",
-                params=params,
-                before=before,
-                after=after,
-            )
+            request.done(before=before, after=after)
         return host

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import uuid
 import xml.etree.ElementTree as ET  # noqa: S405 (building only: the text was parsed safely)
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 
-from console import access
 from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
-from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from console.operations import OperationRequest, RequestContext, active_operation, operation_request
 from containers.choices import Backend, ContainerAction, DomainOp, State
 from containers.domain_xml import (
     MAC_PREFIXES,
@@ -134,11 +135,15 @@ def define_domain(
         "bridge": bridge,
         "mac": mac,
     }
-    target = f"container {host.slug}/{name}"[:255]
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=DomainOp.DEFINE, host=host, target=target, params=dict(params)
-    ):
-        access.require(actor, "admin", host)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=DomainOp.DEFINE,
+        role="admin",
+        host=host,
+        target=f"container {host.slug}/{name}",
+        params=params,
+    ) as request:
         name = _check_new_name(host, name)
         spec_mem = validate_memory_mib(memory_mib)
         spec_cpus = validate_vcpus(vcpus, _host_cpus(host))
@@ -173,11 +178,7 @@ def define_domain(
             raise InvalidInput("a MAC address needs a network or a bridge", field="mac")
         spec = DomainSpec(name, spec_mem, spec_cpus, init_path, rootfs_dir, network, bridge, mac_text)
         xml = build_domain_xml(spec)
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=DomainOp.DEFINE,
+        return request.queue(
             target=f"container {host.slug}/{name}",
             lock_key=_domain_lock(host, name),
             params={"name": name, "xml": xml, "rootfs": rootfs_dir, "build": build},
@@ -199,22 +200,19 @@ def _check_xml_uses(host: Host, xml: str, *, but: str = "") -> str:
 
 def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: str) -> Operation:
     """Define a domain from pasted XML (admins): safe parse, type 'lxc', free name and MACs."""
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ContainerAction.DOMAIN_DEFINE_XML,
+        kind=ContainerAction.DOMAIN_DEFINE_XML,
+        role="admin",
         host=host,
         target=f"host {host.slug}",
         params={"bytes": len(xml.encode()) if isinstance(xml, str) else 0},
-    ):
-        access.require(actor, "admin", host)
+    ) as request:
         name, root = validate_domain_document(xml)
         name = _check_new_name(host, name)
         rootfs = _check_xml_uses(host, xml)
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
+        return request.queue(
             kind=DomainOp.DEFINE,
             target=f"container {host.slug}/{name}",
             lock_key=_domain_lock(host, name),
@@ -224,37 +222,31 @@ def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: 
         )
 
 
-def _domain_operation(
-    *,
-    actor: Any,
-    ctx: RequestContext,
-    container: Container,
-    kind: str,
-    role: str,
-    params: dict | None = None,
-    check: Any = None,
-    exclusive: bool = True,
-) -> Operation:
-    extra = params if params is not None else {}
-    audit_params = {"name": container.name, **extra}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=audit_params
-    ):
-        access.require(actor, role, container.host)
+@contextmanager
+def _domain_request(
+    *, actor: Any, ctx: RequestContext, container: Container, kind: DomainOp, role: str, params: dict
+) -> Iterator[OperationRequest]:
+    """:func:`operation_request` on a libvirt domain (a native container is refused)."""
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=kind,
+        role=role,
+        host=container.host,
+        target=container.target,
+        params={"name": container.name, **params},
+    ) as request:
         require_libvirt(container)
-        if check is not None:
-            check(container)
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=container.host,
-            kind=kind,
-            target=container.target,
-            lock_key=container.lock_key if exclusive else f"{container.lock_key}:read:{uuid.uuid4().hex}",
-            params={"name": container.name, **extra},
-            before={"state": container.state, "autostart": container.autostart},
-            audit_params=audit_params,
-        )
+        yield request
+
+
+def _queue(request: OperationRequest, container: Container, params: dict) -> Operation:
+    return request.queue(
+        lock_key=container.lock_key,
+        params={"name": container.name, **params},
+        before={"state": container.state, "autostart": container.autostart},
+        audit_params=request.params,
+    )
 
 
 def domain_action(
@@ -268,58 +260,47 @@ def domain_action(
     if action == "autostart":
         params["enabled"] = bool(enabled)
     if action == "shutdown":
-        from django.conf import settings
-
         params["timeout"] = settings.CONTAINER_STOP_TIMEOUT_SECONDS
-
-    def check(c: Container) -> None:
+    c = container
+    with _domain_request(actor=actor, ctx=ctx, container=c, kind=kind, role=role, params=params) as request:
         if states is not None and c.state not in states:
             raise Conflict(f"{c.name} is {c.state.lower()}: {wrong}")
-
-    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=kind, role=role, params=params,
-                             check=check)  # fmt: skip
+        return _queue(request, c, params)
 
 
 def attach_disk(
     *, actor: Any, ctx: RequestContext, container: Container, device: str, target: str
 ) -> Operation:
     """Hot-plug a host block device (e.g. a loop device) into a running domain as ``vdX``."""
-    params: dict[str, Any] = {"device": device, "target": target}
-
-    def check(c: Container) -> None:
-        params["device"] = validate_block_device_path(device)
-        params["target"] = validate_target(target)
+    c, params = container, {"device": device, "target": target}
+    with _domain_request(
+        actor=actor, ctx=ctx, container=c, kind=DomainOp.ATTACH_DISK, role="admin", params=params
+    ) as request:
+        checked = {"device": validate_block_device_path(device), "target": validate_target(target)}
         if c.state != State.RUNNING:
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are attached to a running domain")
-        disks = parse_domain_xml(c.config_text).disks
-        if any(d["target"] == params["target"] for d in disks):
-            raise Conflict(f"{c.name} already has a disk at {params['target']}", field="target")
+        if any(d["target"] == checked["target"] for d in parse_domain_xml(c.config_text).disks):
+            raise Conflict(f"{c.name} already has a disk at {checked['target']}", field="target")
         for other in Container.objects.filter(host=c.host, backend=Backend.LIBVIRT):
-            if any(d["source"] == params["device"] for d in parse_domain_xml(other.config_text).disks):
+            if any(d["source"] == checked["device"] for d in parse_domain_xml(other.config_text).disks):
                 raise Conflict(
-                    f"{params['device']} is already attached to domain {other.name!r}", field="device"
+                    f"{checked['device']} is already attached to domain {other.name!r}", field="device"
                 )
-
-    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=DomainOp.ATTACH_DISK,
-                             role="admin", params=params, check=check)  # fmt: skip
+        return _queue(request, c, checked)
 
 
 def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target: str) -> Operation:
-    params: dict[str, Any] = {"target": target}
-
-    def check(c: Container) -> None:
-        params["target"] = validate_target(target)
-        disk = next(
-            (d for d in parse_domain_xml(c.config_text).disks if d["target"] == params["target"]), None
-        )
+    c = container
+    with _domain_request(
+        actor=actor, ctx=ctx, container=c, kind=DomainOp.DETACH_DISK, role="admin", params={"target": target}
+    ) as request:
+        checked = validate_target(target)
+        disk = next((d for d in parse_domain_xml(c.config_text).disks if d["target"] == checked), None)
         if disk is None:
-            raise Conflict(f"{c.name} has no disk at {params['target']}", field="target")
+            raise Conflict(f"{c.name} has no disk at {checked}", field="target")
         if c.state not in (State.RUNNING, State.FROZEN):
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are detached from a running domain")
-        params["device"] = disk["source"]
-
-    return _domain_operation(actor=actor, ctx=ctx, container=container, kind=DomainOp.DETACH_DISK,
-                             role="admin", params=params, check=check)  # fmt: skip
+        return _queue(request, c, {"target": checked, "device": disk["source"]})
 
 
 def convert_container(*, actor: Any, ctx: RequestContext, container: Container, new_name: str) -> Operation:
@@ -330,15 +311,15 @@ def convert_container(*, actor: Any, ctx: RequestContext, container: Container, 
     reviewed XML is :func:`define_domain_from_xml`."""
     params: dict[str, Any] = {"new_name": new_name}
     host = container.host
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=DomainOp.CONVERT,
+        kind=DomainOp.CONVERT,
+        role="admin",
         host=host,
         target=container.target,
         params={"name": container.name, "lxc_path": container.lxc_path, **params},
-    ):
-        access.require(actor, "admin", host)
+    ) as request:
         if container.backend != Backend.LXC:
             raise Conflict(f"{container.name} is already a libvirt domain")
         params["new_name"] = _check_new_name(host, new_name)
@@ -346,12 +327,7 @@ def convert_container(*, actor: Any, ctx: RequestContext, container: Container, 
             raise Conflict(
                 f"the console has not read {container.name}'s configuration yet; try again shortly"
             )
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=DomainOp.CONVERT,
-            target=container.target,
+        return request.queue(
             lock_key=f"{container.lock_key}:read:{uuid.uuid4().hex}",
             params={"name": container.name, "lxc_path": container.lxc_path, **params},
         )
@@ -365,16 +341,14 @@ def redefine_domain(
     from containers.lxc_config import config_hash
 
     size = len(xml.encode()) if isinstance(xml, str) else 0
-    with audited_refusal(
+    with _domain_request(
         actor=actor,
         ctx=ctx,
-        action=DomainOp.REDEFINE,
-        host=container.host,
-        target=container.target,
-        params={"name": container.name, "bytes": size},
-    ):
-        access.require(actor, "admin", container.host)
-        require_libvirt(container)
+        container=container,
+        kind=DomainOp.REDEFINE,
+        role="admin",
+        params={"bytes": size},
+    ) as request:
         if container.state != State.STOPPED:
             raise Conflict(
                 f"{container.name} is {container.state.lower()}: shut it down first, so the definition "
@@ -399,12 +373,7 @@ def redefine_domain(
             ET.SubElement(root, "uuid").text = current  # libvirt matches name and UUID
         _check_xml_uses(container.host, xml, but=container.name)
         new_xml = to_text(root) if not given and current else xml
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=container.host,
-            kind=DomainOp.REDEFINE,
-            target=container.target,
+        return request.queue(
             lock_key=container.lock_key,
             params={"name": container.name, "xml": new_xml},
             before={"xml": container.config_text},

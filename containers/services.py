@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 import shlex
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
-from console import access
-from console.choices import AuditResult
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
-from console.operations import RequestContext, active_operation, audit, audited_refusal, start_operation
+from console.operations import OperationRequest, RequestContext, active_operation, operation_request
 from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
 from containers.hooks import validate_hook_type, validate_script
 from containers.limits import saved_limits, validate_limit
@@ -56,15 +56,15 @@ def create_container(
     On an LXC path of a btrfs pool the busybox rootfs is a btrfs subvolume (``lxc-create -B btrfs``),
     so ``lxc-copy -s`` makes subvolume snapshots there."""
     params: dict[str, Any] = {"name": name, "template": template, "lxc_path": lxc_path or host.lxc_path}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ContainerOp.CREATE,
+        kind=ContainerOp.CREATE,
+        role="admin",
         host=host,
-        target=f"container {host.slug}/{name}"[:255],
+        target=f"container {host.slug}/{name}",
         params={**params, "release": release, "tarball": tarball, "backing_store": backing_store},
-    ):
-        access.require(actor, "admin", host)
+    ) as request:
         name = validate_container_name(name)
         path = validate_lxc_path(lxc_path or host.lxc_path, host.lxc_paths)
         if template not in Template.values:
@@ -89,11 +89,7 @@ def create_container(
         if store != "dir":
             params["backing_store"] = store
             params.update(_block_store_params(host, path, store, fssize))
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=ContainerOp.CREATE,
+        return request.queue(
             target=f"container {host.slug}/{name}",
             lock_key=container_lock_key(host.slug, path, name),
             params=params,
@@ -158,83 +154,93 @@ def _backing_store(host: Host, lxc_path: str, template: str, requested: str | No
     return requested
 
 
-def _lifecycle(
+@contextmanager
+def _lxc_request(
     *,
     actor: Any,
     ctx: RequestContext,
     container: Container,
-    kind: str,
+    kind: ContainerOp,
     role: str,
     params: dict | None = None,
-    check: Any = None,
-    before: Any = None,
-    after: Any = None,
-    exclusive: bool = True,
-) -> Operation:
-    extra = params if params is not None else {}
-    audit_params = {"name": container.name, "lxc_path": container.lxc_path, **extra}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=kind, host=container.host, target=container.target, params=audit_params
-    ):
-        access.require(actor, role, container.host)
+) -> Iterator[OperationRequest]:
+    """:func:`operation_request` on a native LXC container (a libvirt domain is refused)."""
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=kind,
+        role=role,
+        host=container.host,
+        target=container.target,
+        params={"name": container.name, "lxc_path": container.lxc_path, **(params or {})},
+    ) as request:
         if container.backend != Backend.LXC:
             raise Conflict(
                 f"{container.name} is a libvirt-LXC domain: use its domain actions (virsh start, shutdown, "
                 "destroy, ...) on its page; the lxc-* tools do not manage it"
             )
-        if check is not None:
-            check(container)  # may add derived values (argv, normalised text) to ``extra``
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=container.host,
-            kind=kind,
-            target=container.target,
-            # Reads (file browsing) do not hold the container's lock.
-            lock_key=container.lock_key if exclusive else f"{container.lock_key}:read:{uuid.uuid4().hex}",
-            params={"name": container.name, "lxc_path": container.lxc_path, **extra},
-            before=before if before is not None else {"state": container.state, "pid": container.pid},
-            after=after() if callable(after) else after,
-            audit_params={k: v for k, v in audit_params.items() if k != "text"},
-        )
+        yield request
+
+
+def _queue(
+    request: OperationRequest,
+    container: Container,
+    params: dict | None = None,
+    *,
+    before: Any = None,
+    after: Any = None,
+    exclusive: bool = True,
+) -> Operation:
+    """Queue the container's operation: the request's parameters (a script or config text left
+    out) in the audit row, ``params`` (what the agent needs, checked) in the operation."""
+    return request.queue(
+        # Reads (file browsing) do not hold the container's lock.
+        lock_key=container.lock_key if exclusive else f"{container.lock_key}:read:{uuid.uuid4().hex}",
+        params={"name": container.name, "lxc_path": container.lxc_path, **(params or {})},
+        before=before if before is not None else {"state": container.state, "pid": container.pid},
+        after=after,
+        audit_params={k: v for k, v in request.params.items() if k != "text"},
+    )
+
+
+def _state_action(
+    actor: Any, ctx: RequestContext, container: Container, kind: ContainerOp, role: str, refusal: str | None
+) -> Operation:
+    """A lifecycle action that needs nothing but the right state (``refusal`` says when it is wrong)."""
+    with _lxc_request(actor=actor, ctx=ctx, container=container, kind=kind, role=role) as request:
+        if refusal:
+            raise Conflict(refusal)
+        return _queue(request, container)
 
 
 def start_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
-    def check(c: Container) -> None:
-        if c.is_running:
-            raise Conflict(f"{c.name} is already {c.state.lower()}")
-
-    return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind=ContainerOp.START, role="operate", check=check
-    )
+    c = container
+    wrong = f"{c.name} is already {c.state.lower()}" if c.is_running else None
+    return _state_action(actor, ctx, c, ContainerOp.START, "operate", wrong)
 
 
 def stop_container(
     *, actor: Any, ctx: RequestContext, container: Container, timeout: int | None = None, force: bool = False
 ) -> Operation:
     timeout = settings.CONTAINER_STOP_TIMEOUT_SECONDS if timeout is None else timeout
-
-    def check(c: Container) -> None:
+    params = {"timeout": timeout, "force": bool(force)}
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=container, kind=ContainerOp.STOP, role="operate", params=params
+    ) as request:
         if not isinstance(timeout, int) or not 0 <= timeout <= 3600:
             raise InvalidInput("the stop timeout must be between 0 and 3600 seconds", field="timeout")
-        if c.state == State.STOPPED:
-            raise Conflict(f"{c.name} is already stopped")
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.STOP,
-        role="operate",
-        params={"timeout": timeout, "force": bool(force)},
-        check=check,
-    )
+        if container.state == State.STOPPED:
+            raise Conflict(f"{container.name} is already stopped")
+        return _queue(request, container, params)
 
 
 def destroy_container(
     *, actor: Any, ctx: RequestContext, container: Container, stop_first: bool = False
 ) -> Operation:
-    def check(c: Container) -> None:
+    c, params = container, {"stop_first": bool(stop_first)}
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=c, kind=ContainerOp.DESTROY, role="admin", params=params
+    ) as request:
         if c.is_running and not stop_first:
             raise Conflict(f"{c.name} is {c.state.lower()}: stop it first, or choose 'stop and destroy'")
         # Full copies are independent; snapshots need their origin's rootfs.
@@ -243,16 +249,7 @@ def destroy_container(
             raise Conflict(
                 f"{c.name} cannot be destroyed: these snapshots depend on it: {', '.join(dependants)}"
             )
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.DESTROY,
-        role="admin",
-        params={"stop_first": bool(stop_first)},
-        check=check,
-    )
+        return _queue(request, c, params)
 
 
 def get_container(pk: int) -> Container:
@@ -263,39 +260,32 @@ def get_container(pk: int) -> Container:
 
 
 def restart_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
-    def check(c: Container) -> None:
-        if c.state != State.RUNNING:
-            raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be restarted")
-
-    return _lifecycle(
+    c = container
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
-        container=container,
+        container=c,
         kind=ContainerOp.RESTART,
         role="operate",
         params={"timeout": settings.CONTAINER_STOP_TIMEOUT_SECONDS},
-        check=check,
-    )
+    ) as request:
+        if c.state != State.RUNNING:
+            raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be restarted")
+        return _queue(request, c, {"timeout": settings.CONTAINER_STOP_TIMEOUT_SECONDS})
 
 
 def freeze_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
-    def check(c: Container) -> None:
-        if c.state != State.RUNNING:
-            raise Conflict(f"{c.name} is {c.state.lower()}: only a running container can be frozen")
-
-    return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind=ContainerOp.FREEZE, role="operate", check=check
-    )
+    c = container
+    wrong = None
+    if c.state != State.RUNNING:
+        wrong = f"{c.name} is {c.state.lower()}: only a running container can be frozen"
+    return _state_action(actor, ctx, c, ContainerOp.FREEZE, "operate", wrong)
 
 
 def unfreeze_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:
-    def check(c: Container) -> None:
-        if c.state != State.FROZEN:
-            raise Conflict(f"{c.name} is {c.state.lower()}, not frozen")
-
-    return _lifecycle(
-        actor=actor, ctx=ctx, container=container, kind=ContainerOp.UNFREEZE, role="operate", check=check
-    )
+    c = container
+    wrong = f"{c.name} is {c.state.lower()}, not frozen" if c.state != State.FROZEN else None
+    return _state_action(actor, ctx, c, ContainerOp.UNFREEZE, "operate", wrong)
 
 
 def copy_container(
@@ -308,10 +298,10 @@ def copy_container(
     new_lxc_path: str | None = None,
 ) -> Operation:
     """``lxc-copy``: a copy-on-write snapshot (``-s``) or a full copy, into this or another LXC path."""
-    host = container.host
+    c, host = container, container.host
     params: dict[str, Any] = {"new_name": new_name, "snapshot": bool(snapshot)}
-
-    def check(c: Container) -> None:
+    kind = ContainerOp.SNAPSHOT if snapshot else ContainerOp.COPY
+    with _lxc_request(actor=actor, ctx=ctx, container=c, kind=kind, role="operate", params=params) as request:
         name = validate_container_name(new_name)
         path = validate_lxc_path(new_lxc_path or c.lxc_path, host.lxc_paths)
         if c.is_running:
@@ -320,62 +310,42 @@ def copy_container(
             raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="new_name")
         if active_operation(container_lock_key(host.slug, path, name)):
             raise Conflict(f"an operation on {name!r} is already running", field="new_name")
-        params["new_lxc_path"] = path
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.SNAPSHOT if snapshot else ContainerOp.COPY,
-        role="operate",
-        params=params,
-        check=check,
-    )
+        return _queue(request, c, {**params, "new_lxc_path": path})
 
 
 MAX_ATTACH_ARGS = 64
+
+
+def _attach_argv(command: str, timeout: int) -> list[str]:
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidInput("a command is required", field="command")
+    if "\x00" in command or "\n" in command or "\r" in command:
+        raise InvalidInput("the command must be a single line without NUL", field="command")
+    if len(command) > 4096:
+        raise InvalidInput("the command is longer than 4096 characters", field="command")
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidInput(f"the command cannot be split into arguments: {exc}", field="command") from None
+    if len(argv) > MAX_ATTACH_ARGS:
+        raise InvalidInput(f"at most {MAX_ATTACH_ARGS} arguments", field="command")
+    if not isinstance(timeout, int) or not 1 <= timeout <= 600:
+        raise InvalidInput("the timeout must be between 1 and 600 seconds", field="timeout")
+    return argv
 
 
 def attach_command(
     *, actor: Any, ctx: RequestContext, container: Container, command: str, timeout: int = 60
 ) -> Operation:
     """Run one command in a running container (``lxc-attach -n NAME -- argv``), no shell involved."""
-    params: dict[str, Any] = {"command": command, "timeout": timeout}
-
-    def check(c: Container) -> None:
-        if not isinstance(command, str) or not command.strip():
-            raise InvalidInput("a command is required", field="command")
-        if "\x00" in command or "\n" in command or "\r" in command:
-            raise InvalidInput("the command must be a single line without NUL", field="command")
-        if len(command) > 4096:
-            raise InvalidInput("the command is longer than 4096 characters", field="command")
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise InvalidInput(
-                f"the command cannot be split into arguments: {exc}", field="command"
-            ) from None
-        if len(argv) > MAX_ATTACH_ARGS:
-            raise InvalidInput(f"at most {MAX_ATTACH_ARGS} arguments", field="command")
-        if not isinstance(timeout, int) or not 1 <= timeout <= 600:
-            raise InvalidInput("the timeout must be between 1 and 600 seconds", field="timeout")
+    c, params = container, {"command": command, "timeout": timeout}
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=c, kind=ContainerOp.ATTACH, role="operate", params=params
+    ) as request:
+        argv = _attach_argv(command, timeout)
         if c.state != State.RUNNING:
             raise Conflict(f"{c.name} is {c.state.lower()}: commands run only in a running container")
-        params["argv"] = argv
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.ATTACH,
-        role="operate",
-        params=params,
-        check=check,
-    )
-
-
-class NothingToChange(Exception):
-    """A Settings form sent back the values already saved: no operation, nothing refused."""
+        return _queue(request, c, {**params, "argv": argv})
 
 
 def set_config_values(
@@ -387,54 +357,42 @@ def set_config_values(
     is refused at once (``SettingsRefused.errors``); old and new values go into the audit row.
     """
     current = saved_values(LxcConfig(container.config_text))
-    changes: dict[str, str | None] = {}
-
-    def check(c: Container) -> None:
-        changes.update(settings_changes(c.config_text, values))
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=container, kind=ContainerOp.CONFIG_SET, role="admin"
+    ) as request:
+        changes = settings_changes(container.config_text, values)
         if not changes:
-            raise NothingToChange
-
-    try:
-        return _lifecycle(
-            actor=actor,
-            ctx=ctx,
-            container=container,
-            kind=ContainerOp.CONFIG_SET,
-            role="admin",
-            params={"changes": changes},
-            check=check,
+            return None
+        request.params["changes"] = changes
+        return _queue(
+            request,
+            container,
+            {"changes": changes},
             before={k: current.get(k, "") for k in values if k in current},
-            after=lambda: dict(changes),
+            after=dict(changes),
         )
-    except NothingToChange:
-        return None
 
 
 def replace_config(
     *, actor: Any, ctx: RequestContext, container: Container, text: str, base_hash: str
 ) -> Operation:
     """Replace the whole config file (admins); refused when it changed since the editor loaded it."""
-    params: dict[str, Any] = {"base_hash": base_hash}
-
-    def check(c: Container) -> None:
+    c, params = container, {"base_hash": base_hash}
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=c, kind=ContainerOp.CONFIG_REPLACE, role="admin", params=params
+    ) as request:
         new_text = validate_config_text(text)
         if base_hash != config_hash(c.config_text):
             raise Conflict("the configuration changed since you opened the editor; reload it and edit again")
         if new_text == c.config_text:
             raise InvalidInput("nothing to change: the text is the one already saved")
-        params["text"] = new_text
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.CONFIG_REPLACE,
-        role="admin",
-        params=params,
-        check=check,
-        before={"config": container.config_text},
-        after=lambda: {"config": params["text"]},
-    )
+        return _queue(
+            request,
+            c,
+            {**params, "text": new_text},
+            before={"config": c.config_text},
+            after={"config": new_text},
+        )
 
 
 def _container_path(path: object) -> str:
@@ -452,44 +410,34 @@ def _running_for_files(c: Container) -> None:
 
 def browse_files(*, actor: Any, ctx: RequestContext, container: Container, path: str) -> Operation:
     """List a directory of the running container through /proc/PID/root (audited read)."""
-    params: dict[str, Any] = {"path": path}
-
-    def check(c: Container) -> None:
-        params["path"] = _container_path(path)
-        _running_for_files(c)
-
-    return _lifecycle(
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
         container=container,
         kind=ContainerOp.FILES_LIST,
         role="operate",
-        params=params,
-        check=check,
-        exclusive=False,
-    )
+        params={"path": path},
+    ) as request:
+        checked = _container_path(path)
+        _running_for_files(container)
+        return _queue(request, container, {"path": checked}, exclusive=False)
 
 
 def read_container_file(*, actor: Any, ctx: RequestContext, container: Container, path: str) -> Operation:
     """Read one file of the running container for download (size-capped, audited)."""
-    params: dict[str, Any] = {"path": path}
-
-    def check(c: Container) -> None:
-        params["path"] = _container_path(path)
-        if params["path"] == "/":
-            raise InvalidInput("choose a file, not the root directory", field="path")
-        _running_for_files(c)
-
-    return _lifecycle(
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
         container=container,
         kind=ContainerOp.FILES_READ,
         role="operate",
-        params=params,
-        check=check,
-        exclusive=False,
-    )
+        params={"path": path},
+    ) as request:
+        checked = _container_path(path)
+        if checked == "/":
+            raise InvalidInput("choose a file, not the root directory", field="path")
+        _running_for_files(container)
+        return _queue(request, container, {"path": checked}, exclusive=False)
 
 
 def set_limit(
@@ -504,6 +452,7 @@ def set_limit(
     persist_if_refused: bool = False,
 ) -> Operation:
     """Set a cgroup limit live (``lxc-cgroup``), in the config (``lxc.cgroup.KEY``), or both."""
+    c = container
     params: dict[str, Any] = {
         "key": key,
         "value": value,
@@ -511,31 +460,24 @@ def set_limit(
         "persist": bool(persist),
         "persist_if_refused": bool(persist_if_refused),
     }
-
-    def check(c: Container) -> None:
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=c, kind=ContainerOp.LIMIT_SET, role="admin", params=params
+    ) as request:
         if not apply_live and not persist:
             raise InvalidInput("choose to apply the limit now, to save it in the config, or both")
         used = c.usage.get("memory_bytes") if apply_live else None
-        params["value"] = validate_limit(
+        normal = validate_limit(
             key, value, {"memory_used": used, "host_cpus": c.host.capabilities.get("cpus")}
         )
         if apply_live and c.state != State.RUNNING:
             raise Conflict(f"{c.name} is {c.state.lower()}: a limit can be applied live only while it runs")
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.LIMIT_SET,
-        role="admin",
-        params=params,
-        check=check,
-        before={
-            "saved": saved_limits(container.config_text).get(key),
-            "live": container.cgroup_live.get(key),
-        },
-        after=lambda: {"value": params["value"]},
-    )
+        return _queue(
+            request,
+            c,
+            {**params, "value": normal},
+            before={"saved": saved_limits(c.config_text).get(key), "live": c.cgroup_live.get(key)},
+            after={"value": normal},
+        )
 
 
 def autostart_host(
@@ -544,24 +486,20 @@ def autostart_host(
     """``lxc-autostart`` on every LXC path of the host: the containers without a group (default),
     one group (``--group G``) or every autostart container (``--all``)."""
     params: dict[str, Any] = {"group": group or "", "all": bool(all_groups)}
-    target = f"host {host.slug} autostart"
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=ContainerOp.HOST_AUTOSTART, host=host, target=target, params=params
-    ):
-        access.require(actor, "operate", host)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ContainerOp.HOST_AUTOSTART,
+        role="operate",
+        host=host,
+        target=f"host {host.slug} autostart",
+        params=params,
+    ) as request:
         if group:
             params["group"] = validate_key_value("lxc.group", group)
             if "," in params["group"]:
                 raise InvalidInput("choose one group", field="group")
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=ContainerOp.HOST_AUTOSTART,
-            target=target,
-            lock_key=f"host:{host.slug}:autostart",
-            params=params,
-        )
+        return request.queue(lock_key=f"host:{host.slug}:autostart", params=params)
 
 
 def autostart_plan(host: Host, group: str | None = None, all_groups: bool = False) -> list[Container]:
@@ -583,46 +521,44 @@ def set_hook(
     *, actor: Any, ctx: RequestContext, container: Container, hook_type: str, script: str
 ) -> Operation:
     """Store a hook script next to the container and wire ``lxc.hook.<type>`` (admins: it runs as root)."""
-    params: dict[str, Any] = {"hook": hook_type}
     existing = container.hooks.filter(hook_type=hook_type).first()
-
-    def check(c: Container) -> None:
-        params["hook"] = validate_hook_type(hook_type)
-        params["script"] = validate_script(script)
-
-    return _lifecycle(
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
         container=container,
         kind=ContainerOp.HOOK_SET,
         role="admin",
-        params=params,
-        check=check,
-        before={"script": existing.script if existing else None, "path": existing.path if existing else None},
-        after=lambda: {"script": params["script"]},
-    )
+        params={"hook": hook_type},
+    ) as request:
+        checked = {"hook": validate_hook_type(hook_type), "script": validate_script(script)}
+        return _queue(
+            request,
+            container,
+            checked,
+            before={
+                "script": existing.script if existing else None,
+                "path": existing.path if existing else None,
+            },
+            after={"script": checked["script"]},
+        )
 
 
 def remove_hook(*, actor: Any, ctx: RequestContext, container: Container, hook_type: str) -> Operation:
-    params: dict[str, Any] = {"hook": hook_type}
-    existing = container.hooks.filter(hook_type=hook_type).first()
-
-    def check(c: Container) -> None:
-        params["hook"] = validate_hook_type(hook_type)
+    c = container
+    existing = c.hooks.filter(hook_type=hook_type).first()
+    with _lxc_request(
+        actor=actor,
+        ctx=ctx,
+        container=c,
+        kind=ContainerOp.HOOK_REMOVE,
+        role="admin",
+        params={"hook": hook_type},
+    ) as request:
+        hook = validate_hook_type(hook_type)
         configured = LxcConfig(c.config_text).has(f"lxc.hook.{hook_type}")
         if existing is None and not configured:
             raise Conflict(f"{c.name} has no {hook_type} hook")
-
-    return _lifecycle(
-        actor=actor,
-        ctx=ctx,
-        container=container,
-        kind=ContainerOp.HOOK_REMOVE,
-        role="admin",
-        params=params,
-        check=check,
-        before={"script": existing.script if existing else None},
-    )
+        return _queue(request, c, {"hook": hook}, before={"script": existing.script if existing else None})
 
 
 def add_mount(
@@ -636,75 +572,61 @@ def add_mount(
     create_target: bool = True,
 ) -> Operation:
     """Add an ``lxc.mount.entry`` bind mount from an allowed host directory (takes effect at next start)."""
-    params: dict[str, Any] = {"source": source, "target": target, "read_only": bool(read_only)}
-
-    def check(c: Container) -> None:
-        roots = c.host.mount_roots
-        params["source"] = validate_source(source, roots)
-        params["target"] = validate_target(target)
-        params["roots"] = roots
-        params["create_target"] = bool(create_target)
-        if any(e["target"].strip("/") == params["target"] for e in parse_entries(c.config_text)):
-            raise Conflict(f"something is already mounted at {params['target']} in {c.name}", field="target")
-
-    return _lifecycle(
+    c = container
+    entries = parse_entries(c.config_text)
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
-        container=container,
+        container=c,
         kind=ContainerOp.MOUNT_ADD,
         role="admin",
-        params=params,
-        check=check,
-        before={"entries": [e["entry"] for e in parse_entries(container.config_text)]},
-    )
+        params={"source": source, "target": target, "read_only": bool(read_only)},
+    ) as request:
+        roots = c.host.mount_roots
+        checked = {
+            "source": validate_source(source, roots),
+            "target": validate_target(target),
+            "read_only": bool(read_only),
+            "roots": roots,
+            "create_target": bool(create_target),
+        }
+        if any(e["target"].strip("/") == checked["target"] for e in entries):
+            raise Conflict(f"something is already mounted at {checked['target']} in {c.name}", field="target")
+        return _queue(request, c, checked, before={"entries": [e["entry"] for e in entries]})
 
 
 def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry: str) -> Operation:
-    params: dict[str, Any] = {"entry": entry}
-
-    def check(c: Container) -> None:
-        if entry not in [e["entry"] for e in parse_entries(c.config_text)]:
-            raise Conflict(f"{c.name} has no mount entry {entry!r}")
-
-    return _lifecycle(
+    c = container
+    with _lxc_request(
         actor=actor,
         ctx=ctx,
-        container=container,
+        container=c,
         kind=ContainerOp.MOUNT_REMOVE,
         role="admin",
-        params=params,
-        check=check,
-    )
+        params={"entry": entry},
+    ) as request:
+        if entry not in [e["entry"] for e in parse_entries(c.config_text)]:
+            raise Conflict(f"{c.name} has no mount entry {entry!r}")
+        return _queue(request, c, {"entry": entry})
 
 
 def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[str]) -> list[str]:
     """The host directories containers may bind-mount (a console setting: no host command runs)."""
-    params = {"roots": roots}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ContainerAction.HOST_MOUNT_ROOTS,
+        kind=ContainerAction.HOST_MOUNT_ROOTS,
+        role="admin",
         host=host,
         target=f"host {host.slug}",
-        params=params,
-    ):
-        access.require(actor, "admin", host)
+        params={"roots": roots},
+    ) as request:
         normal = normalise_roots(roots)
         with transaction.atomic():
             before = list(host.mount_roots)
             host.mount_roots = normal
             host.save(update_fields=["mount_roots"])
-            audit(
-                actor=actor,
-                ctx=ctx,
-                action=ContainerAction.HOST_MOUNT_ROOTS,
-                result=AuditResult.SUCCEEDED,
-                host=host,
-                target=f"host {host.slug}",
-                params=params,
-                before=before,
-                after=normal,
-            )
+            request.done(before=before, after=normal)
         return normal
 
 
@@ -716,16 +638,15 @@ def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: s
     from storage.drivers.zfs import DATASET_RE
     from storage.validators import LVM_NAME_RE
 
-    params = {"key": key, "value": value}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=ContainerOp.HOST_LXC_CONF,
+        kind=ContainerOp.HOST_LXC_CONF,
+        role="admin",
         host=host,
         target=f"host {host.slug}",
-        params=params,
-    ):
-        access.require(actor, "admin", host)
+        params={"key": key, "value": value},
+    ) as request:
         if key not in EDITABLE_SYSTEM_KEYS:
             raise InvalidInput(f"{key!r} is not one of {', '.join(EDITABLE_SYSTEM_KEYS)}", field="key")
         value = str(value or "").strip()
@@ -738,12 +659,7 @@ def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: s
         current = (host.capabilities.get("lxc", {}).get("system_config") or {}).get(key)
         if current == value:
             raise Conflict(f"{key} is {value} already on host {host.slug}", field="value")
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=ContainerOp.HOST_LXC_CONF,
-            target=f"host {host.slug}",
+        return request.queue(
             lock_key=f"lxcconf:{host.slug}",
             params={"key": key, "value": value},
             before={key: current},

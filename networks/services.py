@@ -5,10 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from console import access
 from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
-from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from console.operations import RequestContext, active_operation, operation_request
 from networks.choices import NetworkAction, NetworkOp
 from networks.models import Network, network_lock_key
 from networks.network_xml import (
@@ -75,15 +74,15 @@ def define_network(
         "dhcp_start": dhcp_start,
         "dhcp_end": dhcp_end,
     }
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=NetworkOp.DEFINE,
+        kind=NetworkOp.DEFINE,
+        role="admin",
         host=host,
-        target=f"network {host.slug}/{name}"[:255],
+        target=f"network {host.slug}/{name}",
         params=params,
-    ):
-        access.require(actor, "admin", host)
+    ) as request:
         spec = validate_network_spec(**params, taken_subnets=taken_subnets(host))
         if Network.objects.filter(host=host, name=spec.name).exists():
             raise Conflict(f"a network named {spec.name!r} already exists on host {host.slug}", field="name")
@@ -94,11 +93,7 @@ def define_network(
         if active_operation(network_lock_key(host.slug, spec.name)):
             raise Conflict(f"an operation on a network named {spec.name!r} is already running", field="name")
         xml = build_network_xml(spec)
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=NetworkOp.DEFINE,
+        return request.queue(
             target=f"network {host.slug}/{spec.name}",
             lock_key=network_lock_key(host.slug, spec.name),
             params={"name": spec.name, "bridge": spec.bridge, "xml": xml},
@@ -115,10 +110,9 @@ def network_action(
     if action == "autostart":
         params["enabled"] = bool(enabled)
     kind = ACTIONS.get(action, (NetworkAction.ACTION, None))[0]
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=kind, host=network.host, target=network.target, params=params
-    ):
-        access.require(actor, "admin", network.host)
+    with operation_request(
+        actor=actor, ctx=ctx, kind=kind, role="admin", host=network.host, target=network.target, params=params
+    ) as request:
         if action not in ACTIONS:
             raise InvalidInput(f"unknown network action {action!r}")
         _kind, must_be_active = ACTIONS[action]
@@ -129,12 +123,7 @@ def network_action(
                 f"network {network.name} is active"
                 + (": stop it first" if action == "undefine" else " already")
             )
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=network.host,
-            kind=kind,
-            target=network.target,
+        return request.queue(
             lock_key=network.lock_key,
             params=params,
             before={"active": network.active, "autostart": network.autostart},
@@ -153,15 +142,15 @@ def change_reservation(
 ) -> Operation:
     """Add or remove a DHCP host reservation (``virsh net-update ... ip-dhcp-host``), live and saved."""
     params = {"name": network.name, "change": change, "mac": mac, "ip": ip, "host_name": name}
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=NetworkOp.DHCP_HOST,
+        kind=NetworkOp.DHCP_HOST,
+        role="admin",
         host=network.host,
         target=network.target,
         params=params,
-    ):
-        access.require(actor, "admin", network.host)
+    ) as request:
         info = parse_network_xml(network.xml)
         if change == "add":
             entry = validate_reservation(info, mac, ip, name)
@@ -172,12 +161,7 @@ def change_reservation(
                 raise InvalidInput(f"{network.name} has no reservation for {mac!r}", field="mac")
         else:
             raise InvalidInput(f"unknown change {change!r}: add or remove")
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=network.host,
-            kind=NetworkOp.DHCP_HOST,
-            target=network.target,
+        return request.queue(
             lock_key=network.lock_key,
             params={
                 "name": network.name,

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from console import access
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Host, Operation
-from console.operations import RequestContext, active_operation, audited_refusal, start_operation
+from console.operations import RequestContext, active_operation, operation_request
 from containers.models import Container
 from storage import conf
 from storage.choices import PoolKind, StorageOp
@@ -45,11 +44,15 @@ def create_loop_device(
     to the first free loop device (``losetup --find --show``)."""
     image_dir = conf.image_dir()
     params: dict[str, Any] = {"name": name, "size": size, "fill": bool(fill)}
-    target = f"loop device {host.slug}:{name}"[:255]
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=StorageOp.LOOP_CREATE, host=host, target=target, params=params
-    ):
-        access.require(actor, "admin", host)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=StorageOp.LOOP_CREATE,
+        role="admin",
+        host=host,
+        target=f"loop device {host.slug}:{name}",
+        params=params,
+    ) as request:
         filename = validate_image_name(name)
         size_bytes = parse_size(size)
         if fill and size_bytes % (1024**2):
@@ -68,11 +71,7 @@ def create_loop_device(
         loops = host.capabilities.get("loop", {})
         if loops and LoopDevice.objects.filter(host=host).count() >= int(loops.get("devices", 8)):
             raise Conflict(f"all {loops.get('devices')} loop devices of host {host.slug} are in use")
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=StorageOp.LOOP_CREATE,
+        return request.queue(
             target=f"loop device {host.slug}:{filename}",
             lock_key=f"loopfile:{host.slug}:{path}",
             params={"path": path, "size_bytes": size_bytes, "fill": bool(fill), "image_dir": image_dir},
@@ -86,10 +85,15 @@ def detach_loop_device(
     """``losetup -d``, refused while a pool or a mount uses the device; optionally delete its file."""
     host = loop.host
     params = {"device": loop.device, "backing_file": loop.backing_file, "delete_file": bool(delete_file)}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=StorageOp.LOOP_DETACH, host=host, target=loop.target, params=params
-    ):
-        access.require(actor, "admin", host)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=StorageOp.LOOP_DETACH,
+        role="admin",
+        host=host,
+        target=loop.target,
+        params=params,
+    ) as request:
         dependants = loop_device_dependants(loop)
         if dependants:
             raise Conflict(refusal_message(loop.device, dependants))
@@ -99,12 +103,7 @@ def detach_loop_device(
                 f"only files under {image_dir} can be deleted by the console; detach without deleting",
                 field="delete_file",
             )
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=StorageOp.LOOP_DETACH,
-            target=loop.target,
+        return request.queue(
             lock_key=loop.lock_key,
             params={**params, "image_dir": image_dir},
             before={"device": loop.device, "backing_file": loop.backing_file, "size_bytes": loop.size_bytes},
@@ -169,15 +168,15 @@ def create_pool(
         "wipe": bool(wipe),
         "vg_name": vg_name,
     }
-    with audited_refusal(
+    with operation_request(
         actor=actor,
         ctx=ctx,
-        action=StorageOp.POOL_CREATE,
+        kind=StorageOp.POOL_CREATE,
+        role="admin",
         host=host,
-        target=f"pool {host.slug}/{name}"[:255],
+        target=f"pool {host.slug}/{name}",
         params=params,
-    ):
-        access.require(actor, "admin", host)
+    ) as request:
         name = validate_pool_name(name)
         if kind not in PoolKind.values:
             raise InvalidInput(
@@ -224,11 +223,7 @@ def create_pool(
             raise Conflict(
                 f"{op_params['lxc_path']} is already an LXC path of host {host.slug}", field="name"
             )
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=StorageOp.POOL_CREATE,
+        return request.queue(
             target=f"pool {host.slug}/{name}",
             lock_key=pool_lock_key(host.slug, name),
             params=op_params,
@@ -240,10 +235,15 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
     """Take a pool apart (unmount, vgremove + pvremove, ...), refused while anything depends on it."""
     host = pool.host
     params = {"name": pool.name, "kind": pool.kind, "source": pool.source, "lxc_path": pool.lxc_path}
-    with audited_refusal(
-        actor=actor, ctx=ctx, action=StorageOp.POOL_DESTROY, host=host, target=pool.target, params=params
-    ):
-        access.require(actor, "admin", host)
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=StorageOp.POOL_DESTROY,
+        role="admin",
+        host=host,
+        target=pool.target,
+        params=params,
+    ) as request:
         if confirm != pool.name:
             raise InvalidInput(f"type the pool's name ({pool.name}) to confirm", field="confirm")
         dependants = pool_dependants(pool)
@@ -252,12 +252,7 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
         busy = Container.objects.filter(host=host, lxc_path=pool.lxc_path).exists()
         if busy:  # pragma: no cover - pool_dependants lists them; kept as a guard
             raise Conflict(f"containers still live on pool {pool.name}")
-        return start_operation(
-            actor=actor,
-            ctx=ctx,
-            host=host,
-            kind=StorageOp.POOL_DESTROY,
-            target=pool.target,
+        return request.queue(
             lock_key=pool.lock_key,
             params={**params, "pool_id": pool.pk, "mountpoint": pool.mountpoint, "vg_name": pool.vg_name},
             before={"pool": params, "capacity_bytes": pool.capacity_bytes, "used_bytes": pool.used_bytes},
