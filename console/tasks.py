@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -77,15 +76,24 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
         runner.log(f"# failed: {exc.message}")
         op.finish(OperationStatus.FAILED, error=exc.message)
     except Exception as exc:  # a bug must still end the operation and release its lock
+        # The traceback (code paths, frames) goes to the agent's log only: viewers of the host
+        # read the operation's error and log, and they get the reason.
         logger.exception("operation %s crashed", op.pk)
-        runner.log("# internal error\n" + traceback.format_exc())
-        op.finish(OperationStatus.FAILED, error=f"internal error: {exc!r}")
+        reason = internal_error(exc)
+        runner.log(f"# failed: {reason}")
+        op.finish(OperationStatus.FAILED, error=reason)
     else:
         op.finish(OperationStatus.SUCCEEDED, result=result)
     finally:
         runner.sink.flush()
     op.refresh_from_db()
     return op
+
+
+def internal_error(exc: BaseException) -> str:
+    """What an unexpected error says to the user: its type and message on one line, no traceback."""
+    message = " ".join(str(exc).split())[:500]
+    return f"internal error: {type(exc).__name__}" + (f": {message}" if message else "")
 
 
 @shared_task(name="console.run_operation", acks_late=True)

@@ -88,3 +88,37 @@ def _imports(path: Path) -> set[str]:
 def test_the_request_side_and_the_agent_side_do_not_import_each_other():
     assert "console.tasks" not in _imports(ROOT / "console" / "operations.py")
     assert "console.operations" not in _imports(ROOT / "console" / "tasks.py")
+
+
+def test_a_crash_shows_its_reason_and_keeps_the_traceback_in_the_agents_log(host, monkeypatch, caplog):
+    """Issue 12.8: viewers of the host read an operation's error and log: no traceback there."""
+    from console import tasks
+    from containers.choices import ContainerOp
+
+    def crash(op, runner):  # noqa: ANN001, ANN202
+        with open("/etc/hostname/impossible") as f:  # NotADirectoryError, as a bug would raise
+            return {"read": f.read()}
+
+    monkeypatch.setitem(tasks.HANDLERS, ContainerOp.START, crash)
+    op = Operation.objects.create(kind=ContainerOp.START, host=host, target="t", lock_key="test:crash")
+    with caplog.at_level("ERROR", logger="console.tasks"):
+        done = tasks.execute(op)
+    assert done.status == "failed"
+    assert done.error == (
+        "internal error: NotADirectoryError: [Errno 20] Not a directory: '/etc/hostname/impossible'"
+    )
+    for shown in (done.error, done.log):
+        assert "Traceback" not in shown and 'File "' not in shown and "line " not in shown
+    assert done.log.strip() == f"# failed: {done.error}"
+    assert "Traceback" in caplog.text and "test_operation_life.py" in caplog.text
+
+
+def test_a_long_multi_line_message_is_one_bounded_line():
+    from console.tasks import internal_error
+
+    reason = internal_error(ValueError('first line\n  File "x.py", line 3\n' + "y" * 1000))
+    assert (
+        "\n" not in reason
+        and len(reason) <= 540
+        and reason.startswith("internal error: ValueError: first line")
+    )
