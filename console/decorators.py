@@ -10,8 +10,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from console.audit_scope import aimed_host
 from console.choices import AuditResult
-from console.models import AuditEvent, Host
-from console.operations import RequestContext, audit
+from console.models import Host
+from console.operations import RequestContext, audit, audit_rows_of
 
 
 def audited_post(action: str) -> Callable:
@@ -34,7 +34,7 @@ def audited_post(action: str) -> Callable:
                 host = aimed_host(request, kwargs)
                 _record(request, action, target, str(exc) or type(exc).__name__, ok=False, host=host)
                 raise
-            if not AuditEvent.objects.filter(request_id=request.request_id).exists():  # type: ignore[attr-defined]
+            if not audit_rows_of(request):
                 ok = response.status_code < 400
                 host = aimed_host(request, kwargs)
                 _record(request, action, target, f"HTTP {response.status_code}", ok=ok, host=host)

@@ -1,4 +1,7 @@
-"""Give every request an id (for the audit trail and logs) and the client address."""
+"""Give every request an id (for the audit trail and logs) and the client address.
+
+The id is always made here: a client's X-Request-ID is kept apart (``client_request_id``, when
+it is 8-64 safe characters) for correlating with its own logs, never trusted as the id."""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex  # type: ignore[attr-defined]
+        request.request_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+        request.client_request_id = incoming if _VALID_ID.fullmatch(incoming) else ""  # type: ignore[attr-defined]
         request.client_ip = request_client_ip(request)  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]

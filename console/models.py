@@ -227,6 +227,8 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # What the client sent as X-Request-ID (validated): for correlation, never for a decision.
+    client_request_id = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     target = models.CharField(max_length=255, blank=True, db_index=True)

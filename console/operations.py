@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -29,14 +29,36 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RequestContext:
-    """Who asked, from where: what an audit row needs from the request."""
+    """Who asked, from where: what an audit row needs from the request.
+
+    ``request_id`` is the server's own id of the request; ``client_request_id`` what the client
+    sent as X-Request-ID (validated), for correlation only. ``written`` collects the audit rows
+    written for the request, so :func:`console.decorators.audited_post` knows whether a service
+    wrote one without asking the audit table (a request id chosen by a client must never decide
+    that)."""
 
     ip: str | None = None
     request_id: str = ""
+    client_request_id: str = ""
+    written: list[int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_request(cls, request: Any) -> RequestContext:
-        return cls(ip=getattr(request, "client_ip", None), request_id=getattr(request, "request_id", ""))
+        return cls(
+            ip=getattr(request, "client_ip", None),
+            request_id=getattr(request, "request_id", ""),
+            client_request_id=getattr(request, "client_request_id", ""),
+            written=audit_rows_of(request),
+        )
+
+
+def audit_rows_of(request: Any) -> list[int]:
+    """The ids of the audit rows written for ``request`` so far (one list per request)."""
+    rows = getattr(request, "audit_rows", None)
+    if rows is None:
+        rows = []
+        request.audit_rows = rows
+    return rows
 
 
 SYSTEM = RequestContext()
@@ -62,11 +84,12 @@ def audit(
     message: str = "",
     operation: Operation | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
         actor_name=_actor_name(actor),
         ip=ctx.ip,
         request_id=ctx.request_id,
+        client_request_id=ctx.client_request_id,
         action=action,
         host=host,
         target=target,
@@ -77,6 +100,9 @@ def audit(
         message=message,
         operation=operation,
     )
+    if ctx.written is not None:
+        ctx.written.append(event.pk)
+    return event
 
 
 @contextmanager

@@ -41,15 +41,18 @@ def create_team(*, actor: Any, ctx: RequestContext, name: str) -> Team:
 
 def delete_team(*, actor: Any, ctx: RequestContext, team: Team) -> None:
     params = {"team": team.name}
-    with operation_request(
-        actor=actor,
-        ctx=ctx,
-        kind=ConsoleAction.TEAM_DELETE,
-        role="super",
-        host=None,
-        target=f"team {team.name}",
-        params=params,
-    ) as request, transaction.atomic():
+    with (
+        operation_request(
+            actor=actor,
+            ctx=ctx,
+            kind=ConsoleAction.TEAM_DELETE,
+            role="super",
+            host=None,
+            target=f"team {team.name}",
+            params=params,
+        ) as request,
+        transaction.atomic(),
+    ):
         before = {
             "members": sorted(team.members.values_list("username", flat=True)),
             "bindings": [str(b) for b in team.bindings.all()],
@@ -133,15 +136,18 @@ def grant_role(
 def revoke_role(*, actor: Any, ctx: RequestContext, binding: RoleBinding) -> None:
     team = binding.team
     params = {"team": team.name, "binding": str(binding)}
-    with operation_request(
-        actor=actor,
-        ctx=ctx,
-        kind=ConsoleAction.TEAM_ROLE_REVOKE,
-        role="super",
-        host=None,
-        target=f"team {team.name}",
-        params=params,
-    ) as request, transaction.atomic():
+    with (
+        operation_request(
+            actor=actor,
+            ctx=ctx,
+            kind=ConsoleAction.TEAM_ROLE_REVOKE,
+            role="super",
+            host=None,
+            target=f"team {team.name}",
+            params=params,
+        ) as request,
+        transaction.atomic(),
+    ):
         before = str(binding)
         binding.delete()
         request.done(before=before)
