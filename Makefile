@@ -10,7 +10,7 @@ TRUSTED_PROXIES ?=
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
 	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
-	qemu-system-x86 linux-image-amd64 cpio udev e2fsprogs
+	qemu-system-x86 linux-image-amd64 cpio udev e2fsprogs postgresql
 
 .PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests vm-zfs-deps vm-tests
 
@@ -63,8 +63,15 @@ agent: venv
 stop:
 	-@for f in var/web.pid var/agent.pid; do [ -s $$f ] && kill $$(cat $$f) 2>/dev/null && echo "stopped $$f"; rm -f $$f; done; true
 
+# The suite twice: on SQLite (the embedded default), then on PostgreSQL, a private cluster that
+# pytest starts for the run and removes after it (tests/database.py). Both run even if the first
+# fails; make test fails if either does. The VM tier runs on SQLite only (README, "Tests").
 test: deps prepare-host vm-zfs-deps
-	$(BIN)/python -m pytest
+	@sqlite=0; postgres=0; \
+	$(BIN)/python -m pytest || sqlite=$$?; \
+	$(BIN)/python -m pytest --database=postgres -m "not vm" || postgres=$$?; \
+	echo "make test: SQLite run exit $$sqlite, PostgreSQL run exit $$postgres"; \
+	[ $$sqlite = 0 ] && [ $$postgres = 0 ]
 
 unit: venv
 	$(BIN)/python -m pytest -m "not host and not browser and not vm"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from console.celery import app as celery_app
 from console.models import Host
+from tests.database import session_database_url
 from tests.hosttools import free_port, require_root, require_tool, stop_process, wait_for
 
 ROOT = Path(settings.BASE_DIR)
@@ -90,7 +90,7 @@ class Agent:
         self.log_path = log_dir / f"agent-{slug}.log"
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "DATABASE_URL": session_database_url(),
             "REDIS_URL": redis_url,
             "AGENT_HEARTBEAT_SECONDS": "1",
             # A test that must see what an operation itself refreshes sets a long period.
@@ -170,7 +170,7 @@ def web(redis_url, transactional_db, agent_log_dir):
     log = open(agent_log_dir / "uvicorn.log", "w")  # noqa: SIM115
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": session_database_url(),
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
