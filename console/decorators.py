@@ -40,9 +40,19 @@ def audited_post(action: str) -> Callable:
                 _record(request, action, target, f"HTTP {response.status_code}", ok=ok, host=host)
             return response
 
+        wrapper.audited_action = action  # type: ignore[attr-defined]  (for record_refused_post)
         return wrapper
 
     return decorate
+
+
+def record_refused_post(request: HttpRequest, view: Callable, kwargs: dict, message: str) -> None:
+    """The one audit row of a POST refused before its view ran (console.input_guard: a NUL)."""
+    target = " ".join(f"{k}={v}" for k, v in kwargs.items())
+    # aimed_host looks up a posted "host" field: not when that field is what was refused.
+    host = None if "\x00" in request.POST.get("host", "") else aimed_host(request, kwargs)
+    action = getattr(view, "audited_action", "request.refused")
+    _record(request, action, target, message, ok=False, host=host)
 
 
 # Never copied into the audit trail: secrets and bulky bodies (their services record what matters).

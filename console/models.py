@@ -13,6 +13,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from console.choices import ACTIVE_STATUSES, TERMINAL_STATUSES, AuditResult, OperationStatus
+from console.input_guard import storable
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ class Operation(models.Model):
 
     def append_log(self, text: str) -> None:
         """Append to the log in the database without reading it (safe beside other writers)."""
-        Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(text)))
+        # Command output may hold NUL bytes (e.g. /proc/*/cmdline); PostgreSQL's text cannot.
+        Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(storable(text))))
 
     def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         """One more entry of the command list (the page's "equivalent commands")."""
@@ -196,6 +198,9 @@ class Operation(models.Model):
         self._update(**fields)
 
     def _update(self, **fields: Any) -> None:
+        # Errors and results come from host commands: storable() keeps a NUL byte (which PostgreSQL
+        # cannot store in text or jsonb) from failing the write.
+        fields = {key: storable(value) for key, value in fields.items()}
         Operation.objects.filter(pk=self.pk).update(**fields)
         for key, value in fields.items():
             setattr(self, key, value)
@@ -252,6 +257,10 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if self.pk is not None or not self._state.adding:
             raise PermissionError("audit events are append-only")
+        # A refused value is recorded as sent, except that a NUL (which PostgreSQL cannot store in
+        # text or jsonb) shows as U+2400: an audit row must never fail the request it records.
+        for field in ("actor_name", "request_id", "action", "target", "params", "before", "after", "message"):
+            setattr(self, field, storable(getattr(self, field)))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -84,6 +84,8 @@ MIDDLEWARE = [
     # htmx requests get partials: a vanished object's panel a small notice (286), never a page.
     "console.htmx.HtmxPartialMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A NUL anywhere in a request: 400 before the view (after the CSRF check and the user are known).
+    "console.input_guard.RefuseNulMiddleware",
     # Last, as django-axes requires: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -174,6 +176,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Django's database sessions, with the cookie's key checked before it reaches a query.
+SESSION_ENGINE = "console.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
