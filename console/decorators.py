@@ -47,11 +47,18 @@ def audited_post(action: str) -> Callable:
 
 
 def record_refused_post(request: HttpRequest, view: Callable, kwargs: dict, message: str) -> None:
-    """The one audit row of a POST refused before its view ran (console.input_guard: a NUL)."""
-    target = " ".join(f"{k}={v}" for k, v in kwargs.items())
+    """The one audit row of a POST refused before its view ran (console.input_guard: a NUL).
+
+    Under the view's audited_post action and target when it has one; otherwise as
+    ``request.refused`` on the URL's name, never its arguments (a password link's token is one).
+    """
+    action = getattr(view, "audited_action", None)
+    if action is not None:
+        target = " ".join(f"{k}={v}" for k, v in kwargs.items())
+    else:
+        action, target = "request.refused", getattr(request.resolver_match, "view_name", "")
     # aimed_host looks up a posted "host" field: not when that field is what was refused.
     host = None if "\x00" in request.POST.get("host", "") else aimed_host(request, kwargs)
-    action = getattr(view, "audited_action", "request.refused")
     _record(request, action, target, message, ok=False, host=host)
 
 

@@ -90,7 +90,8 @@ class RefuseNulMiddleware:
             getattr(request, "client_ip", None),
             where,
             request.method,
-            storable(request.path),
+            # The URL's name, not its path: a path may hold a secret (a password link's token).
+            getattr(request.resolver_match, "view_name", "?"),
         )
         if request.method == "POST":
             from console.decorators import record_refused_post

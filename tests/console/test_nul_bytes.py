@@ -117,3 +117,31 @@ def test_storable_replaces_nul_everywhere_and_leaves_other_values_alone():
         "ok": "tab\tand\nnewline",
     }
     assert storable(None) is None
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_password_link_is_refused_and_audited_without_the_address(client):
+    response = client.post("/password/" + "%00" * 20 + "/", {"new_password1": "x", "new_password2": "x"})
+    assert response.status_code == 400
+    assert nul_message("the address") in body(response)
+    row = AuditEvent.objects.get()
+    assert (row.action, row.result, row.target) == ("request.refused", "refused", "user-set-password")
+
+
+@pytest.mark.django_db
+def test_a_nul_beside_a_valid_password_link_never_writes_its_token_into_the_trail(client, superuser):
+    from django.contrib.auth import get_user_model
+
+    from console import user_services
+
+    erin = get_user_model().objects.create_user("erin", password="a-long-test-password")
+    link = user_services.reset_password(actor=superuser, ctx=CTX, user=erin)
+    token = link.path.rstrip("/").rsplit("/", 1)[1]
+    response = client.post(link.path, {"new_password1": "a\x00b", "new_password2": "a\x00b"})
+    assert response.status_code == 400
+    assert nul_message("the field 'new_password1'") in body(response)
+    refused = AuditEvent.objects.get(result="refused")
+    assert refused.target == "user-set-password"
+    assert refused.params == {}  # the passwords are never copied either
+    for row in AuditEvent.objects.all():
+        assert token not in f"{row.target} {row.params} {row.message} {row.before} {row.after}"
