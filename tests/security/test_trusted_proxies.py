@@ -23,10 +23,10 @@ from urllib.parse import urlencode
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db import connection
 
 from console.models import AuditEvent
 from console.operations import RequestContext, audit
+from tests.database import session_database_url
 from tests.hosttools import free_port, stop_process, wait_for
 from tests.security.conftest import PASSWORD
 
@@ -46,7 +46,7 @@ def serve():
         port = free_port()
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "DATABASE_URL": session_database_url(),
             "ALLOWED_HOSTS": "127.0.0.1",
             "TRUSTED_PROXIES": trusted,
             "WEB_WORKERS": "1",
