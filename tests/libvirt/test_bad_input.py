@@ -149,6 +149,33 @@ def test_conversion_repairs_and_lists_what_libvirt_ignores():
     assert lines == ["lxc.apparmor.profile = unconfined"]
 
 
+def test_conversion_removes_mounts_libvirt_cannot_make():
+    # What domxml-from-native made of the busybox template's config on this host (virsh 9.0).
+    raw = (
+        "<domain type='lxc'><name>b</name><devices>"
+        "<filesystem type='mount' accessmode='passthrough'><source dir='dir:/var/lib/lxc/b/rootfs'/>"
+        "<target dir='/'/></filesystem>"
+        "<filesystem type='ram' accessmode='passthrough'><source usage='65536' units='KiB'/>"
+        "<target dir='/dev/shm'/></filesystem>"
+        "<filesystem type='mount' accessmode='passthrough'><source dir='mqueue'/>"
+        "<target dir='/dev/mqueue'/></filesystem>"
+        "<filesystem type='mount' accessmode='passthrough'><source dir='/lib'/><target dir='/lib'/>"
+        "<readonly/></filesystem>"
+        "<filesystem type='mount' accessmode='passthrough'><source dir='/usr/lib64-missing'/>"
+        "<target dir='/usr/lib64'/><readonly/></filesystem>"
+        "</devices></domain>"
+    )
+    xml, fixes = fix_converted(raw, add_console_device=False, exists=lambda p: p != "/usr/lib64-missing")
+    kept = [fs.find("target").get("dir") for fs in safe_parse(xml).iterfind("devices/filesystem")]
+    assert kept == ["/", "/dev/shm", "/lib"]
+    assert any("removed the mount of 'mqueue' on /dev/mqueue" in f for f in fixes)
+    assert any("/usr/lib64-missing does not exist" in f for f in fixes)
+    # Typed back into the review, the same entry is refused before anything is queued.
+    with pytest.raises(InvalidInput, match="not an absolute path"):
+        validate_domain_document(raw.replace("dir:/var/lib/lxc/b/rootfs", "/var/lib/lxc/b/rootfs"))
+    assert validate_domain_document(xml)[0] == "b"
+
+
 def test_network_xml_round_trip():
     spec = validate_network_spec(
         name="n1",
