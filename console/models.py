@@ -250,6 +250,13 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The audit page's filters, each read newest first: by host, user, result, team member.
+        indexes = [
+            models.Index(fields=["host", "created_at"], name="audit_host_time"),
+            models.Index(fields=["actor_name", "created_at"], name="audit_actor_name_time"),
+            models.Index(fields=["result", "created_at"], name="audit_result_time"),
+            models.Index(fields=["actor", "created_at"], name="audit_actor_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target}"

@@ -175,3 +175,45 @@ def test_a_refusal_before_the_service_is_stored_with_the_host_it_aimed_at(
     client.force_login(outsider)
     (mine,) = [e for e in json_events(client) if e["id"] == row.pk]
     assert mine["host"] is None
+
+
+@pytest.mark.parametrize("who", ["sue", "ada", "vic", "otto"])
+@pytest.mark.parametrize("query", [{}, {"host": "alpha"}, {"team": "team-ada"}, {"since": "2020-01-01"}])
+def test_the_audit_page_runs_the_same_queries_for_few_and_many_rows(client, people, who, query):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from console.models import Operation
+
+    alpha = Host.objects.get(slug="alpha")
+
+    def add(n: int, tag: str) -> None:
+        for i in range(n):
+            op = Operation.objects.create(
+                kind="container.start",
+                actor=people["ada"],
+                host=alpha,
+                target=f"{tag}{i}",
+                lock_key=f"{tag}{i}",
+                status="succeeded",
+            )
+            audit(
+                actor=people[who if i % 2 else "ada"],
+                ctx=CTX,
+                action="container.start",
+                result="accepted",
+                host=alpha,
+                target=f"{tag}{i}",
+                operation=op,
+            )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("audit-list"), query).status_code == 200
+        return len(ctx.captured_queries)
+
+    client.force_login(people[who])
+    add(2, "few")
+    few = queries()
+    add(30, "many")
+    assert queries() == few
