@@ -8,7 +8,7 @@ from datetime import timedelta
 from axes.models import AccessFailureLog, AccessLog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from console.choices import AuditResult, ConsoleAction
@@ -39,6 +39,12 @@ class Command(BaseCommand):
                 params={"retention_days": days, "cutoff": cutoff.isoformat()},
                 after={"removed": removed, "login_records_removed": logins + failures},
             )
+        if connection.vendor == "sqlite":
+            # Fresh statistics for SQLite's planner (PostgreSQL's autovacuum keeps its own): without
+            # them it reads a viewer's audit page by merging two indexes and sorting every match
+            # instead of walking the time index (1.0 s vs 0.45 s at 100,000 rows, bench/audit_export.py).
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
         self.stdout.write(
             f"removed {removed} audit event(s) and {logins + failures} login record(s) "
             f"older than {cutoff:%Y-%m-%d %H:%M}"
