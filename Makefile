@@ -88,6 +88,7 @@ vm-tests: deps vm-zfs-deps
 bench: deps prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
 	$(BIN)/python bench/btrfs_snapshot.py --rounds 3
+	$(BIN)/python bench/audit_export.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -246,7 +246,7 @@ def test_the_export_runs_the_same_queries_for_few_and_many_rows(client, admin, h
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from console.models import Operation
+    from tests.console.test_views import make_rows
 
     def export_queries() -> int:
         with CaptureQueriesContext(connection) as ctx:
@@ -254,23 +254,9 @@ def test_the_export_runs_the_same_queries_for_few_and_many_rows(client, admin, h
         return len(ctx.captured_queries)
 
     client.force_login(admin)
-
-    def add(n: int) -> None:
-        for i in range(n):
-            op = Operation.objects.create(
-                kind="container.start",
-                actor=admin,
-                host=host,
-                target=f"t{n}-{i}",
-                lock_key=f"k{n}-{i}",
-                status="succeeded",
-                log="x" * 1000,
-            )
-            audit(actor=admin, ctx=CTX, action="container.start", result="accepted", host=host, operation=op)
-
-    add(2)
+    make_rows(host, admin, 0, 2)
     few = export_queries()
-    add(40)
+    make_rows(host, admin, 2, 42)
     assert export_queries() == few
 
 
