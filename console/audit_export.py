@@ -32,6 +32,7 @@ COLUMNS = {
     "actor": "actor_name",
     "ip": "ip",
     "request_id": "request_id",
+    "client_request_id": "client_request_id",
     "action": "action",
     "host": "host_slug",
     "target": "target",

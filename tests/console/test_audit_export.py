@@ -86,6 +86,7 @@ def test_json_export_has_every_field_and_respects_filters(client, admin, events)
     data = export_json(client, result="refused")
     assert [e["action"] for e in data["events"]] == ["container.stop"]
     e = data["events"][0]
+    assert "client_request_id" in e and "operation_status" in e and len(e) == 16
     assert e["actor"] == "vera-viewer" and e["ip"] == "198.51.100.7" and e["request_id"] == "req-export-1"
     assert e["host"] == "testhost" and "operate" in e["message"]
     data = export_json(client, actor="alice-admin", host="testhost")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0005_password_links'),
+        ('console', '0006_audit_client_request_id'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
