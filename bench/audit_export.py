@@ -45,7 +45,13 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import free_port  # noqa: E402
 
 PASSWORD = "bench-password-123"
-NEW_INDEXES = ("audit_host_time", "audit_actor_name_time", "audit_result_time", "audit_actor_time")
+NEW_INDEXES = (
+    "audit_host_time",
+    "audit_host_result",
+    "audit_actor_name_time",
+    "audit_result_time",
+    "audit_actor_time",
+)
 
 
 def seed(rows: int) -> None:

@@ -57,7 +57,8 @@ def visible_rows(user: Any) -> Q | None:
     member_hosts = hosts_with_role(user, "view")
     if member_hosts is None or member_hosts - admin_hosts:
         others = None if member_hosts is None else member_hosts - admin_hosts
-        rows |= _host_q(others) & ~Q(result=AuditResult.REFUSED)
+        # Named results, not "not refused": the count is then read from the (host, result) index.
+        rows |= _host_q(others) & Q(result__in=[r for r in AuditResult.values if r != AuditResult.REFUSED])
     return rows
 
 
