@@ -116,13 +116,6 @@ def validate_limit(key: str, value: object, ctx: dict) -> str:
         raise InvalidInput(f"{key}: {exc.message}", field="value") from None
 
 
-def saved_limits(config_text: str) -> dict[str, str]:
-    """The ``lxc.cgroup.*`` limits a config applies at start (device rules left out)."""
-    from containers.lxc_config import LxcConfig
-
-    return LxcConfig(config_text).cgroup_limits
-
-
 def same_value(key: str, a: str | None, b: str | None) -> bool:
     """Compare a saved and a live value the way the kernel would store them."""
     if a is None or b is None:

@@ -70,17 +70,6 @@ class MountEntry:
     def read_only(self) -> bool:
         return "ro" in self.options.split(",")
 
-    def as_dict(self) -> dict:
-        return {
-            "entry": self.entry,
-            "source": self.source,
-            "target": self.target,
-            "type": self.type,
-            "options": self.options,
-            "bind": self.bind,
-            "read_only": self.read_only,
-        }
-
 
 @dataclass
 class ContainerConfig:
@@ -265,10 +254,6 @@ def read(text: str) -> LxcConfig:
 def parse_config(text: str) -> ContainerConfig:
     """The inventory's keys of a config file."""
     return LxcConfig(text).summary()
-
-
-def mount_entries(text: str) -> list[dict]:
-    return [e.as_dict() for e in LxcConfig(text).mount_entries]
 
 
 # --- what the Settings form may change -------------------------------------------------------------

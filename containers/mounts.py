@@ -6,7 +6,6 @@ import os
 import re
 
 from console.errors import InvalidInput
-from containers.lxc_config import mount_entries
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
 
@@ -67,8 +66,3 @@ def mount_entry(source: str, target: str, *, read_only: bool, create: str | None
     if create in ("dir", "file"):
         options.append(f"create={create}")
     return f"{source} {target} none {','.join(options)} 0 0"
-
-
-def parse_entries(config_text: str) -> list[dict]:
-    """The lxc.mount.entry lines of a config as LXC reads them: source, target, options."""
-    return mount_entries(config_text)

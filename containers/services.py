@@ -17,7 +17,7 @@ from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
 from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
 from containers.hooks import validate_hook_type, validate_script
-from containers.limits import saved_limits, validate_limit
+from containers.limits import validate_limit
 from containers.lxc_config import (
     LxcConfig,
     config_hash,
@@ -27,7 +27,7 @@ from containers.lxc_config import (
     validate_key_value,
 )
 from containers.models import Container, container_lock_key
-from containers.mounts import normalise_roots, parse_entries, validate_source, validate_target
+from containers.mounts import normalise_roots, validate_source, validate_target
 from containers.validators import (
     validate_container_name,
     validate_lxc_path,
@@ -475,7 +475,7 @@ def set_limit(
             request,
             c,
             {**params, "value": normal},
-            before={"saved": saved_limits(c.config_text).get(key), "live": c.cgroup_live.get(key)},
+            before={"saved": LxcConfig(c.config_text).cgroup_limits.get(key), "live": c.cgroup_live.get(key)},
             after={"value": normal},
         )
 
@@ -573,7 +573,7 @@ def add_mount(
 ) -> Operation:
     """Add an ``lxc.mount.entry`` bind mount from an allowed host directory (takes effect at next start)."""
     c = container
-    entries = parse_entries(c.config_text)
+    entries = LxcConfig(c.config_text).mount_entries
     with _lxc_request(
         actor=actor,
         ctx=ctx,
@@ -590,9 +590,9 @@ def add_mount(
             "roots": roots,
             "create_target": bool(create_target),
         }
-        if any(e["target"].strip("/") == checked["target"] for e in entries):
+        if any(e.target.strip("/") == checked["target"] for e in entries):
             raise Conflict(f"something is already mounted at {checked['target']} in {c.name}", field="target")
-        return _queue(request, c, checked, before={"entries": [e["entry"] for e in entries]})
+        return _queue(request, c, checked, before={"entries": [e.entry for e in entries]})
 
 
 def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry: str) -> Operation:
@@ -605,7 +605,7 @@ def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry
         role="admin",
         params={"entry": entry},
     ) as request:
-        if entry not in [e["entry"] for e in parse_entries(c.config_text)]:
+        if entry not in [e.entry for e in LxcConfig(c.config_text).mount_entries]:
             raise Conflict(f"{c.name} has no mount entry {entry!r}")
         return _queue(request, c, {"entry": entry})
 

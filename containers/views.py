@@ -27,7 +27,7 @@ from containers import services
 from containers.choices import Backend, ContainerAction, ContainerOp, DomainOp, State
 from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
-from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value, saved_limits
+from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value
 from containers.lxc_config import (
     EDITABLE_KEYS,
     LxcConfig,
@@ -38,7 +38,6 @@ from containers.lxc_config import (
     validate_config_text,
 )
 from containers.models import Container, FileBlob
-from containers.mounts import parse_entries
 
 
 @require_safe
@@ -90,7 +89,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "container": container,
         "graph": clone_graph(container),
         "volume": store_volume(container),
-        "mounts": [m for m in parse_entries(container.config_text) if m["bind"]],
+        "mounts": [m for m in LxcConfig(container.config_text).mount_entries if m.bind],
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
@@ -482,7 +481,7 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
     """cgroup limits: saved (config) next to live (read back by the agent), differences marked."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
-    saved = saved_limits(container.config_text)
+    saved = LxcConfig(container.config_text).cgroup_limits
     keys = dict.fromkeys([*(k.key for k in LIMIT_KEYS), *saved])
     rows = []
     for key in keys:
@@ -653,7 +652,7 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("operation-detail", pk=op.pk)
     context = {
         "container": container,
-        "entries": parse_entries(container.config_text),
+        "entries": LxcConfig(container.config_text).mount_entries,
         "roots": container.host.mount_roots,
         "error": error,
         "posted": request.POST if request.method == "POST" else None,
