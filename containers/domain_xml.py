@@ -7,7 +7,6 @@ no external references) and only after a size check.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
@@ -19,6 +18,7 @@ from defusedxml.ElementTree import ParseError as SafeParseError
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from console.errors import InvalidInput
+from console.paths import canonical_path
 from containers.validators import validate_container_name
 
 EMULATOR = "/usr/lib/libvirt/libvirt_lxc"
@@ -38,9 +38,19 @@ def validate_domain_name(value: object) -> str:
     return validate_container_name(value)
 
 
+def _ascii_int(value: object) -> int:
+    """A whole number written in ASCII digits (``int()`` also reads other scripts' digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip(" ")
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def validate_memory_mib(value: object) -> int:
     try:
-        mib = int(str(value).strip())
+        mib = _ascii_int(value)
     except (TypeError, ValueError):
         raise InvalidInput("memory is a whole number of MiB", field="memory_mib") from None
     if not MEMORY_MIB_MIN <= mib <= MEMORY_MIB_MAX:
@@ -53,7 +63,7 @@ def validate_memory_mib(value: object) -> int:
 
 def validate_vcpus(value: object, host_cpus: int | None) -> int:
     try:
-        count = int(str(value).strip())
+        count = _ascii_int(value)
     except (TypeError, ValueError):
         raise InvalidInput("vCPUs is a whole number", field="vcpus") from None
     top = host_cpus or 1
@@ -63,18 +73,31 @@ def validate_vcpus(value: object, host_cpus: int | None) -> int:
 
 
 def validate_abs_path(value: object, field_name: str, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{what} is required", field=field_name)
-    value = value.strip()
-    if any(ch in value for ch in "\x00\n\r") or len(value) > 4096:
-        raise InvalidInput(
-            f"{what} must be a single line without NUL, under 4096 characters", field=field_name
-        )
-    if not value.startswith("/"):
-        raise InvalidInput(f"{what} must be an absolute path (starting with /)", field=field_name)
-    if ".." in value.split("/"):
+    """A clean absolute path (see :func:`console.paths.canonical_path`); ``..`` is refused here,
+    not folded, as the define form always said."""
+    if isinstance(value, str) and ".." in value.split("/"):
         raise InvalidInput(f"{what} must not contain '..'", field=field_name)
-    return os.path.normpath(value)
+    return canonical_path(value, field=field_name, what=what)
+
+
+def check_domain_dirs(xml: str, *, field: str = "xml", on_host: bool = False) -> list[str]:
+    """The host directories a domain's ``<filesystem>`` elements take, its root first: each a
+    clean absolute path and never /, /proc, /sys or /dev. ``on_host`` (the agent): symbolic
+    links resolved and the result checked again (``/proc/self/root`` is the host's /)."""
+    from console.paths import resolve_on_host
+
+    root, others = [], []
+    for fs in safe_parse(xml, what="domain XML", field_name=field).iterfind("devices/filesystem"):
+        source, target = fs.find("source"), fs.find("target")
+        if source is None or source.get("dir") is None:
+            continue  # a block device, an image file or RAM: not a host directory
+        is_root = target is not None and target.get("dir") == "/" and not root
+        what = "the root filesystem directory" if is_root else "a directory the domain mounts"
+        check = resolve_on_host if on_host else canonical_path
+        (root if is_root else others).append(
+            check(source.get("dir") or "", field=field, what=what, directory=True)
+        )
+    return root + others
 
 
 def validate_ifname(value: object, field_name: str, what: str) -> str:

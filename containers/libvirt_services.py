@@ -19,11 +19,13 @@ from django.conf import settings
 from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
+from console.paths import check_place
 from containers.choices import Backend, ContainerAction, DomainOp, State
 from containers.domain_xml import (
     MAC_PREFIXES,
     DomainSpec,
     build_domain_xml,
+    check_domain_dirs,
     generate_mac,
     macs_in,
     parse_domain_xml,
@@ -161,6 +163,7 @@ def define_domain(
         rootfs_dir = validate_abs_path(rootfs, "rootfs", "the root filesystem directory")
         if rootfs_dir == "/":
             raise InvalidInput("the host's own / cannot be a container's root filesystem", field="rootfs")
+        check_place(rootfs_dir, field="rootfs", what="a root filesystem", directory=True)
         network, bridge = (network or "").strip(), (bridge or "").strip()
         if network and bridge:
             raise InvalidInput("choose a libvirt network or a host bridge, not both", field="network")
@@ -189,13 +192,18 @@ def define_domain(
 
 def _check_xml_uses(host: Host, xml: str, *, but: str = "") -> str:
     """What pasted or edited domain XML takes on the host: MACs no other domain (but ``but``)
-    has, and a root filesystem given as a clean absolute path; returns that path."""
+    has, a root filesystem, and host directories (the root's and any other ``<filesystem>``'s)
+    that are clean absolute paths, never /, /proc, /sys or /dev; returns the root's path."""
     for mac in macs_in(xml):
         _check_mac_free(host, mac, but=but)
-    rootfs = parse_domain_xml(xml).rootfs
-    if rootfs and rootfs.startswith("/"):
-        rootfs = validate_abs_path(rootfs, "xml", "the root filesystem directory")
-    return rootfs
+    if not parse_domain_xml(xml).rootfs:
+        # Without a filesystem mounted at "/", libvirt-LXC gives the domain the host's own /.
+        raise InvalidInput(
+            "the domain needs a <filesystem type='mount'> whose target dir is '/', naming its root "
+            "filesystem directory (without one it would share the host's /)",
+            field="xml",
+        )
+    return check_domain_dirs(xml, field="xml")[0]
 
 
 def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: str) -> Operation:

@@ -13,7 +13,13 @@ from console.models import Operation
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers.choices import DomainOp
-from containers.domain_xml import Conversion, fix_converted, hint_for_conversion_error, unconverted_lines
+from containers.domain_xml import (
+    Conversion,
+    check_domain_dirs,
+    fix_converted,
+    hint_for_conversion_error,
+    unconverted_lines,
+)
 from containers.drivers.libvirt import LibvirtDomainDriver
 from containers.libvirt_inventory import domain_driver, refresh_domain
 
@@ -35,6 +41,8 @@ def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
 
 @operation_handler(DomainOp.DEFINE)
 def define(op: Operation, runner: Runner) -> dict[str, Any]:
+    # Its directories checked where libvirt will use them: /proc/self/root is the host's /.
+    check_domain_dirs(op.params["xml"], on_host=True)
     rootfs = op.params.get("rootfs") or ""
     build = op.params.get("build")
     if build:
@@ -101,6 +109,7 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
 @operation_handler(DomainOp.REDEFINE)
 def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
     """``virsh edit``: the agent checks again that the domain exists and is shut off."""
+    check_domain_dirs(op.params["xml"], on_host=True)
     name = op.params["name"]
     driver = _driver(op, runner)
     current = driver.get(name)

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from console.errors import InvalidInput
+from console.paths import canonical_path
 
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./@+-]+$")
+# fullmatch only: "$" would let a final newline through.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./@+-]+")
 
 
 def normalise_roots(roots: list[str]) -> list[str]:
     out = []
     for root in roots:
-        root = root.strip()
-        if not root:
+        if not root.strip(" "):
             continue
-        if not root.startswith("/") or not _SAFE_PATH.fullmatch(root) or "\x00" in root:
+        if not _SAFE_PATH.fullmatch(root.strip(" ")):
             raise InvalidInput(
                 f"{root!r}: an allowed root must be an absolute path without blanks", field="roots"
             )
-        normal = os.path.normpath(root)
-        if normal == "/":
-            raise InvalidInput("/ cannot be an allowed root: it would allow every host path", field="roots")
-        out.append(normal)
+        out.append(canonical_path(root, field="roots", what="an allowed root", directory=True))
     return sorted(set(out))
-
-
-def within(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def validate_source(value: object, roots: list[str]) -> str:
@@ -38,12 +31,9 @@ def validate_source(value: object, roots: list[str]) -> str:
         raise InvalidInput("the host directory must be an absolute path", field="source")
     if not _SAFE_PATH.fullmatch(value):
         raise InvalidInput("the host path may contain only letters, digits and . _ / @ + -", field="source")
-    normal = os.path.normpath(value)
     if not roots:
         raise InvalidInput("no host directory may be bind-mounted: an admin must set the allowed roots first")
-    if not within(normal, roots):
-        raise InvalidInput(f"{normal} is outside the allowed roots ({', '.join(roots)})", field="source")
-    return normal
+    return canonical_path(value, field="source", what="the host directory", directory=True, roots=roots)
 
 
 def validate_target(value: object) -> str:

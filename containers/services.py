@@ -86,6 +86,13 @@ def create_container(
             raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="name")
         params.update(name=name, lxc_path=path)
         store = _backing_store(host, path, template, backing_store)
+        if fssize not in (None, "") and store != "lvm":
+            # Only lxc-create -B lvm reads a size: taking it elsewhere would silently drop it.
+            raise InvalidInput(
+                f"a logical volume size applies only on an LVM pool's LXC path ({path} makes a "
+                f"{store} container); leave it empty",
+                field="fssize",
+            )
         if store != "dir":
             params["backing_store"] = store
             params.update(_block_store_params(host, path, store, fssize))
@@ -97,7 +104,7 @@ def create_container(
 
 
 BACKING_STORES = ("dir", "btrfs", "lvm", "zfs")
-_FSSIZE_RE = re.compile(r"^([1-9][0-9]{0,5})([MG])$")
+_FSSIZE_RE = re.compile(r"([1-9][0-9]{0,5})([MG])")
 
 
 def _block_store_params(host: Host, lxc_path: str, store: str, fssize: str | None) -> dict[str, str]:
@@ -115,7 +122,7 @@ def _block_store_params(host: Host, lxc_path: str, store: str, fssize: str | Non
                 "cannot be created there",
                 field="backing_store",
             )
-        size = (fssize or "1G").strip().upper()
+        size = (fssize or "1G").strip(" ").upper()
         m = _FSSIZE_RE.fullmatch(size)
         if not m or (m.group(2) == "M" and int(m.group(1)) < 64):
             raise InvalidInput("the logical volume size is 64M or more, like 512M or 10G", field="fssize")

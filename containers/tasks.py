@@ -12,6 +12,7 @@ from django.conf import settings
 
 from console.errors import ServiceError
 from console.models import Operation
+from console.paths import resolve_on_host
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
@@ -21,10 +22,16 @@ from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
 from containers.lxc_config import config_hash
 from containers.models import Container, ContainerHook, FileBlob
+from containers.validators import tarball_dirs
 
 
 def _driver(op: Operation, runner: Runner) -> LxcDriver:
     return LxcDriver(runner, op.params["lxc_path"])
+
+
+def _check_lxc_path(path: str) -> None:
+    """An LXC path a container is made in, checked where it is used (its links resolved)."""
+    resolve_on_host(path, field="lxc_path", what="an LXC path", directory=True)
 
 
 def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:
@@ -53,6 +60,7 @@ def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
 
 @operation_handler(ContainerOp.CREATE)
 def create(op: Operation, runner: Runner) -> dict[str, Any]:
+    _check_lxc_path(op.params["lxc_path"])
     driver = _driver(op, runner)
     template, name = op.params["template"], op.params["name"]
     with _refresh_on_failure(op):
@@ -103,7 +111,14 @@ def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
 
 
 def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> None:
-    tarball = Path(op.params["tarball"])
+    tarball = Path(
+        resolve_on_host(
+            op.params["tarball"],
+            field="tarball",
+            what="the tarball path",
+            roots=tarball_dirs(settings.ROOTFS_TARBALL_DIRS),
+        )
+    )
     if not tarball.is_file():
         raise ServiceError(f"{tarball} does not exist on host {op.host.slug}")
     op.set_progress(10, f"extracting {tarball.name}")
@@ -185,6 +200,7 @@ def unfreeze(op: Operation, runner: Runner) -> dict[str, Any]:
 def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     snapshot = bool(op.params["snapshot"])
     new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
+    _check_lxc_path(new_path)
     op.set_progress(10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
     _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
     op.set_progress(90, "recording the copy")
@@ -383,11 +399,11 @@ def mount_add(op: Operation, runner: Runner) -> dict[str, Any]:
     source, target = op.params["source"], op.params["target"]
     # The host decides what the path really is: it must exist and stay inside the allowed
     # roots once its symbolic links are resolved.
-    real = os.path.realpath(source)
+    real = resolve_on_host(
+        source, field="source", what="the host directory", directory=True, roots=op.params["roots"]
+    )
     if not os.path.exists(real):
         raise ServiceError(f"{source} does not exist on host {op.host.slug}; nothing was changed")
-    if not mounts.within(real, op.params["roots"]):
-        raise ServiceError(f"{source} resolves to {real}, outside the allowed roots; nothing was changed")
     driver = _driver(op, runner)
     if op.params["create_target"]:
         # Made here, never through a link (LXC's create= option follows one planted inside).
@@ -418,6 +434,8 @@ def lxc_system_config(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.drivers.lxc import read_system_config, write_system_config
 
     key, value = op.params["key"], op.params["value"]
+    if key == "lxc.lxcpath":
+        _check_lxc_path(value)
     op.set_progress(20, f"{settings.LXC_SYSTEM_CONF}: {key} = {value}")
     old = write_system_config(runner, settings.LXC_SYSTEM_CONF, key, value)
     values = read_system_config(runner)

@@ -6,6 +6,7 @@ import os
 import re
 
 from console.errors import InvalidInput
+from console.paths import canonical_path, check_place, within
 
 # LXC's own rule plus ours: 1-63 characters, letters, digits, "-", "_", ".",
 # not starting with "-" (it would read as an option) or "." (hidden, "..").
@@ -27,16 +28,16 @@ def validate_container_name(value: object) -> str:
 
 
 def validate_lxc_path(value: object, allowed: list[str]) -> str:
-    """An LXC path must be one the host declares (its default or a pool's)."""
+    """An LXC path must be one the host declares (its default or a pool's), and a directory LXC
+    may use (never /, /proc, /sys or /dev, even when a pool made one there)."""
     if not isinstance(value, str) or not value:
         raise InvalidInput("an LXC path is required", field="lxc_path")
-    if "\x00" in value or not value.startswith("/"):
-        raise InvalidInput("the LXC path must be an absolute path", field="lxc_path")
-    normal = os.path.normpath(value)
+    normal = canonical_path(value, field="lxc_path", what="the LXC path")
     if normal not in [os.path.normpath(p) for p in allowed]:
         raise InvalidInput(
             f"unknown LXC path {value!r}; this host has: {', '.join(allowed)}", field="lxc_path"
         )
+    check_place(normal, field="lxc_path", what="an LXC path", directory=True)
     return normal
 
 
@@ -56,14 +57,17 @@ def validate_tarball_path(value: object) -> str:
 
     if not isinstance(value, str) or not value:
         raise InvalidInput("the path of a root filesystem tarball is required", field="tarball")
-    if "\x00" in value or "\n" in value or not value.startswith("/"):
-        raise InvalidInput("the tarball path must be an absolute path", field="tarball")
-    normal = os.path.normpath(value)
+    normal = canonical_path(value, field="tarball", what="the tarball path")
+    roots = tarball_dirs(settings.ROOTFS_TARBALL_DIRS)
+    if not within(normal, roots):
+        raise InvalidInput(f"tarballs are allowed only under {', '.join(roots)}", field="tarball")
     if not normal.endswith(_TARBALL_SUFFIXES):
         raise InvalidInput(
             f"the tarball must end with one of {', '.join(_TARBALL_SUFFIXES)}", field="tarball"
         )
-    roots = [os.path.normpath(r) for r in settings.ROOTFS_TARBALL_DIRS]
-    if not any(normal.startswith(root + "/") for root in roots):
-        raise InvalidInput(f"tarballs are allowed only under {', '.join(roots)}", field="tarball")
     return normal
+
+
+def tarball_dirs(dirs: list[str]) -> list[str]:
+    """The directories tarballs may come from (a setting), canonical and never /, /proc, ..."""
+    return [canonical_path(d, field="tarball", what="a tarball directory", directory=True) for d in dirs]

@@ -22,6 +22,7 @@ from storage.validators import (
     parse_size,
     validate_device_path,
     validate_image_name,
+    validate_pool_directory,
     validate_pool_name,
     validate_vg_name,
 )
@@ -188,11 +189,7 @@ def create_pool(
         op_params: dict[str, Any] = {"name": name, "kind": kind, "lxc_path": lxc_path, "wipe": bool(wipe)}
         if kind == PoolKind.DIR:
             if path:
-                if not isinstance(path, str) or "\x00" in path or not path.startswith("/"):
-                    raise InvalidInput("the directory must be an absolute path", field="path")
-                lxc_path = os.path.normpath(path)
-                if lxc_path in ("/", "/etc", "/usr", "/var", "/proc", "/sys", "/dev", "/boot", "/root"):
-                    raise InvalidInput(f"{lxc_path} cannot be a pool", field="path")
+                lxc_path = validate_pool_directory(path)
             op_params["lxc_path"] = lxc_path
         else:
             if kind == PoolKind.ZFS and not host.capabilities.get("zfs", {}).get("kernel"):

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from console.errors import ServiceError
 from console.models import Host, Operation
+from console.paths import resolve_on_host
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler
 from storage.choices import PoolKind, StorageOp
@@ -20,6 +21,7 @@ from storage.drivers.lvm import LvmDriver, vg_dependants
 from storage.drivers.zfs import ZfsDriver
 from storage.inventory import image_dir_free, sync_host, sync_loop_devices
 from storage.models import Pool
+from storage.validators import check_system_dir
 
 
 def _within(path: str, root: str) -> bool:
@@ -46,9 +48,10 @@ def _resync(op: Operation, runner: Runner) -> None:
 
 @operation_handler(StorageOp.LOOP_CREATE)
 def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
-    path, size, fill = op.params["path"], int(op.params["size_bytes"]), bool(op.params["fill"])
-    if not _within(os.path.dirname(path) + "/x", op.params["image_dir"]):
-        raise ServiceError(f"{path} is outside {op.params['image_dir']}; nothing was created")
+    size, fill = int(op.params["size_bytes"]), bool(op.params["fill"])
+    path = resolve_on_host(
+        op.params["path"], field="name", what="the backing file", roots=[op.params["image_dir"]]
+    )
     free = image_dir_free(op.params["image_dir"])
     if size > free:
         raise ServiceError(f"only {free} bytes are free for {path}; nothing was created")
@@ -131,7 +134,12 @@ def _check_blank(op: Operation, runner: Runner, device: str) -> None:
 @operation_handler(StorageOp.POOL_CREATE)
 def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
-    name, kind, lxc_path = p["name"], p["kind"], p["lxc_path"]
+    name, kind = p["name"], p["kind"]
+    # Where the pool really is once the host's symbolic links are followed, checked again here.
+    lxc_path = resolve_on_host(p["lxc_path"], field="path", what="a pool's directory", directory=True)
+    if kind == PoolKind.DIR:
+        shown = None if lxc_path == p["lxc_path"] else f"{p['lxc_path']} resolves to {lxc_path}, which"
+        check_system_dir(lxc_path, shown=shown)
     device = p.get("device") or ""
     source, mountpoint, vg_name = device, "", p.get("vg_name") or ""
     if kind == PoolKind.DIR:

@@ -6,9 +6,11 @@ import os
 import re
 
 from console.errors import InvalidInput
+from console.paths import canonical_path, check_place
 from containers.validators import validate_container_name
 
-_SIZE_RE = re.compile(r"(?P<num>-?\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?", re.IGNORECASE)
+# ASCII digits only: ``\d`` alone also takes other scripts' digits, which float() reads.
+_SIZE_RE = re.compile(r"(?P<num>-?\d+(?:\.\d+)?)[ ]*(?P<unit>[KMGT]?)(?:i?B)?", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 MIN_IMAGE_BYTES = 1024**2
 # mkfs.btrfs refuses anything smaller than about 114 MiB (with its default mixed-bg off).
@@ -20,7 +22,7 @@ def parse_size(value: object, *, field: str = "size") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
-        text = value.strip()
+        text = value.strip(" ")
     else:
         raise InvalidInput("a size is required, such as 500M or 5G", field=field)
     if not text:
@@ -47,6 +49,24 @@ def validate_pool_name(value: object) -> str:
         return validate_container_name(value)
     except InvalidInput as exc:
         raise InvalidInput(exc.message.replace("container name", "pool name"), field="name") from None
+
+
+# Directories of the host's own system: a dir pool there would mix containers into them.
+SYSTEM_DIRS = ("/etc", "/usr", "/var", "/boot", "/root", "/bin", "/sbin", "/lib", "/lib64", "/run")
+
+
+def validate_pool_directory(value: object) -> str:
+    """A dir pool's directory: canonical, not /, /proc, /sys, /dev, nor a system directory itself."""
+    path = canonical_path(value, field="path", what="a pool's directory", directory=True)
+    check_system_dir(path)
+    return path
+
+
+def check_system_dir(path: str, *, shown: str | None = None) -> None:
+    """Refuse one of :data:`SYSTEM_DIRS` itself (the agent asks it again of the resolved path)."""
+    check_place(path, field="path", what="a pool's directory", directory=True, shown=shown)
+    if path in SYSTEM_DIRS:
+        raise InvalidInput(f"{shown or path} is a system directory: it cannot be a pool", field="path")
 
 
 def validate_image_name(value: object) -> str:

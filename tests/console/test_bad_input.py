@@ -5,6 +5,9 @@ No Operation row means no Celery task and so no host command; the refusal is aud
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -542,3 +545,203 @@ def test_a_nul_character_gets_the_same_clear_message_on_every_database(setup, ki
     assert row.action != "request.refused", "recorded under the view's own action"
     if field not in ("text", "script"):  # bulky bodies are never copied into the trail
         assert row.params[field] == data[field].replace("\x00", "\u2400")
+
+
+# ---------------------------------------------------------------- host paths made canonical (issue 12.6)
+# Each case below was accepted before paths were made canonical and resolved: "//" and
+# "/proc/self/root" prefixes, kernel filesystems, control characters inside or at the end,
+# non-ASCII digits, and (on the agent) symbolic links.
+BAD_HOST_DIRS = [
+    "//etc",
+    "//",
+    "/proc/self/root",
+    "/proc/self/root/etc",
+    "/dev/sda",
+    "/dev/shm/pool",
+    "/sys/kernel/pool",
+    "/tmp/\nx",
+    "/tmp/a\tb",
+    "/tmp/a\u2028b",
+    "/tmp/a\u200bb",
+]
+PATH_CASES: list[tuple[str, str, dict]] = []
+CANONICAL_CASES: list[tuple[str, str, dict]] = []
+for bad in BAD_HOST_DIRS:
+    PATH_CASES.append(("pool-dir", "pool-create", {"kind": "dir", "name": "p1", "path": bad}))
+for bad in ["٥٠٠M", "٥G", "１G", "5\u0660M"]:
+    PATH_CASES.append(("loop-size", "loop-create", {"name": "f1", "size": bad}))
+for bad in ["/dev/sdb", "/proc/1/root", "/sys/x"]:
+    # A path a host already lists (a pool made before the fix) is still no LXC path.
+    PATH_CASES.append(("lxc-conf-path", "lxc-conf", {"key": "lxc.lxcpath", "value": bad}))
+for bad in ["0", "١G", "1G", "٥١٢M"]:
+    # The default LXC path is no LVM pool: a size there used to be dropped without a word.
+    PATH_CASES.append(("create-fssize", "create", {"name": "ok7", "template": "busybox", "fssize": bad}))
+
+
+def _path_post(setup, endpoint: str, data: dict):
+    client, host = setup["client"], setup["host"]
+    urls = {
+        "pool-create": reverse("storage:pool-create"),
+        "loop-create": reverse("storage:loop-create"),
+        "lxc-conf": reverse("containers:lxc-conf", args=[host.slug]),
+        "create": reverse("containers:create"),
+    }
+    if endpoint != "lxc-conf":
+        data = {"host": host.slug, **data}
+    return client.post(urls[endpoint], data, HTTP_HX_REQUEST="true")
+
+
+@pytest.fixture
+def path_setup(setup):
+    from storage.models import HostStorage
+
+    host = setup["host"]
+    host.extra_lxc_paths = ["/dev/sdb", "/proc/1/root", "/sys/x"]
+    host.save()
+    HostStorage.objects.create(
+        host=host, image_dir="/var/lib/lxc-console/storage", image_dir_free_bytes=1 << 40
+    )
+    return setup
+
+
+for bad in ["/dev/sda", "/proc/self/root"]:
+    CANONICAL_CASES.append(
+        ("create-bad-declared-path", "create", {"name": "ok8", "template": "busybox", "lxc_path": bad})
+    )
+    CANONICAL_CASES.append(
+        ("copy-bad-declared-path", "copy", {"new_name": "ok9", "snapshot": "on", "lxc_path": bad})
+    )
+for bad in ["/srv/shared/x\n", "/srv/shared/x\r"]:
+    CANONICAL_CASES.append(
+        ("mount-source-newline", "mounts", {"source": bad, "target": "mnt/x", "read_only": "on"})
+    )
+for bad in ["//proc", "/proc/self/root", "/dev", "/sys/fs", "/proc/self/root/srv"]:
+    CANONICAL_CASES.append(("mount-roots-kernel", "mount-roots", {"roots": bad}))
+for bad in ["/var/lib/lxc-console/images/a\u2028b.tar", "/var/lib/lxc-console/images/a\tb.tar"]:
+    CANONICAL_CASES.append(
+        ("create-tarball-control", "create", {"name": "ok3", "template": "tarball", "tarball": bad})
+    )
+
+
+@pytest.fixture
+def declared_bad_paths(setup):
+    host = setup["host"]
+    host.extra_lxc_paths = ["/dev/sda", "/proc/self/root"]
+    host.save()
+    return setup
+
+
+@pytest.mark.parametrize(
+    ("kind", "endpoint", "data"),
+    CANONICAL_CASES,
+    ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CANONICAL_CASES)],
+)
+def test_canonical_path_cases_are_refused(declared_bad_paths, kind, endpoint, data):
+    assert_refused(post(declared_bad_paths, endpoint, data))
+
+
+@pytest.mark.parametrize(
+    ("kind", "endpoint", "data"), PATH_CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(PATH_CASES)]
+)
+def test_bad_host_paths_and_numbers_are_refused(path_setup, kind, endpoint, data):
+    assert_refused(_path_post(path_setup, endpoint, data))
+
+
+def test_canonical_paths_are_accepted_in_their_canonical_form(path_setup, admin):
+    """``//srv/p1/`` is ``/srv/p1``: made canonical, not refused; the operation carries that form."""
+    response = _path_post(path_setup, "pool-create", {"kind": "dir", "name": "p2", "path": "//srv//p1/./"})
+    assert response.status_code in (200, 202, 302), response.content[:300]
+    assert Operation.objects.get().params["lxc_path"] == "/srv/p1"
+
+
+def test_trailing_newlines_are_refused_by_the_services(admin, host):
+    """Forms strip a final newline; the services (the only way in for scripts) must refuse it."""
+    from console.errors import InvalidInput
+    from console.operations import RequestContext
+    from containers import services as containers
+    from storage import services as storage
+
+    ctx = RequestContext(ip="127.0.0.1", request_id="paths")
+    host.mount_roots = ["/srv/shared"]
+    host.save()
+    with pytest.raises(InvalidInput, match="control characters"):
+        storage.create_pool(actor=admin, ctx=ctx, host=host, name="p3", kind="dir", path="/srv/p3\n")
+    with pytest.raises(InvalidInput, match="control characters"):
+        containers.create_container(actor=admin, ctx=ctx, host=host, name="c1", lxc_path="/var/lib/lxc\n")
+    with pytest.raises(InvalidInput, match="absolute path without blanks"):
+        containers.set_mount_roots(actor=admin, ctx=ctx, host=host, roots=["/srv/shared\n"])
+    with pytest.raises(InvalidInput):
+        storage.create_loop_device(actor=admin, ctx=ctx, host=host, name="f2", size="500M\n")
+    assert Operation.objects.count() == 0
+
+
+# ---------------------------------------------------------------- the agent resolves symbolic links
+
+
+def _agent_op(host, kind: str, params: dict) -> Operation:
+    return Operation.objects.create(
+        host=host, kind=kind, target="t", lock_key=f"t:{uuid.uuid4().hex}", params=params
+    )
+
+
+@pytest.fixture
+def links(tmp_path):
+    """``tmp_path/etc`` -> /etc, ``tmp_path/shm`` -> /dev/shm, ``tmp_path/root`` -> /, as a user
+    with a shell on the host (or a pool's earlier contents) could plant them."""
+    for name, target in (("etc", "/etc"), ("shm", "/dev/shm"), ("root", "/"), ("proc", "/proc/self/root")):
+        (tmp_path / name).symlink_to(target)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [("etc", "system directory"), ("shm/lxc-console-test-pool", "kernel's own"), ("root", "host's root")],
+)
+def test_the_agent_refuses_a_dir_pool_behind_a_symlink(host, links, link, message):
+    from console.errors import ServiceError
+    from console.runner import Runner
+    from storage.models import Pool
+    from storage.tasks import pool_create
+
+    op = _agent_op(host, "storage.pool.create", {"name": "p4", "kind": "dir", "lxc_path": str(links / link)})
+    try:
+        with pytest.raises(ServiceError, match=message):
+            pool_create(op, Runner(op))
+        assert not Pool.objects.exists() and not os.path.exists("/dev/shm/lxc-console-test-pool")
+    finally:
+        if os.path.isdir("/dev/shm/lxc-console-test-pool"):
+            os.rmdir("/dev/shm/lxc-console-test-pool")
+
+
+def test_the_agent_refuses_symlinked_lxc_paths_tarballs_and_mount_sources(host, links, settings):
+    from console.errors import ServiceError
+    from console.runner import Runner
+    from containers import tasks
+
+    images = links / "images"
+    images.mkdir()
+    (images / "passwd.tar").symlink_to("/etc/passwd")
+    settings.ROOTFS_TARBALL_DIRS = [str(images)]
+    shared = links / "shared"
+    shared.mkdir()
+    (shared / "esc").symlink_to("/proc/self/root")
+    cases = [
+        ("container.create", tasks.create,
+         {"name": "c2", "template": "busybox", "lxc_path": str(links / "shm")}),
+        ("container.copy", tasks.copy,
+         {"name": "c2", "lxc_path": "/var/lib/lxc", "new_name": "c3", "new_lxc_path": str(links / "proc"),
+          "snapshot": False}),
+        ("container.create", tasks.create,
+         {"name": "c4", "template": "tarball", "lxc_path": str(links),
+          "tarball": str(images / "passwd.tar")}),
+        ("container.mount.add", tasks.mount_add,
+         {"name": "c2", "lxc_path": "/var/lib/lxc", "source": str(shared / "esc"), "target": "mnt/x",
+          "read_only": True, "create_target": True, "roots": [str(shared)]}),
+        ("host.lxc_conf", tasks.lxc_system_config, {"key": "lxc.lxcpath", "value": str(links / "root")}),
+    ]  # fmt: skip
+    for kind, handler, params in cases:
+        op = _agent_op(host, kind, params)
+        with pytest.raises(ServiceError) as info:
+            handler(op, Runner(op))
+        assert "resolves to" in info.value.message, (kind, info.value.message)
+    assert not os.path.exists("/dev/shm/c2")

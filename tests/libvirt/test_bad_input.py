@@ -672,3 +672,89 @@ def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, 
     client.force_login(viewer)
     page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
     assert "Only administrators" in page and "<textarea" not in page
+
+
+# ------------------------------------------------------------ host paths and numbers (issue 12.6)
+# Each was accepted before: a root filesystem that is the host's / by another name, kernel
+# filesystems, control characters (a trailing newline too), non-ASCII digits.
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"rootfs": "/proc/self/root"}, "kernel's own"),
+        ({"rootfs": "/proc/self/root/srv/r"}, "kernel's own"),
+        ({"rootfs": "//"}, "host's own /"),
+        ({"rootfs": "/dev/shm/r"}, "kernel's own"),
+        ({"rootfs": "/sys/fs/r"}, "kernel's own"),
+        ({"rootfs": "/srv/rootfs\n"}, "control characters"),
+        ({"rootfs": "/srv/ro\u2028otfs"}, "control characters"),
+        ({"init": "/sbin/init\n"}, "control characters"),
+        ({"memory_mib": "١٢٨"}, "whole number"),
+        ({"memory_mib": "128\n"}, "whole number"),
+        ({"memory_mib": "１２８"}, "whole number"),
+        ({"vcpus": "١"}, "whole number"),
+        ({"vcpus": "1\n"}, "whole number"),
+    ],
+)
+def test_define_domain_refuses_hidden_host_roots_and_odd_digits(changes, message, admin, host):
+    values = {"name": "d1", **GOOD, **changes}
+    refused(domains.define_domain, match=message, actor=admin, ctx=CTX, host=host, **values)
+
+
+def _with_filesystems(*pairs: tuple[str, str]) -> str:
+    """A pasted definition whose filesystems are ``(source dir, target dir)`` pairs."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(build_domain_xml(DomainSpec("pasted2", 64, 1, "/bin/sh", "/srv/x")))
+    devices = root.find("devices")
+    for fs in devices.findall("filesystem"):
+        devices.remove(fs)
+    for source, target in pairs:
+        fs = ET.SubElement(devices, "filesystem", type="mount")
+        ET.SubElement(fs, "source", dir=source)
+        ET.SubElement(fs, "target", dir=target)
+    return ET.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        ([("/", "/")], "host's root"),
+        ([("/proc/self/root", "/")], "kernel's own"),
+        ([("//", "/")], "host's root"),
+        ([("/proc/self/root/", "/")], "kernel's own"),
+        ([("/srv/x\n", "/")], "control characters"),
+        ([("relative/x", "/")], "absolute"),
+        ([], "target dir is '/'"),
+        ([("/srv/x", "/"), ("/", "/mnt/host")], "host's root"),
+        ([("/srv/x", "/"), ("/dev", "/mnt/dev")], "kernel's own"),
+    ],
+)
+def test_pasted_and_edited_xml_refuse_the_hosts_root_by_any_name(pairs, message, admin, host, stopped):
+    xml = _with_filesystems(*pairs)
+    refused(domains.define_domain_from_xml, InvalidInput, message, actor=admin, ctx=CTX, host=host, xml=xml)
+    edited = xml.replace("<name>pasted2</name>", "<name>dom2</name>")
+    edited = edited.replace(
+        "<name>dom2</name>", "<name>dom2</name><uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>"
+    )
+    refused(domains.redefine_domain, InvalidInput, message, **_edit(stopped, edited, actor=admin))
+
+
+def test_the_agent_refuses_a_domain_root_that_is_a_symlink_to_the_host_root(admin, host, tmp_path):
+    """The web side sees a harmless directory name; the agent, where libvirt will follow the
+    link, sees the host's /."""
+    from console.runner import Runner
+    from containers.libvirt_tasks import define, redefine
+
+    (tmp_path / "rootfs").symlink_to("/proc/self/root")
+    (tmp_path / "shm").symlink_to("/dev/shm")
+    for handler, target in ((define, "rootfs"), (redefine, "shm")):
+        xml = build_domain_xml(DomainSpec("linked", 64, 1, "/bin/sh", str(tmp_path / target)))
+        op = Operation.objects.create(
+            host=host,
+            kind="libvirt.domain.define",
+            target="t",
+            lock_key=f"t:{target}",
+            params={"name": "linked", "xml": xml, "rootfs": str(tmp_path / target)},
+        )
+        with pytest.raises(ServiceError, match="resolves to"):
+            handler(op, Runner(op))
