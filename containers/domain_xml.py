@@ -80,24 +80,23 @@ def validate_abs_path(value: object, field_name: str, what: str) -> str:
     return canonical_path(value, field=field_name, what=what)
 
 
-def check_domain_dirs(xml: str, *, field: str = "xml", on_host: bool = False) -> list[str]:
-    """The host directories a domain's ``<filesystem>`` elements take, its root first: each a
-    clean absolute path and never /, /proc, /sys or /dev. ``on_host`` (the agent): symbolic
-    links resolved and the result checked again (``/proc/self/root`` is the host's /)."""
+def check_domain_root(xml: str, *, field: str = "xml", on_host: bool = False) -> str:
+    """The host directory a domain's root filesystem (``<filesystem>`` with target ``/``) is:
+    a clean absolute path, never /, /proc, /sys or /dev. ``on_host`` (the agent): symbolic links
+    resolved and the result checked again (``/proc/self/root`` is the host's /). Other
+    filesystems are left alone: converted containers bind host directories such as /lib or
+    /sys/kernel/security read-only, as LXC's own templates do. "" when there is no root."""
     from console.paths import resolve_on_host
 
-    root, others = [], []
     for fs in safe_parse(xml, what="domain XML", field_name=field).iterfind("devices/filesystem"):
         source, target = fs.find("source"), fs.find("target")
-        if source is None or source.get("dir") is None:
-            continue  # a block device, an image file or RAM: not a host directory
-        is_root = target is not None and target.get("dir") == "/" and not root
-        what = "the root filesystem directory" if is_root else "a directory the domain mounts"
+        if target is None or target.get("dir") != "/" or source is None or source.get("dir") is None:
+            continue
         check = resolve_on_host if on_host else canonical_path
-        (root if is_root else others).append(
-            check(source.get("dir") or "", field=field, what=what, directory=True)
+        return check(
+            source.get("dir") or "", field=field, what="the root filesystem directory", directory=True
         )
-    return root + others
+    return ""
 
 
 def validate_ifname(value: object, field_name: str, what: str) -> str:

@@ -25,7 +25,7 @@ from containers.domain_xml import (
     MAC_PREFIXES,
     DomainSpec,
     build_domain_xml,
-    check_domain_dirs,
+    check_domain_root,
     generate_mac,
     macs_in,
     parse_domain_xml,
@@ -192,8 +192,8 @@ def define_domain(
 
 def _check_xml_uses(host: Host, xml: str, *, but: str = "") -> str:
     """What pasted or edited domain XML takes on the host: MACs no other domain (but ``but``)
-    has, a root filesystem, and host directories (the root's and any other ``<filesystem>``'s)
-    that are clean absolute paths, never /, /proc, /sys or /dev; returns the root's path."""
+    has, and a root filesystem that is a clean absolute path, never /, /proc, /sys or /dev;
+    returns that path."""
     for mac in macs_in(xml):
         _check_mac_free(host, mac, but=but)
     if not parse_domain_xml(xml).rootfs:
@@ -203,7 +203,7 @@ def _check_xml_uses(host: Host, xml: str, *, but: str = "") -> str:
             "filesystem directory (without one it would share the host's /)",
             field="xml",
         )
-    return check_domain_dirs(xml, field="xml")[0]
+    return check_domain_root(xml, field="xml")
 
 
 def define_domain_from_xml(*, actor: Any, ctx: RequestContext, host: Host, xml: str) -> Operation:

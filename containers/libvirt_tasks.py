@@ -15,7 +15,7 @@ from console.tasks import operation_handler, refresh_on_failure
 from containers.choices import DomainOp
 from containers.domain_xml import (
     Conversion,
-    check_domain_dirs,
+    check_domain_root,
     fix_converted,
     hint_for_conversion_error,
     unconverted_lines,
@@ -42,7 +42,7 @@ def _refresh_on_failure(op: Operation) -> AbstractContextManager[None]:
 @operation_handler(DomainOp.DEFINE)
 def define(op: Operation, runner: Runner) -> dict[str, Any]:
     # Its directories checked where libvirt will use them: /proc/self/root is the host's /.
-    check_domain_dirs(op.params["xml"], on_host=True)
+    check_domain_root(op.params["xml"], on_host=True)
     rootfs = op.params.get("rootfs") or ""
     build = op.params.get("build")
     if build:
@@ -109,7 +109,7 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
 @operation_handler(DomainOp.REDEFINE)
 def redefine(op: Operation, runner: Runner) -> dict[str, Any]:
     """``virsh edit``: the agent checks again that the domain exists and is shut off."""
-    check_domain_dirs(op.params["xml"], on_host=True)
+    check_domain_root(op.params["xml"], on_host=True)
     name = op.params["name"]
     driver = _driver(op, runner)
     current = driver.get(name)
