@@ -611,7 +611,7 @@ for bad in ["/dev/sda", "/proc/self/root"]:
     CANONICAL_CASES.append(
         ("copy-bad-declared-path", "copy", {"new_name": "ok9", "snapshot": "on", "lxc_path": bad})
     )
-for bad in ["/srv/shared/x\n", "/srv/shared/x\r"]:
+for bad in ["/srv/shared/x\n", "/srv/shared/x/\n"]:
     CANONICAL_CASES.append(
         ("mount-source-newline", "mounts", {"source": bad, "target": "mnt/x", "read_only": "on"})
     )
