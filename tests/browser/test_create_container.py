@@ -25,7 +25,8 @@ def test_login_create_watch_progress_start(page, live_server, make_user, local_a
     page.fill("input[name=password]", "browser-password-123")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/containers/")
-    assert "No containers yet" in page.content()
+    # The host may have its own libvirt domains (which every agent lists): only ours count.
+    assert name not in page.inner_text("main")
 
     page.click("text=New container")
     page.select_option("select[name=host]", local_agent.slug)
