@@ -74,8 +74,8 @@ def _allowed(role: str, state: str, has_disk: bool) -> set[str]:
         for action, (_kind, need, states, _msg) in domains.ACTIONS.items()
         if rank(role) >= rank(need) and (states is None or state in states)
     }
-    if rank(role) >= rank("operate") and state in ("RUNNING", "FROZEN"):
-        out.add("terminal")
+    if rank(role) >= rank("operate") and state == "RUNNING":
+        out.add("terminal")  # the terminal service needs a running domain
     if role == "admin":
         out.add("domain-xml")  # the editor page; saving needs a stopped domain, it says so
         if state == "RUNNING":
