@@ -24,8 +24,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 
-# Export column -> the values() field it is read from ("host_slug" is annotated by the caller:
-# the host only where the reader may see it).
+# Export column -> the values() field it is read from ("shown_host_id" is annotated by the caller:
+# the host only where the reader may see it; the encoder names it).
 COLUMNS = {
     "id": "id",
     "time": "created_at",
@@ -34,7 +34,7 @@ COLUMNS = {
     "request_id": "request_id",
     "client_request_id": "client_request_id",
     "action": "action",
-    "host": "host_slug",
+    "host": "shown_host_id",
     "target": "target",
     "params": "params",
     "before": "before",
@@ -46,6 +46,7 @@ COLUMNS = {
 }
 CHUNK_ROWS = 2000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_TIME, _HOST = list(COLUMNS).index("time"), list(COLUMNS).index("host")
 
 
 def csv_cell(value: Any) -> str:
@@ -64,10 +65,16 @@ def csv_cell(value: Any) -> str:
 class _Encoder:
     """Turns batches of value tuples into the bytes of one format."""
 
-    def __init__(self, fmt: str, limit: int) -> None:
+    def __init__(self, fmt: str, limit: int, host_slugs: dict[int, str]) -> None:
         self.fmt = fmt
         self.limit = limit
+        self.host_slugs = host_slugs
         self.count = 0
+
+    def _named(self, row: tuple) -> list:
+        values = list(row)
+        values[_HOST] = self.host_slugs.get(values[_HOST])
+        return values
 
     def start(self) -> bytes:
         if self.fmt == "csv":
@@ -78,8 +85,8 @@ class _Encoder:
         first = self.count == 0
         self.count += len(batch)
         if self.fmt == "csv":
-            return self._csv([[csv_cell(v) for v in row] for row in batch])
-        items = (json.dumps(dict(zip(COLUMNS, _json_row(row), strict=True))) for row in batch)
+            return self._csv([[csv_cell(v) for v in self._named(row)] for row in batch])
+        items = (json.dumps(dict(zip(COLUMNS, self._json_row(row), strict=True))) for row in batch)
         return (("" if first else ", ") + ", ".join(items)).encode()
 
     def end(self) -> bytes:
@@ -87,17 +94,16 @@ class _Encoder:
             return b""
         return f'], "truncated": {json.dumps(self.count >= self.limit)}}}'.encode()
 
+    def _json_row(self, row: tuple) -> list:
+        values = self._named(row)
+        values[_TIME] = values[_TIME].isoformat()
+        return values
+
     @staticmethod
     def _csv(rows: Iterable[list]) -> bytes:
         buffer = io.StringIO()
         csv.writer(buffer).writerows(rows)
         return buffer.getvalue().encode()
-
-
-def _json_row(row: tuple) -> list:
-    values = list(row)
-    values[1] = values[1].isoformat()  # time
-    return values
 
 
 def _batches(rows: Iterable[tuple]) -> Iterator[list[tuple]]:
@@ -129,10 +135,15 @@ async def _async_body(rows: QuerySet, encoder: _Encoder) -> AsyncIterator[bytes]
     yield encoder.end()
 
 
-def export_response(request: HttpRequest, queryset: QuerySet, fmt: str, limit: int) -> StreamingHttpResponse:
-    """Stream the first ``limit`` rows of ``queryset`` (audit events, ``host_slug`` annotated) as ``fmt``."""
+def export_response(
+    request: HttpRequest, queryset: QuerySet, fmt: str, limit: int, host_slugs: dict[int, str]
+) -> StreamingHttpResponse:
+    """Stream the first ``limit`` audit rows of ``queryset`` as ``fmt``.
+
+    ``queryset`` has ``shown_host_id`` annotated; ``host_slugs`` names those hosts.
+    """
     rows = queryset.values_list(*COLUMNS.values())[:limit]
-    encoder = _Encoder(fmt, limit)
+    encoder = _Encoder(fmt, limit, host_slugs)
     body = _async_body(rows, encoder) if isinstance(request, ASGIRequest) else _sync_body(rows, encoder)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     response = StreamingHttpResponse(body, content_type=content_type)
