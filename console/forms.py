@@ -1,4 +1,4 @@
-"""Form handling shared by the pages whose form queues one operation."""
+"""How a view answers a request that queues an operation (htmx and plain forms), in one place."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from console import access
-from console.errors import ServiceError
+from console.errors import Forbidden, ServiceError
 from console.models import Host, Operation
 
 
@@ -41,3 +44,43 @@ def queue_from_form(
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return None, exc.status_code
     return redirect("operation-detail", pk=op.pk), 302
+
+
+def refused(request: HttpRequest, exc: ServiceError, back: str) -> HttpResponse:
+    """A refusal where it was asked: in the htmx target (and any 403 as a page of its own), or
+    as a message on ``back`` for a plain form."""
+    if request.htmx or isinstance(exc, Forbidden):
+        return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
+    messages.error(request, exc.message)
+    return redirect(back)
+
+
+def answer_operation(
+    request: HttpRequest,
+    start: Callable[[], Operation],
+    *,
+    back: str = "",
+    page: Callable[[ServiceError], HttpResponse] | None = None,
+    follow: bool = False,
+    card: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The one answer of a view whose request queues an operation with ``start()``.
+
+    Accepted: with ``follow`` the operation's page (an htmx button: a client redirect), otherwise the
+    operation's live card in the htmx target (202, ``card`` adds to its context) or, for a plain
+    form, a message on ``back``. Refused: ``page(exc)`` when the page shows its own refusal (a
+    form page renders itself with the message and the refusal's status), else :func:`refused`.
+    """
+    try:
+        op = start()
+    except ServiceError as exc:
+        return page(exc) if page is not None else refused(request, exc, back)
+    if request.htmx and not follow:
+        return render(request, "console/_operation.html", {"op": op, **(card or {})}, status=202)
+    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
+    if not follow:
+        return redirect(back)
+    if request.htmx and page is None:
+        # An htmx button's answer would land in its small target: the browser goes there instead.
+        return HttpResponseClientRedirect(reverse("operation-detail", args=[op.pk]))
+    return redirect("operation-detail", pk=op.pk)

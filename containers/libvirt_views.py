@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,8 +10,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from console import access
 from console.decorators import audited_post
-from console.errors import Forbidden, ServiceError
-from console.forms import queue_from_form
+from console.errors import ServiceError
+from console.forms import answer_operation, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import libvirt_services as services
@@ -21,21 +20,6 @@ from containers.domain_xml import parse_domain_xml
 from containers.libvirt_forms import DefineDomainForm, DomainXmlForm
 from containers.models import Container
 from networks.models import Network
-
-
-def _error(request: HttpRequest, exc: ServiceError, fallback: str) -> HttpResponse:
-    if request.htmx or isinstance(exc, Forbidden):
-        return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
-    messages.error(request, exc.message)
-    return redirect(fallback)
-
-
-def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpResponse:
-    if request.htmx:
-        return render(request, "console/_operation.html", {"op": op, "in_container": True}, status=202)
-    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
-    return redirect(fallback)
-
 
 # The page's live panels, by element id: each refreshes itself with its partial.
 _PANELS = {"container-state": "state", "container-ops": "ops", "domain-attach": "attach"}
@@ -123,26 +107,34 @@ def domain_create(request: HttpRequest) -> HttpResponse:
 def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "operate", container.host)
+    if action not in ("attach-disk", "detach-disk", *services.ACTIONS):
+        return HttpResponse(status=404)
+    ctx, post = RequestContext.from_request(request), request.POST
+
+    def start() -> Operation:
+        # The service checks the role each action needs (admin for disks): once, there.
+        if action == "attach-disk":
+            return services.attach_disk(
+                actor=request.user,
+                ctx=ctx,
+                container=container,
+                device=post.get("device", ""),
+                target=post.get("target", ""),
+            )
+        if action == "detach-disk":
+            return services.detach_disk(
+                actor=request.user, ctx=ctx, container=container, target=post.get("target", "")
+            )
+        return services.domain_action(
+            actor=request.user,
+            ctx=ctx,
+            container=container,
+            action=action,
+            enabled=post.get("enabled") == "on",
+        )
+
     back = reverse("containers:detail", args=[pk])
-    ctx = RequestContext.from_request(request)
-    try:
-        if action in ("attach-disk", "detach-disk"):
-            access.require(request.user, "admin", container.host)
-            if action == "attach-disk":
-                op = services.attach_disk(actor=request.user, ctx=ctx, container=container,
-                                          device=request.POST.get("device", ""),
-                                          target=request.POST.get("target", ""))  # fmt: skip
-            else:
-                op = services.detach_disk(actor=request.user, ctx=ctx, container=container,
-                                          target=request.POST.get("target", ""))  # fmt: skip
-        elif action in services.ACTIONS:
-            op = services.domain_action(actor=request.user, ctx=ctx, container=container, action=action,
-                                        enabled=request.POST.get("enabled") == "on")  # fmt: skip
-        else:
-            return HttpResponse(status=404)
-    except ServiceError as exc:
-        return _error(request, exc, back)
-    return _accepted(request, op, back)
+    return answer_operation(request, start, back=back, card={"in_container": True})
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

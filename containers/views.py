@@ -17,8 +17,8 @@ from django_htmx.http import HttpResponseStopPolling
 
 from console import access
 from console.decorators import audited_post
-from console.errors import Forbidden, ServiceError
-from console.forms import host_form, queue_from_form
+from console.errors import ServiceError
+from console.forms import answer_operation, host_form, queue_from_form, refused
 from console.models import Host, Operation
 from console.operations import RequestContext
 from console.query import one_of
@@ -198,20 +198,6 @@ def clone_graph(container: Container) -> dict:
 _require = access.require_post_role
 
 
-def _error(request: HttpRequest, exc: ServiceError, fallback: str) -> HttpResponse:
-    if request.htmx or isinstance(exc, Forbidden):
-        return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
-    messages.error(request, exc.message)
-    return redirect(fallback)
-
-
-def _accepted(request: HttpRequest, op: Operation, fallback: str) -> HttpResponse:
-    if request.htmx:
-        return render(request, "console/_operation.html", {"op": op}, status=202)
-    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
-    return redirect(fallback)
-
-
 @login_required
 @audited_post(ContainerOp.CREATE)
 def container_create(request: HttpRequest) -> HttpResponse:
@@ -254,54 +240,48 @@ _SIMPLE_ACTIONS = {
 def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "operate", container.host)
-    back = reverse("containers:detail", args=[pk])
+    if action not in (*_SIMPLE_ACTIONS, "stop", "copy", "attach"):
+        return HttpResponse(status=404)
     ctx = RequestContext.from_request(request)
-    try:
+
+    def start() -> Operation:
         if action in _SIMPLE_ACTIONS:
-            op = _SIMPLE_ACTIONS[action](actor=request.user, ctx=ctx, container=container)
-        elif action == "stop":
+            return _SIMPLE_ACTIONS[action](actor=request.user, ctx=ctx, container=container)
+        if action == "stop":
             form = StopForm(request.POST)
             if not form.is_valid():
                 raise ServiceError("the stop timeout must be a whole number of seconds between 0 and 3600")
-            op = services.stop_container(
+            data = form.cleaned_data
+            return services.stop_container(
+                actor=request.user, ctx=ctx, container=container, timeout=data["timeout"], force=data["force"]
+            )
+        if action == "copy":
+            data = _valid(CopyForm(request.POST))
+            return services.copy_container(
                 actor=request.user,
                 ctx=ctx,
                 container=container,
-                timeout=form.cleaned_data["timeout"],
-                force=form.cleaned_data["force"],
+                new_name=data["new_name"],
+                snapshot=data["snapshot"],
+                new_lxc_path=data["lxc_path"] or None,
             )
-        elif action == "copy":
-            form = CopyForm(request.POST)
-            if not form.is_valid():
-                raise ServiceError(_form_errors(form))
-            op = services.copy_container(
-                actor=request.user,
-                ctx=ctx,
-                container=container,
-                new_name=form.cleaned_data["new_name"],
-                snapshot=form.cleaned_data["snapshot"],
-                new_lxc_path=form.cleaned_data["lxc_path"] or None,
-            )
-        elif action == "attach":
-            form = AttachForm(request.POST)
-            if not form.is_valid():
-                raise ServiceError(_form_errors(form))
-            op = services.attach_command(
-                actor=request.user,
-                ctx=ctx,
-                container=container,
-                command=form.cleaned_data["command"],
-                timeout=form.cleaned_data["timeout"] or 60,
-            )
-        else:
-            return HttpResponse(status=404)
-    except ServiceError as exc:
-        return _error(request, exc, back)
-    return _accepted(request, op, back)
+        data = _valid(AttachForm(request.POST))
+        return services.attach_command(
+            actor=request.user,
+            ctx=ctx,
+            container=container,
+            command=data["command"],
+            timeout=data["timeout"] or 60,
+        )
+
+    return answer_operation(request, start, back=reverse("containers:detail", args=[pk]))
 
 
-def _form_errors(form) -> str:  # noqa: ANN001
-    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+def _valid(form) -> dict:  # noqa: ANN001
+    """The cleaned data of a small action form, or its errors as one refusal."""
+    if not form.is_valid():
+        raise ServiceError("; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))
+    return form.cleaned_data
 
 
 @login_required
@@ -498,33 +478,37 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
                 and not same_value(key, saved.get(key), live),
             }
         )
-    status = 200
-    error = None
-    if request.method == "POST":
-        try:
-            op = services.set_limit(
-                actor=request.user,
-                ctx=RequestContext.from_request(request),
-                container=container,
-                key=request.POST.get("key", ""),
-                value=request.POST.get("value", ""),
-                apply_live=request.POST.get("apply_live") == "on",
-                persist=request.POST.get("persist") == "on",
-                persist_if_refused=request.POST.get("persist_if_refused") == "on",
-            )
-        except ServiceError as exc:
-            error, status = exc.message, exc.status_code
-        else:
-            return redirect("operation-detail", pk=op.pk)
-    context = {
-        "container": container,
-        "rows": rows,
-        "limit_keys": LIMIT_KEYS,
-        "error": error,
-        "posted": request.POST if request.method == "POST" else None,
-        "can_admin": access.can(request.user, "admin", container.host),
-    }
-    return render(request, "containers/container_limits.html", context, status=status)
+
+    def page(refusal: ServiceError | None = None) -> HttpResponse:
+        context = {
+            "container": container,
+            "rows": rows,
+            "limit_keys": LIMIT_KEYS,
+            "error": refusal.message if refusal else None,
+            "posted": request.POST if request.method == "POST" else None,
+            "can_admin": access.can(request.user, "admin", container.host),
+        }
+        status = refusal.status_code if refusal else 200
+        return render(request, "containers/container_limits.html", context, status=status)
+
+    if request.method != "POST":
+        return page()
+    post = request.POST
+    return answer_operation(
+        request,
+        lambda: services.set_limit(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            container=container,
+            key=post.get("key", ""),
+            value=post.get("value", ""),
+            apply_live=post.get("apply_live") == "on",
+            persist=post.get("persist") == "on",
+            persist_if_refused=post.get("persist_if_refused") == "on",
+        ),
+        page=page,
+        follow=True,
+    )
 
 
 @login_required
@@ -535,47 +519,52 @@ def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
     _require(request, "operate", host)
     group = request.GET.get("group", "").strip()
     all_groups = request.GET.get("all") == "1"
-    status = 200
-    error = None
     if request.method == "POST":
         group = request.POST.get("group", "").strip()
         all_groups = request.POST.get("all") == "1"
-        try:
-            op = services.autostart_host(
-                actor=request.user,
-                ctx=RequestContext.from_request(request),
-                host=host,
-                group=group or None,
-                all_groups=all_groups,
-            )
-        except ServiceError as exc:
-            error, status = exc.message, exc.status_code
-        else:
-            return redirect("operation-detail", pk=op.pk)
-    plan = services.autostart_plan(host, group=group or None, all_groups=all_groups)
-    elapsed = 0
-    timeline = []
-    for c in plan:
-        timeline.append({"c": c, "at": elapsed})
-        elapsed += c.start_delay
-    groups = sorted(
-        {
-            g
-            for gs in Container.objects.filter(host=host, autostart=True).values_list("groups", flat=True)
-            for g in gs
+
+    def page(refusal: ServiceError | None = None) -> HttpResponse:
+        plan = services.autostart_plan(host, group=group or None, all_groups=all_groups)
+        elapsed = 0
+        timeline = []
+        for c in plan:
+            timeline.append({"c": c, "at": elapsed})
+            elapsed += c.start_delay
+        groups = sorted(
+            {
+                g
+                for gs in Container.objects.filter(host=host, autostart=True).values_list("groups", flat=True)
+                for g in gs
+            }
+        )
+        context = {
+            "host": host,
+            "timeline": timeline,
+            "group": group,
+            "all_groups": all_groups,
+            "groups": groups,
+            "error": refusal.message if refusal else None,
+            "can_operate": access.can(request.user, "operate", host),
+            "settings_boot_groups": settings.AUTOSTART_BOOT_GROUPS,
         }
+        return render(
+            request, "containers/host_autostart.html", context, status=refusal.status_code if refusal else 200
+        )
+
+    if request.method != "POST":
+        return page()
+    return answer_operation(
+        request,
+        lambda: services.autostart_host(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=host,
+            group=group or None,
+            all_groups=all_groups,
+        ),
+        page=page,
+        follow=True,
     )
-    context = {
-        "host": host,
-        "timeline": timeline,
-        "group": group,
-        "all_groups": all_groups,
-        "groups": groups,
-        "error": error,
-        "can_operate": access.can(request.user, "operate", host),
-        "settings_boot_groups": settings.AUTOSTART_BOOT_GROUPS,
-    }
-    return render(request, "containers/host_autostart.html", context, status=status)
 
 
 @login_required
@@ -587,39 +576,38 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
     stored = {h.hook_type: h for h in container.hooks.all()}
     configured = LxcConfig(container.config_text).hooks
     editing = request.GET.get("hook") or request.POST.get("hook") or ""
-    error, status = None, 200
-    if request.method == "POST":
-        ctx = RequestContext.from_request(request)
-        try:
-            if request.POST.get("remove"):
-                op = services.remove_hook(actor=request.user, ctx=ctx, container=container, hook_type=editing)
-            else:
-                op = services.set_hook(
-                    actor=request.user,
-                    ctx=ctx,
-                    container=container,
-                    hook_type=editing,
-                    script=request.POST.get("script", ""),
-                )
-        except ServiceError as exc:
-            error, status = exc.message, exc.status_code
-        else:
-            return redirect("operation-detail", pk=op.pk)
     default_script = '#!/bin/sh\n# runs as root on the host\necho "$LXC_HOOK_TYPE hook of $LXC_NAME"\n'
-    context = {
-        "container": container,
-        "hooks": [
-            {"type": h, "stored": stored.get(h.name), "configured": configured.get(h.name, [])}
-            for h in HOOK_TYPES
-        ],
-        "variables": HOOK_VARIABLES,
-        "editing": editing if editing in HOOKS else "",
-        "script": request.POST.get("script")
-        or (stored[editing].script if editing in stored else default_script),
-        "error": error,
-        "can_admin": access.can(request.user, "admin", container.host),
-    }
-    return render(request, "containers/container_hooks.html", context, status=status)
+
+    def page(refusal: ServiceError | None = None) -> HttpResponse:
+        context = {
+            "container": container,
+            "hooks": [
+                {"type": h, "stored": stored.get(h.name), "configured": configured.get(h.name, [])}
+                for h in HOOK_TYPES
+            ],
+            "variables": HOOK_VARIABLES,
+            "editing": editing if editing in HOOKS else "",
+            "script": request.POST.get("script")
+            or (stored[editing].script if editing in stored else default_script),
+            "error": refusal.message if refusal else None,
+            "can_admin": access.can(request.user, "admin", container.host),
+        }
+        status = refusal.status_code if refusal else 200
+        return render(request, "containers/container_hooks.html", context, status=status)
+
+    if request.method != "POST":
+        return page()
+    ctx = RequestContext.from_request(request)
+
+    def start() -> Operation:
+        if request.POST.get("remove"):
+            return services.remove_hook(actor=request.user, ctx=ctx, container=container, hook_type=editing)
+        script = request.POST.get("script", "")
+        return services.set_hook(
+            actor=request.user, ctx=ctx, container=container, hook_type=editing, script=script
+        )
+
+    return answer_operation(request, start, page=page, follow=True)
 
 
 @login_required
@@ -628,37 +616,39 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
     """Bind mounts (lxc.mount.entry) from the host's allowed roots; they take effect at next start."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
-    error, status = None, 200
-    if request.method == "POST":
-        ctx = RequestContext.from_request(request)
-        try:
-            if request.POST.get("remove"):
-                op = services.remove_mount(
-                    actor=request.user, ctx=ctx, container=container, entry=request.POST.get("remove", "")
-                )
-            else:
-                op = services.add_mount(
-                    actor=request.user,
-                    ctx=ctx,
-                    container=container,
-                    source=request.POST.get("source", ""),
-                    target=request.POST.get("target", ""),
-                    read_only=request.POST.get("read_only") == "on",
-                    create_target=request.POST.get("create_target") == "on",
-                )
-        except ServiceError as exc:
-            error, status = exc.message, exc.status_code
-        else:
-            return redirect("operation-detail", pk=op.pk)
-    context = {
-        "container": container,
-        "entries": LxcConfig(container.config_text).mount_entries,
-        "roots": container.host.mount_roots,
-        "error": error,
-        "posted": request.POST if request.method == "POST" else None,
-        "can_admin": access.can(request.user, "admin", container.host),
-    }
-    return render(request, "containers/container_mounts.html", context, status=status)
+
+    def page(refusal: ServiceError | None = None) -> HttpResponse:
+        context = {
+            "container": container,
+            "entries": LxcConfig(container.config_text).mount_entries,
+            "roots": container.host.mount_roots,
+            "error": refusal.message if refusal else None,
+            "posted": request.POST if request.method == "POST" else None,
+            "can_admin": access.can(request.user, "admin", container.host),
+        }
+        status = refusal.status_code if refusal else 200
+        return render(request, "containers/container_mounts.html", context, status=status)
+
+    if request.method != "POST":
+        return page()
+    ctx, post = RequestContext.from_request(request), request.POST
+
+    def start() -> Operation:
+        if post.get("remove"):
+            return services.remove_mount(
+                actor=request.user, ctx=ctx, container=container, entry=post["remove"]
+            )
+        return services.add_mount(
+            actor=request.user,
+            ctx=ctx,
+            container=container,
+            source=post.get("source", ""),
+            target=post.get("target", ""),
+            read_only=post.get("read_only") == "on",
+            create_target=post.get("create_target") == "on",
+        )
+
+    return answer_operation(request, start, page=page, follow=True)
 
 
 @require_POST
@@ -673,7 +663,7 @@ def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
             actor=request.user, ctx=RequestContext.from_request(request), host=host, roots=roots
         )
     except ServiceError as exc:
-        return _error(request, exc, reverse("host-detail", args=[host.slug]))
+        return refused(request, exc, reverse("host-detail", args=[host.slug]))
     messages.success(request, f"Allowed mount roots of {host.slug} saved.")
     return redirect("host-detail", slug=host.slug)
 
@@ -685,18 +675,18 @@ def host_lxc_conf(request: HttpRequest, slug: str) -> HttpResponse:
     """Set one of the lxc-* tools' system defaults (lxc-config) on the host."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
-    try:
-        op = services.set_lxc_system_config(
+    return answer_operation(
+        request,
+        lambda: services.set_lxc_system_config(
             actor=request.user,
             ctx=RequestContext.from_request(request),
             host=host,
             key=request.POST.get("key", ""),
             value=request.POST.get("value", ""),
-        )
-    except ServiceError as exc:
-        return _error(request, exc, reverse("host-detail", args=[host.slug]))
-    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
-    return redirect("operation-detail", pk=op.pk)
+        ),
+        back=reverse("host-detail", args=[host.slug]),
+        follow=True,
+    )
 
 
 @require_safe

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
-from django_htmx.http import HttpResponseClientRedirect
 
 from console import access
 from console.decorators import audited_post
-from console.errors import Forbidden, ServiceError
-from console.forms import host_form, queue_from_form
+from console.forms import answer_operation, host_form, queue_from_form
 from console.models import Host, Operation
 from console.operations import RequestContext
 from networks import services
@@ -85,31 +80,14 @@ def network_create(request: HttpRequest) -> HttpResponse:
     return render(request, "networks/create.html", {"form": form}, status=status)
 
 
-def _queue(request: HttpRequest, pk: int, call: Callable[[], Operation]) -> HttpResponse:
-    """Run a service call that queues an operation: its page on success; the refusal in the
-    htmx target, or as a message on the network's page."""
-    try:
-        op = call()
-    except ServiceError as exc:
-        if request.htmx or isinstance(exc, Forbidden):
-            return render(request, "console/_error.html", {"message": exc.message}, status=exc.status_code)
-        messages.error(request, exc.message)
-        return redirect("networks:detail", pk=pk)
-    messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")
-    if request.htmx:
-        return HttpResponseClientRedirect(reverse("operation-detail", args=[op.pk]))
-    return redirect("operation-detail", pk=op.pk)
-
-
 @require_POST
 @login_required
 @audited_post(NetworkAction.ACTION)
 def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)
-    return _queue(
+    return answer_operation(
         request,
-        pk,
         lambda: services.network_action(
             actor=request.user,
             ctx=RequestContext.from_request(request),
@@ -117,6 +95,8 @@ def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             action=action,
             enabled=request.POST.get("enabled") == "on",
         ),
+        back=reverse("networks:detail", args=[pk]),
+        follow=True,
     )
 
 
@@ -127,9 +107,8 @@ def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpRespo
     """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)
-    return _queue(
+    return answer_operation(
         request,
-        pk,
         lambda: services.change_reservation(
             actor=request.user,
             ctx=RequestContext.from_request(request),
@@ -139,4 +118,6 @@ def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpRespo
             ip=request.POST.get("ip", ""),
             name=request.POST.get("host_name", ""),
         ),
+        back=reverse("networks:detail", args=[pk]),
+        follow=True,
     )
