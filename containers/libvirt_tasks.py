@@ -82,7 +82,7 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
     op.set_progress(92, f"copying the cached {release} root filesystem")
     os.makedirs(rootfs, mode=0o755)
     try:
-        runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"])
+        debootstrap.copy_tree(runner, tree, rootfs)
         rootfs_access.write_hostname(rootfs, op.params["name"])
     except rootfs_access.RootfsError as exc:
         shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)

@@ -23,6 +23,7 @@ from containers.inventory import refresh_container
 from containers.lxc_config import config_hash
 from containers.models import Container, ContainerHook, FileBlob
 from containers.validators import tarball_dirs
+from storage.drivers.btrfs import BtrfsDriver
 
 
 def _driver(op: Operation, runner: Runner) -> LxcDriver:
@@ -103,11 +104,7 @@ def _create_debian(op: Operation, runner: Runner, driver: LxcDriver) -> None:
     )
     op.set_result({"cache": str(tree), "cache_built": built})
     op.set_progress(96, f"copying the cached {release} root filesystem")
-    driver.create_from_tree(
-        op.params["name"],
-        populate=lambda rootfs: runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{rootfs}/"]),
-        include="/usr/share/lxc/config/debian.common.conf",
-    )
+    driver.create_from_cache(op.params["name"], tree, include="/usr/share/lxc/config/debian.common.conf")
 
 
 def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> None:
@@ -122,14 +119,7 @@ def _create_from_tarball(op: Operation, runner: Runner, driver: LxcDriver) -> No
     if not tarball.is_file():
         raise ServiceError(f"{tarball} does not exist on host {op.host.slug}")
     op.set_progress(10, f"extracting {tarball.name}")
-    driver.create_from_tree(
-        op.params["name"],
-        populate=lambda rootfs: runner.run(
-            ["tar", "-xpf", str(tarball), "-C", str(rootfs), "--numeric-owner"],
-            error_message=f"tar could not extract {tarball.name}",
-        ),
-        include="/usr/share/lxc/config/common.conf",
-    )
+    driver.create_from_tarball(op.params["name"], tarball, include="/usr/share/lxc/config/common.conf")
 
 
 @operation_handler(ContainerOp.START)
@@ -209,7 +199,8 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     if copy_row is None:
         raise ServiceError(f"lxc-copy reported success but {new_name!r} is not in {new_path}")
     kind = "snapshot" if snapshot else "copy"
-    if not snapshot and copy_row.store == "btrfs" and _is_btrfs_snapshot(copy_row.rootfs, runner):
+    rootfs_path = copy_row.rootfs.partition(":")[2] or copy_row.rootfs
+    if not snapshot and copy_row.store == "btrfs" and BtrfsDriver(runner).is_snapshot(rootfs_path):
         # LXC snapshots instead of copying when source and target share a btrfs filesystem.
         runner.log(
             "# note: LXC made a btrfs subvolume snapshot, not a full copy: the source and the target "
@@ -221,16 +212,6 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
         copy_row.save(update_fields=["origin", "origin_kind"])
     _refresh_pools(op, op.params["lxc_path"], new_path)
     return {"container_id": copy_row.pk, "store": copy_row.store, "rootfs": copy_row.rootfs, "kind": kind}
-
-
-def _is_btrfs_snapshot(rootfs: str, runner: Runner) -> bool:
-    path = rootfs.partition(":")[2] or rootfs
-    result = runner.run(["btrfs", "subvolume", "show", path], check=False, record=False)
-    for line in result.stdout.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == "Parent UUID":
-            return value.strip() not in ("", "-")
-    return False
 
 
 @operation_handler(ContainerOp.ATTACH)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -24,8 +22,10 @@ from storage.models import Pool
 from storage.validators import check_system_dir
 
 
-def _within(path: str, root: str) -> bool:
-    real, root = os.path.realpath(path), os.path.realpath(root)
+def _within(runner: Runner, path: str, root: str) -> bool:
+    """Whether ``path`` stays under ``root`` once links are resolved, on the runner's host."""
+    dirs = DirDriver(runner)
+    real, root = dirs.resolve(path), dirs.resolve(root)
     return real.startswith(root.rstrip("/") + "/")
 
 
@@ -62,7 +62,7 @@ def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
     try:
         device = driver.attach(path)
     except CommandError:
-        os.unlink(path)
+        driver.remove_file(path)
         runner.log(f"# removed {path}: it could not be attached")
         raise
     _resync(op, runner)
@@ -96,8 +96,10 @@ def loop_detach(op: Operation, runner: Runner) -> dict[str, Any]:
     driver.detach(device)
     deleted = False
     if op.params.get("delete_file"):
-        if _within(backing, op.params["image_dir"]) and os.path.isfile(backing):
-            os.unlink(backing)
+        if _within(runner, backing, op.params["image_dir"]) and driver.device_kind(backing).startswith(
+            "regular"
+        ):
+            driver.remove_file(backing)
             runner.log(f"# deleted {backing}")
             deleted = True
         else:
@@ -169,7 +171,7 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
         except CommandError:
             lvm.pvremove(device)
             raise
-        os.makedirs(lxc_path, exist_ok=True)
+        DirDriver(runner).create(lxc_path)
     elif kind == PoolKind.ZFS:
         _check_blank(op, runner, device)
         op.set_progress(20, f"zpool create {vg_name}")
@@ -210,7 +212,7 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     if pool is None:
         raise ServiceError("the pool is no longer in the inventory; nothing was done")
     # The host decides: containers the inventory may not know yet still block the destroy.
-    on_host = sorted(cfg.parent.name for cfg in Path(pool.lxc_path).glob("*/config")) if pool.lxc_path else []
+    on_host = DirDriver(runner).container_names(pool.lxc_path) if pool.lxc_path else []
     if on_host:
         raise ServiceError(
             f"containers still live in {pool.lxc_path}: {', '.join(on_host)}; destroy them first "

@@ -168,3 +168,8 @@ def ensure_rootfs(
         )
     os.replace(partial, final)
     return final, True
+
+
+def copy_tree(runner: Runner, tree: str | Path, target: str | Path) -> None:
+    """Copy a cached root filesystem into a new one, keeping hard links, ACLs, xattrs and ids."""
+    runner.run(["rsync", "-aHAX", "--numeric-ids", f"{tree}/", f"{target}/"])

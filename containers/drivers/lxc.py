@@ -331,6 +331,25 @@ class LxcDriver:
             self._remove_half_made(name)
             raise
 
+    def create_from_cache(self, name: str, tree: Path, *, include: str) -> None:
+        """A container whose rootfs is a copy of a cached debootstrap tree."""
+        from containers.drivers.debootstrap import copy_tree
+
+        self.create_from_tree(
+            name, populate=lambda rootfs: copy_tree(self.runner, tree, rootfs), include=include
+        )
+
+    def create_from_tarball(self, name: str, tarball: Path, *, include: str) -> None:
+        """A container whose rootfs is a tarball of the host, extracted with its owners' ids."""
+        self.create_from_tree(
+            name,
+            populate=lambda rootfs: self.runner.run(
+                ["tar", "-xpf", str(tarball), "-C", str(rootfs), "--numeric-owner"],
+                error_message=f"tar could not extract {tarball.name}",
+            ),
+            include=include,
+        )
+
     def _remove_half_made(self, name: str) -> None:
         if (Path(self.lxc_path) / name).exists():
             self.runner.log(f"# removing the half-made container {name}")

@@ -81,6 +81,15 @@ class BtrfsDriver:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
+    def is_snapshot(self, path: str) -> bool:
+        """Whether the subvolume at ``path`` is a snapshot (it has a parent subvolume)."""
+        result = self.runner.run(["btrfs", "subvolume", "show", path], check=False, record=False)
+        for line in result.stdout.splitlines():
+            key, _, value = line.strip().partition(":")
+            if key == "Parent UUID":
+                return value.strip() not in ("", "-")
+        return False
+
     def mkfs(self, device: str, *, label: str, force: bool = False) -> None:
         """``mkfs.btrfs``; ``-f`` only when the user confirmed wiping what the device holds."""
         argv = ["mkfs.btrfs", "-q", "-L", label[:255]]

@@ -24,6 +24,22 @@ class DirDriver:
         Path(path).mkdir(mode=0o755, parents=True, exist_ok=True)
         self.runner.log(f"# created directory {path}")
 
+    def resolve(self, path: str) -> str:
+        """``path`` with every symbolic link resolved on the runner's host (``realpath -m``)."""
+        return self.runner.run(["realpath", "-m", "--", path], record=False, timeout=10).stdout.strip()
+
+    def container_names(self, lxc_path: str) -> list[str]:
+        """The containers an LXC path holds on the runner's host (directories with a config)."""
+        result = self.runner.run(
+            ["find", lxc_path, "-mindepth", "2", "-maxdepth", "2", "-name", "config"],
+            check=False,
+            record=False,
+            timeout=30,
+        )
+        return sorted(
+            line.rsplit("/", 2)[-2] for line in result.stdout.splitlines() if line.endswith("/config")
+        )
+
     def remove_if_empty(self, path: str) -> bool:
         """Remove the pool's directory only when nothing is left in it."""
         p = Path(path)

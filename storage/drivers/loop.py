@@ -160,6 +160,10 @@ class LoopDriver:
             info.size_bytes = device_size(info.device) or info.size_bytes
         return infos
 
+    def remove_file(self, path: str) -> None:
+        """Delete a backing file on the runner's host (``rm -f``: a file already gone is fine)."""
+        self.runner.run(["rm", "-f", "--", path], error_message=f"could not delete {path}")
+
     def device_kind(self, path: str) -> str:
         """What ``path`` is on the runner's host (``stat -L -c %F``): "block special file",
         "regular file"..., or "" when it does not exist."""
