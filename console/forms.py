@@ -55,6 +55,16 @@ def refused(request: HttpRequest, exc: ServiceError, back: str) -> HttpResponse:
     return redirect(back)
 
 
+def refusal_page(
+    request: HttpRequest, template: str, context: dict[str, Any], refusal: ServiceError | None
+) -> HttpResponse:
+    """A form page, showing the refusal of its POST (message, and the refusal's status) if any."""
+    status = refusal.status_code if refusal else 200
+    return render(
+        request, template, {**context, "error": refusal.message if refusal else None}, status=status
+    )
+
+
 def answer_operation(
     request: HttpRequest,
     start: Callable[[], Operation],

@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseStopPolling
 from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
-from console.forms import answer_operation, host_form, queue_from_form, refused
+from console.forms import answer_operation, host_form, queue_from_form, refusal_page, refused
 from console.models import Host, Operation
 from console.operations import RequestContext
 from console.query import one_of
@@ -484,12 +484,10 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
             "container": container,
             "rows": rows,
             "limit_keys": LIMIT_KEYS,
-            "error": refusal.message if refusal else None,
             "posted": request.POST if request.method == "POST" else None,
             "can_admin": access.can(request.user, "admin", container.host),
         }
-        status = refusal.status_code if refusal else 200
-        return render(request, "containers/container_limits.html", context, status=status)
+        return refusal_page(request, "containers/container_limits.html", context, refusal)
 
     if request.method != "POST":
         return page()
@@ -543,13 +541,10 @@ def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
             "group": group,
             "all_groups": all_groups,
             "groups": groups,
-            "error": refusal.message if refusal else None,
             "can_operate": access.can(request.user, "operate", host),
             "settings_boot_groups": settings.AUTOSTART_BOOT_GROUPS,
         }
-        return render(
-            request, "containers/host_autostart.html", context, status=refusal.status_code if refusal else 200
-        )
+        return refusal_page(request, "containers/host_autostart.html", context, refusal)
 
     if request.method != "POST":
         return page()
@@ -589,11 +584,9 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
             "editing": editing if editing in HOOKS else "",
             "script": request.POST.get("script")
             or (stored[editing].script if editing in stored else default_script),
-            "error": refusal.message if refusal else None,
             "can_admin": access.can(request.user, "admin", container.host),
         }
-        status = refusal.status_code if refusal else 200
-        return render(request, "containers/container_hooks.html", context, status=status)
+        return refusal_page(request, "containers/container_hooks.html", context, refusal)
 
     if request.method != "POST":
         return page()
@@ -622,12 +615,10 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
             "container": container,
             "entries": LxcConfig(container.config_text).mount_entries,
             "roots": container.host.mount_roots,
-            "error": refusal.message if refusal else None,
             "posted": request.POST if request.method == "POST" else None,
             "can_admin": access.can(request.user, "admin", container.host),
         }
-        status = refusal.status_code if refusal else 200
-        return render(request, "containers/container_mounts.html", context, status=status)
+        return refusal_page(request, "containers/container_mounts.html", context, refusal)
 
     if request.method != "POST":
         return page()
