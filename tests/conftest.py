@@ -8,6 +8,19 @@ from django.contrib.auth import get_user_model
 from console.models import Host, RoleBinding, Team
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(request):
+    """The fixture users' passwords hashed with a fast, test-only hasher, for every test in this
+    process; not where a separate server process (uvicorn, an agent) checks a password: it reads
+    the real settings and could not verify the hash."""
+    if request.node.get_closest_marker("browser") or {"web", "serve"} & set(request.fixturenames):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield
+
+
 @pytest.fixture
 def make_user(db):
     def make(

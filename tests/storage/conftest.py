@@ -24,11 +24,6 @@ def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 LVM_ENV = {**os.environ, "LVM_SUPPRESS_FD_WARNINGS": "1"}
 
 
