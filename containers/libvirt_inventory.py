@@ -60,7 +60,7 @@ def _apply_domain(container: Container, state: DomainState) -> None:
     container.state = state.state if state.state in State.values else State.UNKNOWN
     container.pid = state.pid
     container.autostart = state.autostart
-    container.config_text = state.xml
+    container.domain_xml = state.xml
     container.rootfs = info.rootfs
     container.store = "dir" if info.rootfs else ""
     container.last_seen = timezone.now()

@@ -103,7 +103,7 @@ def _check_new_name(host: Host, name: str) -> str:
 
 def _check_mac_free(host: Host, mac: str, *, but: str = "") -> None:
     for other in Container.objects.filter(host=host, backend=Backend.LIBVIRT).exclude(name=but):
-        if mac in macs_in(other.config_text):
+        if mac in macs_in(other.domain_xml):
             raise Conflict(f"the MAC address {mac} is already used by domain {other.name!r}", field="mac")
 
 
@@ -287,10 +287,10 @@ def attach_disk(
         checked = {"device": validate_block_device_path(device), "target": validate_target(target)}
         if c.state != State.RUNNING:
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are attached to a running domain")
-        if any(d["target"] == checked["target"] for d in parse_domain_xml(c.config_text).disks):
+        if any(d["target"] == checked["target"] for d in parse_domain_xml(c.domain_xml).disks):
             raise Conflict(f"{c.name} already has a disk at {checked['target']}", field="target")
         for other in Container.objects.filter(host=c.host, backend=Backend.LIBVIRT):
-            if any(d["source"] == checked["device"] for d in parse_domain_xml(other.config_text).disks):
+            if any(d["source"] == checked["device"] for d in parse_domain_xml(other.domain_xml).disks):
                 raise Conflict(
                     f"{checked['device']} is already attached to domain {other.name!r}", field="device"
                 )
@@ -303,7 +303,7 @@ def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target
         actor=actor, ctx=ctx, container=c, kind=DomainOp.DETACH_DISK, role="admin", params={"target": target}
     ) as request:
         checked = validate_target(target)
-        disk = next((d for d in parse_domain_xml(c.config_text).disks if d["target"] == checked), None)
+        disk = next((d for d in parse_domain_xml(c.domain_xml).disks if d["target"] == checked), None)
         if disk is None:
             raise Conflict(f"{c.name} has no disk at {checked}", field="target")
         if c.state not in (State.RUNNING, State.FROZEN):
@@ -362,7 +362,7 @@ def redefine_domain(
                 f"{container.name} is {container.state.lower()}: shut it down first, so the definition "
                 "you edit is the one it starts with"
             )
-        if base_hash != config_hash(container.config_text):
+        if base_hash != config_hash(container.domain_xml):
             raise Conflict(
                 "the definition changed since you loaded it (someone else, or virsh): reload and edit again",
                 field="xml",
@@ -373,7 +373,7 @@ def redefine_domain(
                 f"the name is {container.name!r}; renaming is not an edit (define a copy instead)",
                 field="xml",
             )
-        current = parse_domain_xml(container.config_text).uuid
+        current = parse_domain_xml(container.domain_xml).uuid
         given = (root.findtext("uuid") or "").strip()
         if given and current and given.lower() != current.lower():
             raise InvalidInput(f"the UUID must stay {current}", field="xml")
@@ -384,7 +384,7 @@ def redefine_domain(
         return request.queue(
             lock_key=container.lock_key,
             params={"name": container.name, "xml": new_xml},
-            before={"xml": container.config_text},
+            before={"xml": container.domain_xml},
             after={"xml": new_xml},
             audit_params={"name": container.name, "bytes": size},
         )

@@ -34,7 +34,7 @@ def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
     )
     context = {
         "container": container,
-        "info": parse_domain_xml(container.config_text),
+        "info": parse_domain_xml(container.domain_xml),
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
@@ -192,8 +192,8 @@ def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict = {
         "container": container,
         "can_admin": access.can(request.user, "admin", container.host),
-        "base_hash": config_hash(container.config_text),
-        "text": container.config_text,
+        "base_hash": config_hash(container.domain_xml),
+        "text": container.domain_xml,
         "diff": None,
     }
     status = 200
@@ -213,7 +213,7 @@ def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
             context.update(
                 text=text,
                 base_hash=request.POST.get("base_hash", ""),
-                diff=unified_diff(container.config_text, text, f"{container.name}.xml"),
+                diff=unified_diff(container.domain_xml, text, f"{container.name}.xml"),
             )
         except ServiceError as exc:
             context.update(error=exc.message, text=text)

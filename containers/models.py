@@ -32,8 +32,10 @@ class Container(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
     )
     origin_kind = models.CharField(max_length=16, blank=True)  # "snapshot" | "copy"
-    # The container's config file as the agent last read it (pages never read the host).
+    # A native container's config file as the agent last read it (pages never read the host).
     config_text = models.TextField(blank=True)
+    # A libvirt-LXC domain's XML definition as the agent last read it (virsh dumpxml).
+    domain_xml = models.TextField(blank=True)
     # cgroup values read back from the running container ({"memory.limit_in_bytes": "268435456"}).
     cgroup_live = models.JSONField(default=dict, blank=True)
     last_seen = models.DateTimeField(default=timezone.now)

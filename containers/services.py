@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import uuid
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from containers.validators import (
     validate_release,
     validate_tarball_path,
 )
-from storage.choices import PoolKind
+from storage.drivers.pool import backing_stores, pool_type
 from storage.models import Pool
 
 
@@ -85,8 +84,10 @@ def create_container(
         if Container.objects.filter(host=host, lxc_path=path, name=name).exists():
             raise Conflict(f"a container named {name!r} already exists on host {host.slug}", field="name")
         params.update(name=name, lxc_path=path)
-        store = _backing_store(host, path, template, backing_store)
-        if fssize not in (None, "") and store != "lvm":
+        pool = Pool.objects.filter(host=host, lxc_path=path).first()
+        store = _backing_store(pool, path, template, backing_store)
+        store_params = pool_type(store).container_store(pool, host, fssize=fssize) if pool else {}
+        if fssize not in (None, "") and "fssize" not in store_params:
             # Only lxc-create -B lvm reads a size: taking it elsewhere would silently drop it.
             raise InvalidInput(
                 f"a logical volume size applies only on an LVM pool's LXC path ({path} makes a "
@@ -95,7 +96,7 @@ def create_container(
             )
         if store != "dir":
             params["backing_store"] = store
-            params.update(_block_store_params(host, path, store, fssize))
+            params.update(store_params)
         return request.queue(
             target=f"container {host.slug}/{name}",
             lock_key=container_lock_key(host.slug, path, name),
@@ -103,61 +104,22 @@ def create_container(
         )
 
 
-BACKING_STORES = ("dir", "btrfs", "lvm", "zfs")
-_FSSIZE_RE = re.compile(r"([1-9][0-9]{0,5})([MG])")
-
-
-def _block_store_params(host: Host, lxc_path: str, store: str, fssize: str | None) -> dict[str, str]:
-    """What ``lxc-create -B lvm|zfs`` needs from the pool: its VG or dataset, and the LV size."""
-    if store not in ("lvm", "zfs"):
-        return {}
-    pool = Pool.objects.filter(host=host, lxc_path=lxc_path).first()
-    if pool is None:
-        raise InvalidInput(f"{lxc_path} is not the LXC path of a pool", field="backing_store")
-    caps = host.capabilities or {}
-    if store == "lvm":
-        if caps and not caps.get("lvm", {}).get("device_mapper"):
-            raise InvalidInput(
-                f"host {host.slug} has no device-mapper: LVM logical volumes (and so -B lvm containers) "
-                "cannot be created there",
-                field="backing_store",
-            )
-        size = (fssize or "1G").strip(" ").upper()
-        m = _FSSIZE_RE.fullmatch(size)
-        if not m or (m.group(2) == "M" and int(m.group(1)) < 64):
-            raise InvalidInput("the logical volume size is 64M or more, like 512M or 10G", field="fssize")
-        return {"vgname": pool.vg_name or "lxc", "fssize": size}
-    if caps and not (caps.get("zfs", {}).get("available") and caps.get("zfs", {}).get("kernel")):
-        raise InvalidInput(
-            f"host {host.slug} has no ZFS: -B zfs containers cannot be created there", field="backing_store"
-        )
-    return {"zfsroot": pool.name}
-
-
-def _backing_store(host: Host, lxc_path: str, template: str, requested: str | None) -> str:
-    """``dir``; or, on the LXC path of a pool, the pool's own store (btrfs for busybox by default,
-    ``lvm`` on an LVM pool, ``zfs`` on a ZFS pool)."""
-    pool = Pool.objects.filter(host=host, lxc_path=lxc_path).first()
-    on_btrfs = pool is not None and pool.kind == PoolKind.BTRFS
+def _backing_store(pool: Pool | None, lxc_path: str, template: str, requested: str | None) -> str:
+    """``dir``; or, on the LXC path of a pool, the pool's own store unless one is asked for
+    (btrfs subvolume, LVM volume or ZFS dataset for busybox, ``dir`` otherwise)."""
     if requested is None:
-        if pool is not None and pool.kind in (PoolKind.LVM, PoolKind.ZFS) and template == Template.BUSYBOX:
-            return str(pool.kind)
-        return "btrfs" if on_btrfs and template == Template.BUSYBOX else "dir"
-    if requested in ("lvm", "zfs") and (pool is None or pool.kind != requested):
+        return pool_type(pool.kind).default_store(template) if pool is not None else "dir"
+    stores = backing_stores()
+    if requested not in stores:
+        raise InvalidInput(
+            f"unknown backing store {requested!r}; choose one of {', '.join(stores)}", field="backing_store"
+        )
+    if requested != "dir" and (pool is None or pool.kind != requested):
         raise InvalidInput(f"{lxc_path} is not the LXC path of a {requested} pool", field="backing_store")
-    if requested in ("lvm", "zfs") and template != Template.BUSYBOX:
+    if requested != "dir" and template != Template.BUSYBOX:
         raise InvalidInput(
             f"a {requested} backing store is offered for the busybox template", field="backing_store"
         )
-    if requested not in BACKING_STORES:
-        raise InvalidInput(
-            f"unknown backing store {requested!r}; choose one of {', '.join(BACKING_STORES)}",
-            field="backing_store",
-        )
-    if requested == "btrfs" and not on_btrfs:
-        raise InvalidInput(f"{lxc_path} is not the LXC path of a btrfs pool", field="backing_store")
-    if requested == "btrfs" and template != Template.BUSYBOX:
-        raise InvalidInput("a btrfs backing store is offered for the busybox template", field="backing_store")
     return requested
 
 

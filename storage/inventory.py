@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,11 +12,10 @@ from django.utils import timezone
 from console.models import Host
 from console.runner import CommandError, Runner
 from storage import conf
-from storage.choices import PoolKind
-from storage.drivers.btrfs import BtrfsDriver
 from storage.drivers.dir import fs_usage
 from storage.drivers.loop import LoopDriver, read_mounts
 from storage.drivers.lvm import LvmDriver
+from storage.drivers.pool import Reading, pool_type
 from storage.drivers.zfs import ZfsDriver
 from storage.models import HostStorage, LoopDevice, Pool
 
@@ -100,44 +98,14 @@ def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
 
 
 def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
-    """Capacity, usage and details of one pool, read on the host."""
+    """Capacity, usage and details of one pool, read on the host by its kind."""
     runner = runner or Runner(None)
-    health, details = "ok", dict(pool.details)
-    capacity = used = None
+    details = dict(pool.details)
     try:
-        if pool.kind == PoolKind.DIR:
-            if os.path.isdir(pool.lxc_path):
-                capacity, used, _free = fs_usage(pool.lxc_path)
-            else:
-                health = f"{pool.lxc_path} does not exist"
-        elif pool.kind == PoolKind.BTRFS:
-            mounted = [t for s, t, fs in read_mounts() if t == pool.mountpoint and fs == "btrfs"]
-            if not mounted:
-                health = f"not mounted at {pool.mountpoint}"
-            else:
-                btrfs = BtrfsDriver(runner)
-                usage = btrfs.usage(pool.mountpoint)
-                capacity, used = usage.get("size"), usage.get("used")
-                details["usage"] = usage
-                details["df"] = btrfs.df(pool.mountpoint)
-                details["subvolumes"] = [asdict(s) for s in btrfs.subvolumes(pool.mountpoint)]
-        elif pool.kind == PoolKind.LVM:
-            lvm = LvmDriver(runner)
-            vgs = [vg for vg in lvm.vgs() if vg.name == pool.vg_name]
-            details["pvs"] = [asdict(pv) for pv in lvm.pvs() if pv.vg == pool.vg_name]
-            details["lvs"] = [asdict(lv) for lv in lvm.lvs(pool.vg_name)] if vgs else []
-            if vgs:
-                details["vgs"] = [asdict(vgs[0])]
-                capacity, used = vgs[0].size, vgs[0].size - vgs[0].free
-            else:
-                health = f"volume group {pool.vg_name} not found"
-        elif pool.kind == PoolKind.ZFS:
-            if not pool.host.capabilities.get("zfs", {}).get("kernel"):
-                health = "ZFS is not available on this host"
-            else:
-                capacity, used, health = _refresh_zfs(pool, runner, details)
+        reading = pool_type(pool.kind).read(pool, runner, details)
     except (CommandError, OSError, ValueError) as exc:
-        health = f"could not read the pool: {exc}"
+        reading = Reading(health=f"could not read the pool: {exc}")
+    capacity, used, health = reading.capacity, reading.used, reading.health
     Pool.objects.filter(pk=pool.pk).update(
         capacity_bytes=capacity,
         used_bytes=used,
@@ -147,25 +115,6 @@ def refresh_pool(pool: Pool, runner: Runner | None = None) -> Pool:
     )
     pool.capacity_bytes, pool.used_bytes, pool.details, pool.health = capacity, used, details, health[:255]
     return pool
-
-
-def _refresh_zfs(pool: Pool, runner: Runner, details: dict) -> tuple[int | None, int | None, str]:
-    """``zpool list``/``status`` and every dataset, snapshot and clone of the pool, with origins."""
-    zfs = ZfsDriver(runner)
-    zpool = pool.zpool
-    found = [p for p in zfs.list_pools() if p.name == zpool]
-    if not found:
-        details.update(zpool={}, status=[], datasets=[])
-        return None, None, f"zpool {zpool} not found"
-    origins = zfs.origins(zpool)
-    details["zpool"] = asdict(found[0])
-    details["status"] = [asdict(s) for s in zfs.status() if s.pool == zpool]
-    details["datasets"] = [
-        {**asdict(d), "origin": origins.get(d.name, ""), "snapshot": "@" in d.name}
-        for d in zfs.datasets(zpool, snapshots=True)
-    ]
-    health = found[0].health
-    return found[0].size, found[0].alloc, "ok" if health == "ONLINE" else f"zpool health {health}"
 
 
 def sync_host(host: Host, runner: Runner | None = None) -> None:

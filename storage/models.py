@@ -20,9 +20,11 @@ class Pool(models.Model):
     # Device, file or directory the pool is made on; the LXC path containers on it use.
     source = models.CharField(max_length=4096, blank=True)
     lxc_path = models.CharField(max_length=4096, blank=True)
-    # Where a btrfs filesystem is mounted (its LXC path); the volume group / zpool name.
+    # Where a btrfs filesystem or a zpool is mounted (its LXC path).
     mountpoint = models.CharField(max_length=4096, blank=True)
+    # An LVM pool's volume group; a ZFS pool's zpool.
     vg_name = models.CharField(max_length=127, blank=True)
+    zpool = models.CharField(max_length=255, blank=True)
     capacity_bytes = models.BigIntegerField(null=True, blank=True)
     used_bytes = models.BigIntegerField(null=True, blank=True)
     # What the agent last read: {"subvolumes": [...], "df": [...], "pvs": [...], "vgs": [...], "lvs": [...]}
@@ -46,11 +48,6 @@ class Pool(models.Model):
     @property
     def lock_key(self) -> str:
         return pool_lock_key(self.host.slug, self.name)
-
-    @property
-    def zpool(self) -> str:
-        """A ZFS pool's zpool name (kept in ``vg_name``, as the pool form makes it; else its name)."""
-        return self.vg_name or self.name
 
     @property
     def used_percent(self) -> int | None:

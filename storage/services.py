@@ -16,16 +16,9 @@ from containers.models import Container
 from storage import conf
 from storage.choices import PoolKind, StorageOp
 from storage.dependencies import loop_device_dependants, pool_dependants, refusal_message
+from storage.drivers.pool import PoolType, pool_type
 from storage.models import HostStorage, LoopDevice, Pool, device_lock_key, pool_lock_key
-from storage.validators import (
-    MIN_BTRFS_BYTES,
-    parse_size,
-    validate_device_path,
-    validate_image_name,
-    validate_pool_directory,
-    validate_pool_name,
-    validate_vg_name,
-)
+from storage.validators import parse_size, validate_device_path, validate_image_name, validate_pool_name
 
 
 def _inventory(host: Host) -> HostStorage:
@@ -112,7 +105,7 @@ def detach_loop_device(
         )
 
 
-def _check_device(host: Host, device: str, *, wipe: bool, kind: str) -> dict:
+def _check_device(host: Host, device: str, *, wipe: bool, kind: PoolType) -> dict:
     inv = _inventory(host)
     dev = inv.block_device(device)
     if dev is None:
@@ -140,11 +133,9 @@ def _check_device(host: Host, device: str, *, wipe: bool, kind: str) -> dict:
     if fstype and not wipe:
         raise Conflict(
             f"{device} already holds data ({fstype}); tick 'wipe' to confirm that everything on it may be "
-            f"destroyed by {'mkfs.btrfs' if kind == PoolKind.BTRFS else 'pvcreate'}",
+            f"destroyed by {kind.wiped_by}",
             field="wipe",
         )
-    if kind == PoolKind.BTRFS and dev.get("size") and int(dev["size"]) < MIN_BTRFS_BYTES:
-        raise InvalidInput(f"{device} is smaller than 128 MiB, too small for btrfs", field="device")
     return dev
 
 
@@ -185,37 +176,22 @@ def create_pool(
             )
         if Pool.objects.filter(host=host, name=name).exists():
             raise Conflict(f"host {host.slug} already has a pool named {name!r}", field="name")
-        lxc_path = os.path.join(conf.pool_dir(), name)
-        op_params: dict[str, Any] = {"name": name, "kind": kind, "lxc_path": lxc_path, "wipe": bool(wipe)}
-        if kind == PoolKind.DIR:
-            if path:
-                lxc_path = validate_pool_directory(path)
-            op_params["lxc_path"] = lxc_path
-        else:
-            if kind == PoolKind.ZFS and not host.capabilities.get("zfs", {}).get("kernel"):
-                raise InvalidInput(
-                    f"host {host.slug} has no ZFS kernel module; ZFS pools cannot be made there", field="kind"
-                )
-            if kind == PoolKind.LVM and not host.capabilities.get("lvm", {}).get("available", True):
-                raise InvalidInput(f"LVM tools are not installed on host {host.slug}", field="kind")
+        pool_kind = pool_type(kind)
+        op_params: dict[str, Any] = {"name": name, "kind": kind, "wipe": bool(wipe)}
+        dev = None
+        if pool_kind.on_device:
+            pool_kind.check_host(host)
             op_params["device"] = _device = validate_device_path(device)
-            _check_device(host, _device, wipe=wipe, kind=kind)
-            if kind == PoolKind.LVM:
-                vg = validate_vg_name(vg_name or "lxc")
-                if (
-                    vg in _inventory(host).volume_groups
-                    or Pool.objects.filter(host=host, vg_name=vg).exists()
-                ):
-                    raise Conflict(
-                        f"a volume group named {vg!r} already exists on host {host.slug}", field="vg_name"
-                    )
-                op_params["vg_name"] = vg
-            if kind == PoolKind.ZFS:
-                if name in _inventory(host).zpools:
-                    raise Conflict(
-                        f"a ZFS pool named {name!r} already exists on host {host.slug}", field="name"
-                    )
-                op_params["vg_name"] = name  # the zpool's name
+            dev = _check_device(host, _device, wipe=wipe, kind=pool_kind)
+        op_params |= pool_kind.validate(
+            host,
+            HostStorage.objects.filter(host=host).first(),
+            name=name,
+            device=dev,
+            vg_name=vg_name,
+            path=path,
+            lxc_path=os.path.join(conf.pool_dir(), name),
+        )
         if op_params["lxc_path"] in host.lxc_paths:
             raise Conflict(
                 f"{op_params['lxc_path']} is already an LXC path of host {host.slug}", field="name"
@@ -251,7 +227,13 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
             raise Conflict(f"containers still live on pool {pool.name}")
         return request.queue(
             lock_key=pool.lock_key,
-            params={**params, "pool_id": pool.pk, "mountpoint": pool.mountpoint, "vg_name": pool.vg_name},
+            params={
+                **params,
+                "pool_id": pool.pk,
+                "mountpoint": pool.mountpoint,
+                "vg_name": pool.vg_name,
+                "zpool": pool.zpool,
+            },
             before={"pool": params, "capacity_bytes": pool.capacity_bytes, "used_bytes": pool.used_bytes},
             audit_params=params,
         )

@@ -11,12 +11,11 @@ from console.models import Host, Operation
 from console.paths import resolve_on_host
 from console.runner import CommandError, Runner
 from console.tasks import operation_handler
-from storage.choices import PoolKind, StorageOp
-from storage.drivers.btrfs import BtrfsDriver
+from storage.choices import StorageOp
 from storage.drivers.dir import DirDriver
-from storage.drivers.loop import LoopDriver, mountpoints_of, wipe_signatures
-from storage.drivers.lvm import LvmDriver, vg_dependants
-from storage.drivers.zfs import ZfsDriver
+from storage.drivers.loop import LoopDriver, mountpoints_of
+from storage.drivers.lvm import LvmDriver
+from storage.drivers.pool import pool_type
 from storage.inventory import image_dir_free, sync_host, sync_loop_devices
 from storage.models import Pool
 from storage.validators import check_system_dir
@@ -136,58 +135,16 @@ def _check_blank(op: Operation, runner: Runner, device: str) -> None:
 @operation_handler(StorageOp.POOL_CREATE)
 def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
-    name, kind = p["name"], p["kind"]
+    name, kind = p["name"], pool_type(p["kind"])
     # Where the pool really is once the host's symbolic links are followed, checked again here.
     lxc_path = resolve_on_host(p["lxc_path"], field="path", what="a pool's directory", directory=True)
-    if kind == PoolKind.DIR:
+    if not kind.on_device:
         shown = None if lxc_path == p["lxc_path"] else f"{p['lxc_path']} resolves to {lxc_path}, which"
         check_system_dir(lxc_path, shown=shown)
-    device = p.get("device") or ""
-    source, mountpoint, vg_name = device, "", p.get("vg_name") or ""
-    if kind == PoolKind.DIR:
-        op.set_progress(20, f"mkdir {lxc_path}")
-        DirDriver(runner).create(lxc_path)
-        source = lxc_path
-    elif kind == PoolKind.BTRFS:
-        _check_blank(op, runner, device)
-        btrfs = BtrfsDriver(runner)
-        op.set_progress(20, f"mkfs.btrfs {device}")
-        btrfs.mkfs(device, label=name, force=bool(p.get("wipe")))
-        op.set_progress(70, f"mount {device} {lxc_path}")
-        btrfs.mount(device, lxc_path)
-        mountpoint = lxc_path
-    elif kind == PoolKind.LVM:
-        _check_blank(op, runner, device)
-        lvm = LvmDriver(runner)
-        if [vg for vg in lvm.vgs() if vg.name == vg_name]:
-            raise ServiceError(f"a volume group named {vg_name!r} already exists; nothing was done")
-        if p.get("wipe"):
-            wipe_signatures(runner, device)
-        op.set_progress(20, f"pvcreate {device}")
-        lvm.pvcreate(device)
-        op.set_progress(50, f"vgcreate {vg_name} {device}")
-        try:
-            lvm.vgcreate(vg_name, [device])
-        except CommandError:
-            lvm.pvremove(device)
-            raise
-        DirDriver(runner).create(lxc_path)
-    elif kind == PoolKind.ZFS:
-        _check_blank(op, runner, device)
-        op.set_progress(20, f"zpool create {vg_name}")
-        ZfsDriver(runner).create_pool(vg_name, [device], mountpoint=lxc_path)
-        mountpoint = lxc_path
     else:
-        raise ServiceError(f"unknown pool kind {kind!r}")
-    pool = Pool.objects.create(
-        host=op.host,
-        name=name,
-        kind=kind,
-        source=source,
-        lxc_path=lxc_path,
-        mountpoint=mountpoint,
-        vg_name=vg_name,
-    )
+        _check_blank(op, runner, p.get("device") or "")
+    fields = kind.create({**p, "lxc_path": lxc_path}, runner, op.set_progress)
+    pool = Pool.objects.create(host=op.host, name=name, kind=kind.kind, lxc_path=lxc_path, **fields)
     _set_lxc_path(op.host_id, lxc_path, add=True)
     runner.log(f"# {lxc_path} is now an LXC path of host {op.host.slug}")
     op.set_progress(90, "reading capacity and usage")
@@ -196,19 +153,10 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     return {"pool_id": pool.pk, "lxc_path": lxc_path, "capacity_bytes": pool.capacity_bytes}
 
 
-def _zfs_order(zfs: ZfsDriver, rows: dict[str, str], inside: list[str]) -> list[str]:
-    """Top-level datasets' complete safe orders (clones, snapshots, children), one after another,
-    from the pool's one ``zfs list`` (``rows``)."""
-    order: list[str] = []
-    for top in sorted(n for n in inside if n.count("/") == 1 and "@" not in n):
-        order += [n for n in zfs.safe_order(top, rows) if n not in order]
-    return order + sorted(n for n in inside if n not in order)
-
-
 @operation_handler(StorageOp.POOL_DESTROY)
 def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
-    pool = Pool.objects.filter(pk=p["pool_id"]).first()
+    pool = Pool.objects.select_related("host").filter(pk=p["pool_id"]).first()
     if pool is None:
         raise ServiceError("the pool is no longer in the inventory; nothing was done")
     # The host decides: containers the inventory may not know yet still block the destroy.
@@ -218,40 +166,7 @@ def pool_destroy(op: Operation, runner: Runner) -> dict[str, Any]:
             f"containers still live in {pool.lxc_path}: {', '.join(on_host)}; destroy them first "
             "(snapshots before their origins). Nothing was done"
         )
-    if pool.kind == PoolKind.BTRFS:
-        if pool.mountpoint in mountpoints_of(pool.source):
-            op.set_progress(30, f"umount {pool.mountpoint}")
-            BtrfsDriver(runner).umount(pool.mountpoint)
-        DirDriver(runner).remove_if_empty(pool.mountpoint)
-    elif pool.kind == PoolKind.LVM:
-        lvm = LvmDriver(runner)
-        deps = vg_dependants(pool.vg_name, lvm.lvs(pool.vg_name))
-        if deps.order:
-            raise ServiceError(
-                f"volume group {pool.vg_name} still has logical volumes; safe order: "
-                f"{'; '.join(deps.order)}. Nothing was done"
-            )
-        op.set_progress(30, f"vgremove {pool.vg_name}")
-        lvm.vgremove(pool.vg_name)
-        op.set_progress(60, f"pvremove {pool.source}")
-        lvm.pvremove(pool.source)
-        DirDriver(runner).remove_if_empty(pool.lxc_path)
-    elif pool.kind == PoolKind.ZFS:
-        zfs = ZfsDriver(runner)
-        zpool = pool.zpool
-        # zpool destroy takes every dataset with it: anything but the root is listed instead.
-        rows = zfs.origins(zpool)
-        inside = [name for name in rows if name != zpool]
-        if inside:
-            order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, rows, inside))
-            held = ", ".join(sorted(inside))
-            raise ServiceError(f"ZFS pool {zpool} still holds {held}; safe order: {order}. Nothing was done")
-        op.set_progress(30, f"zpool destroy {zpool}")
-        zfs.destroy_pool(zpool)
-        DirDriver(runner).remove_if_empty(pool.lxc_path)
-    else:
-        if not DirDriver(runner).remove_if_empty(pool.lxc_path):
-            runner.log(f"# kept {pool.lxc_path}: it is not empty")
+    pool_type(pool.kind).destroy(pool, runner, op.set_progress)
     _set_lxc_path(op.host_id, pool.lxc_path, add=False)
     pool.delete()
     _resync(op, runner)

@@ -20,6 +20,7 @@ from console.runner import CommandError, CommandResult, Runner
 from containers.drivers import rootfs as rootfs_access
 from containers.lxc_config import ContainerConfig, LxcConfig, check_key_value, parse_config
 from containers.validators import validate_container_name
+from storage.drivers.pool import pool_type
 
 # lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.
 _INFO_KEYS = {
@@ -274,17 +275,10 @@ class LxcDriver:
         """
         if self.exists(name):
             raise CommandError(f"a container named {name!r} already exists in {self.lxc_path}")
-        store = ["-B", backing_store] if backing_store and backing_store != "dir" else []
-        if backing_store == "lvm":
-            if not (vgname and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}", vgname)):
-                raise ValueError(f"invalid volume group name {vgname!r}")
-            if not (fssize and re.fullmatch(r"[1-9][0-9]{0,5}[MG]", fssize)):
-                raise ValueError(f"invalid logical volume size {fssize!r}")
-            store += ["--vgname", vgname, "--fssize", fssize, "--fstype", "ext4"]
-        elif backing_store == "zfs":
-            if not (zfsroot and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,200}", zfsroot)):
-                raise ValueError(f"invalid ZFS root {zfsroot!r}")
-            store += ["--zfsroot", zfsroot]
+        # The pool kind's own arguments (``-B lvm --vgname ...``), each value checked there.
+        store = pool_type(backing_store or "dir").lxc_create_args(
+            vgname=vgname, fssize=fssize, zfsroot=zfsroot
+        )
         argv = ["lxc-create", *self._n(name), *store, "-t", template]
         if template_args:
             argv += ["--", *template_args]

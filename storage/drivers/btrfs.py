@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
+from console.errors import InvalidInput
 from console.runner import CommandError, Runner
+from storage.drivers.pool import PoolType, Progress, Reading, register
+from storage.validators import MIN_BTRFS_BYTES
+
+if TYPE_CHECKING:
+    from storage.models import Pool
 
 _SUBVOL = re.compile(
     r"^ID (?P<id>\d+) gen (?P<gen>\d+)(?: cgen \d+)? top level (?P<top>\d+) path (?P<path>.+)$"
@@ -122,3 +129,51 @@ class BtrfsDriver:
         if result.returncode != 0:
             raise CommandError(f"btrfs filesystem usage failed on {mountpoint}", argv=result.argv)
         return parse_filesystem_usage(result.stdout)
+
+
+@register
+class BtrfsPool(PoolType):
+    """A btrfs filesystem on a device, mounted at its LXC path; containers are subvolumes."""
+
+    kind = "btrfs"
+    noun = "btrfs pool"
+    wiped_by = "mkfs.btrfs"
+    signature = "btrfs"
+
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+        if device and device.get("size") and int(device["size"]) < MIN_BTRFS_BYTES:
+            raise InvalidInput(
+                f"{device['path']} is smaller than 128 MiB, too small for btrfs", field="device"
+            )
+        return {"lxc_path": lxc_path}
+
+    def create(self, params: dict[str, Any], runner: Runner, progress: Progress) -> dict[str, str]:
+        device, lxc_path = params["device"], params["lxc_path"]
+        btrfs = BtrfsDriver(runner)
+        progress(20, f"mkfs.btrfs {device}")
+        btrfs.mkfs(device, label=params["name"], force=bool(params.get("wipe")))
+        progress(70, f"mount {device} {lxc_path}")
+        btrfs.mount(device, lxc_path)
+        return {"source": device, "mountpoint": lxc_path}
+
+    def read(self, pool: Pool, runner: Runner, details: dict) -> Reading:
+        from storage.drivers.loop import read_mounts
+
+        mounted = [t for s, t, fs in read_mounts() if t == pool.mountpoint and fs == "btrfs"]
+        if not mounted:
+            return Reading(health=f"not mounted at {pool.mountpoint}")
+        btrfs = BtrfsDriver(runner)
+        usage = btrfs.usage(pool.mountpoint)
+        details["usage"] = usage
+        details["df"] = btrfs.df(pool.mountpoint)
+        details["subvolumes"] = [asdict(s) for s in btrfs.subvolumes(pool.mountpoint)]
+        return Reading(usage.get("size"), usage.get("used"))
+
+    def destroy(self, pool: Pool, runner: Runner, progress: Progress) -> None:
+        from storage.drivers.dir import DirDriver
+        from storage.drivers.loop import mountpoints_of
+
+        if pool.mountpoint in mountpoints_of(pool.source):
+            progress(30, f"umount {pool.mountpoint}")
+            BtrfsDriver(runner).umount(pool.mountpoint)
+        DirDriver(runner).remove_if_empty(pool.mountpoint)

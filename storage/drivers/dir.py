@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from console.runner import Runner
+from storage.drivers.pool import PoolType, Progress, Reading, register
+from storage.validators import validate_pool_directory
+
+if TYPE_CHECKING:
+    from storage.models import Pool
 
 
 def fs_usage(path: str) -> tuple[int, int, int]:
@@ -48,3 +54,36 @@ class DirDriver:
             self.runner.log(f"# removed empty directory {path}")
             return True
         return False
+
+
+@register
+class DirPool(PoolType):
+    """A plain directory as an LXC path; containers on it are ``dir`` (or overlay snapshots)."""
+
+    kind = "dir"
+    noun = "directory pool"
+    on_device = False
+
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+        return {"lxc_path": validate_pool_directory(path) if path else lxc_path}
+
+    def default_store(self, template: str) -> str:
+        return "dir"
+
+    def lxc_create_args(self, *, vgname: str | None, fssize: str | None, zfsroot: str | None) -> list[str]:
+        return []
+
+    def create(self, params: dict[str, Any], runner: Runner, progress: Progress) -> dict[str, str]:
+        progress(20, f"mkdir {params['lxc_path']}")
+        DirDriver(runner).create(params["lxc_path"])
+        return {"source": params["lxc_path"]}
+
+    def read(self, pool: Pool, runner: Runner, details: dict) -> Reading:
+        if not os.path.isdir(pool.lxc_path):
+            return Reading(health=f"{pool.lxc_path} does not exist")
+        capacity, used, _free = fs_usage(pool.lxc_path)
+        return Reading(capacity, used)
+
+    def destroy(self, pool: Pool, runner: Runner, progress: Progress) -> None:
+        if not DirDriver(runner).remove_if_empty(pool.lxc_path):
+            runner.log(f"# kept {pool.lxc_path}: it is not empty")

@@ -12,8 +12,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from console.errors import Conflict, InvalidInput, ServiceError
 from console.runner import CommandError, CommandResult, Runner
+from storage.drivers.pool import Dependant, PoolType, Progress, Reading, register
+
+if TYPE_CHECKING:
+    from console.models import Host
+    from storage.models import Pool
 
 # The host prints "File descriptor N leaked on pvs invocation" for every fd Celery leaves open.
 LVM_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1"}
@@ -369,3 +376,112 @@ class LvmDriver:
         if result.returncode != 0:
             raise CommandError(f"lvs failed: {result.stderr.strip()}", argv=result.argv, stderr=result.stderr)
         return parse_lvs_json(result.stdout)
+
+
+_FSSIZE_RE = re.compile(r"([1-9][0-9]{0,5})([MG])")
+
+
+@register
+class LvmPool(PoolType):
+    """A volume group on a device; containers get logical volumes (``lxc-create -B lvm``)."""
+
+    kind = "lvm"
+    noun = "LVM pool"
+    wiped_by = "pvcreate"
+    signature = "LVM2_member"
+
+    def check_host(self, host: Host) -> None:
+        if not host.capabilities.get("lvm", {}).get("available", True):
+            raise InvalidInput(f"LVM tools are not installed on host {host.slug}", field="kind")
+
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+        from storage.models import Pool
+        from storage.validators import validate_vg_name
+
+        vg = validate_vg_name(vg_name or "lxc")
+        taken = inventory.volume_groups if inventory is not None else []
+        if vg in taken or Pool.objects.filter(host=host, vg_name=vg).exists():
+            raise Conflict(f"a volume group named {vg!r} already exists on host {host.slug}", field="vg_name")
+        return {"lxc_path": lxc_path, "vg_name": vg}
+
+    def blockers(self, pool: Pool, owned_rootfs: set[str]) -> list[Dependant]:
+        vg = pool.vg_name
+        lvs = [
+            lv
+            for lv in pool.details.get("lvs", [])
+            if lv.get("vg") == vg and f"lvm:/dev/{vg}/{lv.get('name')}" not in owned_rootfs
+        ]
+        out = []
+        for lv in sorted(lvs, key=lambda lv: lv.get("attr", "")[:1] not in ("s", "S")):
+            kind = "snapshot" if lv.get("attr", "")[:1] in ("s", "S") else "logical volume"
+            out.append(Dependant(kind, f"{vg}/{lv['name']}", f"lvremove {vg}/{lv['name']}"))
+        return out
+
+    def container_store(self, pool: Pool, host: Host, *, fssize: str | None) -> dict[str, str]:
+        caps = host.capabilities or {}
+        if caps and not caps.get("lvm", {}).get("device_mapper"):
+            raise InvalidInput(
+                f"host {host.slug} has no device-mapper: LVM logical volumes (and so -B lvm containers) "
+                "cannot be created there",
+                field="backing_store",
+            )
+        # Spaces only: a newline or another control character is refused, not stripped.
+        size = (fssize or "1G").strip(" ").upper()
+        m = _FSSIZE_RE.fullmatch(size)
+        if not m or (m.group(2) == "M" and int(m.group(1)) < 64):
+            raise InvalidInput("the logical volume size is 64M or more, like 512M or 10G", field="fssize")
+        return {"vgname": pool.vg_name or "lxc", "fssize": size}
+
+    def lxc_create_args(self, *, vgname: str | None, fssize: str | None, zfsroot: str | None) -> list[str]:
+        if not (vgname and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}", vgname)):
+            raise ValueError(f"invalid volume group name {vgname!r}")
+        if not (fssize and _FSSIZE_RE.fullmatch(fssize)):
+            raise ValueError(f"invalid logical volume size {fssize!r}")
+        return ["-B", "lvm", "--vgname", vgname, "--fssize", fssize, "--fstype", "ext4"]
+
+    def create(self, params: dict[str, Any], runner: Runner, progress: Progress) -> dict[str, str]:
+        from storage.drivers.dir import DirDriver
+        from storage.drivers.loop import wipe_signatures
+
+        device, vg = params["device"], params["vg_name"]
+        lvm = LvmDriver(runner)
+        if [g for g in lvm.vgs() if g.name == vg]:
+            raise ServiceError(f"a volume group named {vg!r} already exists; nothing was done")
+        if params.get("wipe"):
+            wipe_signatures(runner, device)
+        progress(20, f"pvcreate {device}")
+        lvm.pvcreate(device)
+        progress(50, f"vgcreate {vg} {device}")
+        try:
+            lvm.vgcreate(vg, [device])
+        except CommandError:
+            lvm.pvremove(device)
+            raise
+        DirDriver(runner).create(params["lxc_path"])
+        return {"source": device, "vg_name": vg}
+
+    def read(self, pool: Pool, runner: Runner, details: dict) -> Reading:
+        lvm = LvmDriver(runner)
+        vgs = [vg for vg in lvm.vgs() if vg.name == pool.vg_name]
+        details["pvs"] = [asdict(pv) for pv in lvm.pvs() if pv.vg == pool.vg_name]
+        details["lvs"] = [asdict(lv) for lv in lvm.lvs(pool.vg_name)] if vgs else []
+        if not vgs:
+            return Reading(health=f"volume group {pool.vg_name} not found")
+        details["vgs"] = [asdict(vgs[0])]
+        return Reading(vgs[0].size, vgs[0].size - vgs[0].free)
+
+    def destroy(self, pool: Pool, runner: Runner, progress: Progress) -> None:
+        from storage.drivers.dir import DirDriver
+
+        lvm = LvmDriver(runner)
+        deps = vg_dependants(pool.vg_name, lvm.lvs(pool.vg_name))
+        if deps.order:
+            raise ServiceError(
+                f"volume group {pool.vg_name} still has logical volumes; safe order: "
+                f"{'; '.join(deps.order)}. Nothing was done"
+            )
+        progress(30, f"vgremove {pool.vg_name}")
+        lvm.vgremove(pool.vg_name)
+        progress(60, f"pvremove {pool.source}")
+        lvm.pvremove(pool.source)
+        DirDriver(runner).remove_if_empty(pool.lxc_path)

@@ -8,9 +8,16 @@ and by parsing the seed chapter's real outputs, including the refusal
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from console.errors import Conflict, InvalidInput, ServiceError
 from console.runner import CommandError, Runner
+from storage.drivers.pool import Dependant, PoolType, Progress, Reading, register
+
+if TYPE_CHECKING:
+    from console.models import Host
+    from storage.models import Pool
 
 _ZFS_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 
@@ -306,3 +313,119 @@ class ZfsDriver:
             *(["-r", _dataset(root)] if root else []),
         ]
         return parse_zfs_list(self.runner.run(argv, record=False).stdout)
+
+
+def _zfs_order(zfs: ZfsDriver, rows: dict[str, str], inside: list[str]) -> list[str]:
+    """Top-level datasets' complete safe orders (clones, snapshots, children), one after another,
+    from the pool's one ``zfs list`` (``rows``)."""
+    order: list[str] = []
+    for top in sorted(n for n in inside if n.count("/") == 1 and "@" not in n):
+        order += [n for n in zfs.safe_order(top, rows) if n not in order]
+    return order + sorted(n for n in inside if n not in order)
+
+
+def zpool_of(pool: Pool) -> str:
+    """The pool's zpool: its own field (the pool form names it after the pool, as rows made
+    before that field did)."""
+    return pool.zpool or pool.name
+
+
+def _has_zfs(host: Host) -> bool:
+    return bool(host.capabilities.get("zfs", {}).get("kernel"))
+
+
+@register
+class ZfsPool(PoolType):
+    """A zpool on a device, mounted at its LXC path; containers get datasets (``-B zfs``)."""
+
+    kind = "zfs"
+    noun = "ZFS pool"
+    wiped_by = "zpool create"
+    signature = "zfs_member"
+
+    def check_host(self, host: Host) -> None:
+        if not _has_zfs(host):
+            raise InvalidInput(
+                f"host {host.slug} has no ZFS kernel module; ZFS pools cannot be made there", field="kind"
+            )
+
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+        if inventory is not None and name in inventory.zpools:
+            raise Conflict(f"a ZFS pool named {name!r} already exists on host {host.slug}", field="name")
+        return {"lxc_path": lxc_path, "zpool": name}
+
+    def blockers(self, pool: Pool, owned_rootfs: set[str]) -> list[Dependant]:
+        roots = {pool.name, zpool_of(pool)}
+        rows = [d if isinstance(d, dict) else {"name": d} for d in pool.details.get("datasets", [])]
+
+        def order(d: dict) -> tuple[int, int, str]:
+            # Clones before the snapshots they come from, snapshots before their datasets,
+            # children before parents.
+            rank = 0 if d.get("origin") else 1 if "@" in d["name"] else 2
+            return rank, -d["name"].count("/"), d["name"]
+
+        owned = {r.removeprefix("zfs:") for r in owned_rootfs if r.startswith("zfs:")}
+        rows = [d for d in rows if d["name"].partition("@")[0] not in owned]
+        out = []
+        for d in sorted((d for d in rows if d["name"] not in roots), key=order):
+            kind = "clone" if d.get("origin") else "snapshot" if "@" in d["name"] else "dataset"
+            out.append(Dependant(kind, d["name"], f"zfs destroy {d['name']}"))
+        return out
+
+    def container_store(self, pool: Pool, host: Host, *, fssize: str | None) -> dict[str, str]:
+        caps = host.capabilities or {}
+        if caps and not (caps.get("zfs", {}).get("available") and caps.get("zfs", {}).get("kernel")):
+            raise InvalidInput(
+                f"host {host.slug} has no ZFS: -B zfs containers cannot be created there",
+                field="backing_store",
+            )
+        return {"zfsroot": zpool_of(pool)}
+
+    def lxc_create_args(self, *, vgname: str | None, fssize: str | None, zfsroot: str | None) -> list[str]:
+        if not (zfsroot and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,200}", zfsroot)):
+            raise ValueError(f"invalid ZFS root {zfsroot!r}")
+        return ["-B", "zfs", "--zfsroot", zfsroot]
+
+    def create(self, params: dict[str, Any], runner: Runner, progress: Progress) -> dict[str, str]:
+        zpool, device, lxc_path = params["zpool"], params["device"], params["lxc_path"]
+        progress(20, f"zpool create {zpool}")
+        ZfsDriver(runner).create_pool(zpool, [device], mountpoint=lxc_path)
+        return {"source": device, "mountpoint": lxc_path, "zpool": zpool}
+
+    def read(self, pool: Pool, runner: Runner, details: dict) -> Reading:
+        """``zpool list``/``status`` and every dataset, snapshot and clone of the pool, with origins."""
+        if not _has_zfs(pool.host):
+            return Reading(health="ZFS is not available on this host")
+        zfs = ZfsDriver(runner)
+        zpool = zpool_of(pool)
+        found = [p for p in zfs.list_pools() if p.name == zpool]
+        if not found:
+            details.update(zpool={}, status=[], datasets=[])
+            return Reading(health=f"zpool {zpool} not found")
+        origins = zfs.origins(zpool)
+        details["zpool"] = asdict(found[0])
+        details["status"] = [asdict(s) for s in zfs.status() if s.pool == zpool]
+        details["datasets"] = [
+            {**asdict(d), "origin": origins.get(d.name, ""), "snapshot": "@" in d.name}
+            for d in zfs.datasets(zpool, snapshots=True)
+        ]
+        health = found[0].health
+        return Reading(
+            found[0].size, found[0].alloc, "ok" if health == "ONLINE" else f"zpool health {health}"
+        )
+
+    def destroy(self, pool: Pool, runner: Runner, progress: Progress) -> None:
+        from storage.drivers.dir import DirDriver
+
+        zfs = ZfsDriver(runner)
+        zpool = zpool_of(pool)
+        # zpool destroy takes every dataset with it: anything but the root is listed instead.
+        rows = zfs.origins(zpool)
+        inside = [name for name in rows if name != zpool]
+        if inside:
+            order = "; ".join(f"zfs destroy {name}" for name in _zfs_order(zfs, rows, inside))
+            held = ", ".join(sorted(inside))
+            raise ServiceError(f"ZFS pool {zpool} still holds {held}; safe order: {order}. Nothing was done")
+        progress(30, f"zpool destroy {zpool}")
+        zfs.destroy_pool(zpool)
+        DirDriver(runner).remove_if_empty(pool.lxc_path)

@@ -43,7 +43,7 @@ def domain(db, host):
         DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", bridge="lxcbr0", mac="00:16:3e:00:00:01")
     )
     return Container.objects.create(
-        host=host, name="dom1", backend="libvirt", state="RUNNING", config_text=xml
+        host=host, name="dom1", backend="libvirt", state="RUNNING", domain_xml=xml
     )
 
 
@@ -581,7 +581,7 @@ def stopped(db, host):
         DomainSpec("dom2", 64, 1, "/bin/sh", "/srv/r2", bridge="lxcbr0", mac="00:16:3e:00:00:02")
     ).replace("<name>dom2</name>", "<name>dom2</name><uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>")
     return Container.objects.create(
-        host=host, name="dom2", backend="libvirt", state="STOPPED", config_text=xml
+        host=host, name="dom2", backend="libvirt", state="STOPPED", domain_xml=xml
     )
 
 
@@ -590,17 +590,17 @@ def _edit(container, xml: str, base: str | None = None, **kw):  # noqa: ANN001, 
 
     return dict(
         actor=kw.pop("actor"), ctx=CTX, container=container, xml=xml,
-        base_hash=config_hash(container.config_text) if base is None else base,
+        base_hash=config_hash(container.domain_xml) if base is None else base,
     )  # fmt: skip
 
 
 def test_editing_a_definition_refuses_what_is_not_an_edit(admin, operator, domain, stopped):
-    text = stopped.config_text
+    text = stopped.domain_xml
     refused(
         domains.redefine_domain,
         Conflict,
         "shut it down first",
-        **_edit(domain, domain.config_text, actor=admin),
+        **_edit(domain, domain.domain_xml, actor=admin),
     )
     refused(
         domains.redefine_domain,
@@ -638,21 +638,21 @@ def test_editing_a_definition_refuses_what_is_not_an_edit(admin, operator, domai
 
 
 def test_an_edit_is_queued_with_the_uuid_kept(admin, stopped):
-    edited = stopped.config_text.replace("<uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>", "")
+    edited = stopped.domain_xml.replace("<uuid>0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01</uuid>", "")
     edited = edited.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
     assert ">128<" in edited, "the fixture's memory element changed shape"
     op = domains.redefine_domain(**_edit(stopped, edited, actor=admin))
     assert op.kind == "libvirt.domain.redefine" and op.lock_key == stopped.lock_key
     info = parse_domain_xml(op.params["xml"])
     assert (info.uuid, info.memory_kib, info.name) == ("0b6b3a3e-5d5c-4b8a-9d59-2f1f6f0e6a01", 131072, "dom2")
-    assert AuditEvent.objects.get(action="libvirt.domain.redefine").before["xml"] == stopped.config_text
+    assert AuditEvent.objects.get(action="libvirt.domain.redefine").before["xml"] == stopped.domain_xml
 
 
 def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, stopped):
     client.force_login(admin)
     page = client.get(f"/containers/{stopped.pk}/domain-xml/").content.decode()
     assert "Save this definition" not in page and "Show the changes" in page
-    edited = stopped.config_text.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
+    edited = stopped.domain_xml.replace('<memory unit="MiB">64</memory>', '<memory unit="MiB">128</memory>')
     from containers.lxc_config import config_hash
 
     page = client.post(
@@ -661,7 +661,7 @@ def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, 
         {
             "mode": "preview",
             "text": edited.replace("\n", "\r\n"),
-            "base_hash": config_hash(stopped.config_text),
+            "base_hash": config_hash(stopped.domain_xml),
         },
     ).content.decode()
     diff = page.split("Changes to save")[1]

@@ -69,7 +69,7 @@ def test_domain_on_a_debootstrap_rootfs(libvirt_env, admin, start_agent, unique,
         assert any(c["argv"][0] == "rsync" for c in op.commands)
         assert "debootstrap" in op.log or "using the cached root filesystem" in op.log
         dom = domain_row(host, unique)
-        assert dom is not None and str(rootfs) in dom.config_text
+        assert dom is not None and str(rootfs) in dom.domain_xml
         assert _virsh("domstate", unique).stdout.strip() == "shut off"
     finally:
         _virsh("undefine", unique)

@@ -87,7 +87,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     assert "$ virsh -c lxc:/// define" in define.log
     dom = domain_row(host, unique)
     assert dom is not None and dom.state == "STOPPED" and dom.get_backend_display() == "libvirt-LXC"
-    mac = parse_domain_xml(dom.config_text).interfaces[0]["mac"]
+    mac = parse_domain_xml(dom.domain_xml).interfaces[0]["mac"]
     assert mac.startswith("00:16:3e:")
     assert _virsh("domstate", unique).stdout.strip() == "shut off"
 
@@ -110,19 +110,19 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     # virsh edit, in the browser's way: the stopped definition, edited and saved by the agent.
     from containers.lxc_config import config_hash
 
-    before_uuid = parse_domain_xml(dom.config_text).uuid
-    edited = dom.config_text.replace("<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>98304</memory>")
-    assert edited != dom.config_text, dom.config_text
+    before_uuid = parse_domain_xml(dom.domain_xml).uuid
+    edited = dom.domain_xml.replace("<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>98304</memory>")
+    assert edited != dom.domain_xml, dom.domain_xml
     ok(
         domains.redefine_domain(
-            actor=admin, ctx=CTX, container=dom, xml=edited, base_hash=config_hash(dom.config_text)
+            actor=admin, ctx=CTX, container=dom, xml=edited, base_hash=config_hash(dom.domain_xml)
         )
     )
     assert "<memory unit='KiB'>98304</memory>" in _virsh("dumpxml", "--inactive", unique).stdout
     dom = domain_row(host, unique)
     assert (
-        parse_domain_xml(dom.config_text).memory_kib == 98304
-        and parse_domain_xml(dom.config_text).uuid == before_uuid
+        parse_domain_xml(dom.domain_xml).memory_kib == 98304
+        and parse_domain_xml(dom.domain_xml).uuid == before_uuid
     )
 
     def act(action: str, **kw) -> Container:
@@ -152,7 +152,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
         )
     )
     assert "attach-device" in op.log
-    disks = parse_domain_xml(domain_row(host, unique).config_text).disks
+    disks = parse_domain_xml(domain_row(host, unique).domain_xml).disks
     assert [(d["source"], d["target"]) for d in disks] == [(loop_device, "vdb")]
     assert loop_device in _virsh("dumpxml", unique).stdout
     from django.test import Client
@@ -174,7 +174,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     )
     assert "does not exist" in bad.error
     ok(domains.detach_disk(actor=admin, ctx=CTX, container=domain_row(host, unique), target="vdb"))
-    assert parse_domain_xml(domain_row(host, unique).config_text).disks == []
+    assert parse_domain_xml(domain_row(host, unique).domain_xml).disks == []
     assert loop_device not in _virsh("dumpxml", unique).stdout
 
     assert act("destroy").state == "STOPPED"

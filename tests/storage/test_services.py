@@ -257,7 +257,7 @@ def test_existing_zpool_name_is_refused_where_zfs_runs(admin, storage_host):
     exc = refused(pool(admin, storage_host, name="tank", kind="zfs", device="/dev/loop0"), Conflict)
     assert exc.message == "a ZFS pool named 'tank' already exists on host testhost"
     op = pool(admin, storage_host, name="lxc", kind="zfs", device="/dev/loop0")()
-    assert (op.params["kind"], op.params["vg_name"], op.params["device"]) == ("zfs", "lxc", "/dev/loop0")
+    assert (op.params["kind"], op.params["zpool"], op.params["device"]) == ("zfs", "lxc", "/dev/loop0")
 
 
 def test_unknown_kind_and_duplicate_name(admin, storage_host):

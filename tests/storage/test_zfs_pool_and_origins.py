@@ -57,7 +57,7 @@ def zfs_host(host):
 
 def test_zfs_pool_reading_and_page(client, admin, zfs_host):
     pool = Pool.objects.create(
-        host=zfs_host, name="lxc", kind=PoolKind.ZFS, vg_name="lxc", lxc_path="/var/lib/lxc"
+        host=zfs_host, name="lxc", kind=PoolKind.ZFS, zpool="lxc", lxc_path="/var/lib/lxc"
     )
     refresh_pool(pool, Replay(ZFS_ANSWERS))
     pool.refresh_from_db()
@@ -85,7 +85,7 @@ def test_zfs_pool_reading_and_page(client, admin, zfs_host):
 
 def test_zfs_pool_missing_and_zfs_absent(zfs_host):
     pool = Pool.objects.create(
-        host=zfs_host, name="other", kind=PoolKind.ZFS, vg_name="other", lxc_path="/p/other"
+        host=zfs_host, name="other", kind=PoolKind.ZFS, zpool="other", lxc_path="/p/other"
     )
     refresh_pool(pool, Replay(ZFS_ANSWERS))
     assert pool.health == "zpool other not found" and pool.capacity_bytes is None
@@ -175,7 +175,7 @@ def test_a_containers_own_volume_or_dataset_is_not_a_separate_step(zfs_host):
     """lxc-destroy removes a container's dataset (and the snapshot its clone came from) or its
     logical volume: the safe order lists the containers, and only what no container owns."""
     pool = Pool.objects.create(
-        host=zfs_host, name="lxc", kind=PoolKind.ZFS, vg_name="lxc", lxc_path="/var/lib/lxc"
+        host=zfs_host, name="lxc", kind=PoolKind.ZFS, zpool="lxc", lxc_path="/var/lib/lxc"
     )
     refresh_pool(pool, Replay(ZFS_ANSWERS))
     z1 = Container.objects.create(

@@ -256,7 +256,7 @@ def test_zfs_pool_container_clone_refusals_and_safe_destroy(vm, admin, vm_host, 
         )
 
     pool = Pool.objects.create(
-        host=vm_host, name="lxc", kind=PoolKind.ZFS, source="/tmp/lxc-pool.img", vg_name="lxc", lxc_path=path
+        host=vm_host, name="lxc", kind=PoolKind.ZFS, source="/tmp/lxc-pool.img", zpool="lxc", lxc_path=path
     )
 
     op = services.create_container(actor=admin, ctx=CTX, host=vm_host, name="z1", lxc_path=path)
@@ -348,7 +348,7 @@ def test_zfs_pool_made_used_and_taken_apart_through_the_console(
         )
         ok(vm, op)
         pool = Pool.objects.get(host=vm_host, name="tank")
-        assert (pool.kind, pool.vg_name, pool.lxc_path) == ("zfs", "tank", str(vm_share / "pools" / "tank"))
+        assert (pool.kind, pool.zpool, pool.lxc_path) == ("zfs", "tank", str(vm_share / "pools" / "tank"))
         vm_host.refresh_from_db()
         assert pool.lxc_path in vm_host.lxc_paths
         [zp] = [p for p in zfs.list_pools() if p.name == "tank"]
