@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from console.errors import InvalidInput
 
@@ -101,14 +101,16 @@ def resolve_on_host(
     what: str = "the path",
     directory: bool = False,
     roots: Iterable[str] | None = None,
+    realpath: Callable[[str], str] = os.path.realpath,
 ) -> str:
     """The agent's check, where the path is used: canonical again, then every symbolic link
     resolved (the path need not exist yet: its existing part is resolved) and the result checked
     against the same places, with the roots resolved the same way. Returns the resolved path,
-    the one to use from here on."""
+    the one to use from here on. ``realpath``: how links are resolved, in this process by
+    default, or on the runner's host (``DirDriver.resolve``, ``realpath -m``)."""
     normal = canonical_path(path, field=field, what=what, directory=directory, roots=roots)
-    real = os.path.realpath(normal)
-    real_roots = None if roots is None else [os.path.realpath(r) for r in roots]
+    real = realpath(normal)
+    real_roots = None if roots is None else [realpath(r) for r in roots]
     check_place(
         real,
         field=field,

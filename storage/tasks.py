@@ -49,7 +49,11 @@ def _resync(op: Operation, runner: Runner) -> None:
 def loop_create(op: Operation, runner: Runner) -> dict[str, Any]:
     size, fill = int(op.params["size_bytes"]), bool(op.params["fill"])
     path = resolve_on_host(
-        op.params["path"], field="name", what="the backing file", roots=[op.params["image_dir"]]
+        op.params["path"],
+        field="name",
+        what="the backing file",
+        roots=[op.params["image_dir"]],
+        realpath=DirDriver(runner).resolve,
     )
     free = image_dir_free(op.params["image_dir"])
     if size > free:
@@ -137,7 +141,13 @@ def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params
     name, kind = p["name"], pool_type(p["kind"])
     # Where the pool really is once the host's symbolic links are followed, checked again here.
-    lxc_path = resolve_on_host(p["lxc_path"], field="path", what="a pool's directory", directory=True)
+    lxc_path = resolve_on_host(
+        p["lxc_path"],
+        field="path",
+        what="a pool's directory",
+        directory=True,
+        realpath=DirDriver(runner).resolve,
+    )
     if not kind.on_device:
         shown = None if lxc_path == p["lxc_path"] else f"{p['lxc_path']} resolves to {lxc_path}, which"
         check_system_dir(lxc_path, shown=shown)
