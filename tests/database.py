@@ -95,10 +95,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def postgres_bindir() -> Path | None:
-    """The newest PostgreSQL server installed the Debian way (/usr/lib/postgresql/<major>/bin)."""
-    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
-    found = [p for p in found if (p / "postgres").exists() and p.parent.name.isdigit()]
-    return max(found, key=lambda p: int(p.parent.name)) if found else None
+    """The newest PostgreSQL server installed the Debian way (/usr/lib/postgresql/<major>/bin),
+    or the directory TEST_POSTGRES_BINDIR names (another layout; a test of the missing case)."""
+    override = os.environ.get("TEST_POSTGRES_BINDIR")
+    found = [Path(override)] if override else [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")]
+    found = [p for p in found if (p / "initdb").exists() and (p / "postgres").exists()]
+    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0) if found else None
 
 
 def session_database_url() -> str:
@@ -119,7 +121,7 @@ class PrivateCluster:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.version = f"PostgreSQL {bindir.parent.name}"
+        self.version = f"PostgreSQL {bindir.parent.name}" if bindir.parent.name.isdigit() else str(bindir)
         self.port = 0
         self.proc: subprocess.Popen | None = None
         # Under /var/tmp like the suite's LXC scratch directories: the postgres user must be able

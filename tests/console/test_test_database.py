@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -47,3 +50,36 @@ def test_no_test_builds_its_own_database_url():
         if path not in (TESTS / "database.py", Path(__file__).resolve()) and "sqlite:///" in path.read_text()
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("ci", "returncode", "says"), [("true", 4, "PostgreSQL is not installed"), ("", 0, "1 skipped")]
+)
+def test_a_missing_postgresql_fails_the_run_in_ci_and_skips_it_elsewhere(tmp_path, ci, returncode, says):
+    """Never a silent run on SQLite instead: CI fails, a developer machine skips every test."""
+    env = {
+        **os.environ,
+        "CI": ci,
+        "TEST_POSTGRES_BINDIR": str(tmp_path),
+        "CONSOLE_TEST_DB": str(tmp_path / "t.db"),
+    }
+    env.pop("DATABASE_URL", None)  # set when this session itself runs on PostgreSQL
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--database=postgres",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/console/test_test_database.py::test_the_suite_runs_on_the_database_it_was_asked_for",
+        ],
+        cwd=TESTS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == returncode, run.stdout + run.stderr
+    assert says in run.stdout + run.stderr
