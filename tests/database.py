@@ -87,6 +87,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "database: SQLite"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_session_left_on_the_test_database(request: pytest.FixtureRequest):
+    """On PostgreSQL, Django cannot drop its test database while another session uses it. Set up
+    after (so torn down before) the test database: a session still connected then is a leak of
+    some test (a thread or process not ended); it is named in a warning, then ended."""
+    if request.config.getoption("database") != "postgres":
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    with request.getfixturevalue("django_db_blocker").unblock(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid, application_name, client_addr, state, left(query, 200) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        left = cur.fetchall()
+        for row in left:
+            cur.execute("SELECT pg_terminate_backend(%s)", [row[0]])
+    if left:
+        import warnings
+
+        warnings.warn(f"sessions left on the test database at the end: {left}", stacklevel=1)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     cluster = config.stash.get(_cluster_key, None)
     if cluster is not None:
