@@ -84,7 +84,9 @@ def destroy_all_containers(lxc_path: str) -> None:
 class Agent:
     """A real agent process (Celery worker) for one host slug and LXC path."""
 
-    def __init__(self, slug: str, lxc_path: str, redis_url: str, log_dir: Path) -> None:
+    def __init__(
+        self, slug: str, lxc_path: str, redis_url: str, log_dir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.slug = slug
         self.lxc_path = lxc_path
         self.log_path = log_dir / f"agent-{slug}.log"
@@ -98,6 +100,7 @@ class Agent:
             "CONSOLE_AGENT_NAME": f"agent-{slug}",
             # Boot autostart only where a test asks for it.
             "AUTOSTART_BOOT_WINDOW_SECONDS": os.environ.get("TEST_AUTOSTART_BOOT_WINDOW", "0"),
+            **(extra_env or {}),
         }
         self.log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -139,15 +142,20 @@ def agent_log_dir():
 
 
 @pytest.fixture
-def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir):
-    """Start agents for the test; each is stopped (by PID) at the end of the test."""
+def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir, tmp_path):
+    """Start agents for the test; each is stopped (by PID) at the end of the test.
+
+    The agent checks tarball paths against its own settings, so it allows the test's
+    ``tmp_path / "images"``, where tests that create from a tarball put theirs."""
     agents: list[Agent] = []
 
     def start(slug: str | None = None, lxc_path: str | None = None) -> Agent:
         slug = slug or f"t-{uuid.uuid4().hex[:8]}"
         path = lxc_path or str(lxc_root / slug)
         os.makedirs(path, exist_ok=True)
-        agent = Agent(slug, path, redis_url, agent_log_dir)
+        agent = Agent(
+            slug, path, redis_url, agent_log_dir, {"ROOTFS_TARBALL_DIRS": str(tmp_path / "images")}
+        )
         agents.append(agent)
         agent.wait_registered()
         return agent
