@@ -17,14 +17,24 @@ from django.http import HttpRequest, HttpResponse
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def new_request_id() -> str:
+    """The server's own id of a request (page or websocket)."""
+    return uuid.uuid4().hex
+
+
+def client_request_id(value: str | None) -> str:
+    """What a client sent as X-Request-ID, kept for correlation only when it is safe, else ''."""
+    value = value or ""
+    return value if _VALID_ID.fullmatch(value) else ""
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = uuid.uuid4().hex  # type: ignore[attr-defined]
-        request.client_request_id = incoming if _VALID_ID.fullmatch(incoming) else ""  # type: ignore[attr-defined]
+        request.request_id = new_request_id()  # type: ignore[attr-defined]
+        request.client_request_id = client_request_id(request.headers.get("X-Request-ID"))  # type: ignore[attr-defined]
         request.client_ip = request_client_ip(request)  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from console.errors import ServiceError
-from console.middleware import client_address
+from console.middleware import client_address, client_request_id, new_request_id
 from console.operations import RequestContext
 
 _PATH = re.compile(r"^/ws/terminal/(?P<token>[A-Za-z0-9_-]{20,64})/$")
@@ -64,7 +64,10 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
     client = scope.get("client") or (None, None)
     # The same client address as a page's (trusted proxies only, a parsed address or None).
     ip = client_address(client[0], headers.get("x-forwarded-for"))
-    ctx = RequestContext(ip=ip, request_id=headers.get("x-request-id", "")[:64])
+    # As for pages (issue 12.4): the id is the server's; a client's X-Request-ID is only kept apart.
+    ctx = RequestContext(
+        ip=ip, request_id=new_request_id(), client_request_id=client_request_id(headers.get("x-request-id"))
+    )
     try:
         # Every refusal (unknown, used or expired ticket, wrong origin or session) is audited there.
         op = await sync_to_async(terminal.open_session)(

@@ -126,7 +126,8 @@ def test_a_ticket_works_only_from_its_own_session_and_every_refusal_is_audited(a
         (operator_cookie, origin, operator, "another browser session"),
         (admin_elsewhere, origin, admin, "another browser session"),
         ({"Cookie": "sessionid=forged-session-key"}, origin, None, "another browser session"),
-        (cookie, "http://evil.example", admin, "another origin"),
+        # A client-chosen request id (an existing row's) is kept apart, never taken as the row's id.
+        ({**cookie, "X-Request-ID": "chosen-by-client-1"}, "http://evil.example", admin, "another origin"),
     ]
     for headers, from_origin, actor, reason in attempts:
         said = refused(url, from_origin, headers)
@@ -136,6 +137,9 @@ def test_a_ticket_works_only_from_its_own_session_and_every_refusal_is_audited(a
         assert row.host == host and row.target == c.target and row.params["origin"] == from_origin
         assert row.params["ticket"] == ticket.token[:8] and ticket.token not in str(row.params)
     assert len(refusals()) == len(attempts)
+    chosen = refusals()[-1]
+    assert chosen.client_request_id == "chosen-by-client-1" and chosen.request_id != "chosen-by-client-1"
+    assert len(chosen.request_id) == 32 and len({r.request_id for r in refusals()}) == len(attempts)
     # None of them spent the ticket.
     ticket.refresh_from_db()
     assert ticket.used_at is None and not Operation.objects.filter(kind="container.terminal").exists()
