@@ -8,7 +8,10 @@ class ContainersConfig(AppConfig):
 
     def ready(self) -> None:
         from console import agent
-        from containers import boot, inventory, monitor
+
+        # The operation handlers register themselves with console.tasks on import; Celery's
+        # autodiscovery only finds modules named tasks.py, so they are imported here.
+        from containers import boot, handlers, inventory, monitor  # noqa: F401
 
         if inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(inventory.sync_host)
@@ -19,7 +22,7 @@ class ContainersConfig(AppConfig):
         if monitor.start_usage_refresh not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(monitor.start_usage_refresh)
         # libvirt-LXC domains and networks: handlers, periodic sync, lifecycle events.
-        from containers import libvirt_inventory, libvirt_tasks  # noqa: F401
+        from containers import libvirt_handlers, libvirt_inventory  # noqa: F401
 
         if libvirt_inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(libvirt_inventory.sync_host)

@@ -29,7 +29,7 @@ class Template(models.TextChoices):
 
 
 class ContainerOp(models.TextChoices):
-    """Operations on native LXC containers and a host's LXC setup (handlers: containers.tasks)."""
+    """Operations on native LXC containers and a host's LXC setup (handlers: containers.handlers)."""
 
     CREATE = "container.create", "create a container"
     START = "container.start", "start"
@@ -56,7 +56,7 @@ class ContainerOp(models.TextChoices):
 
 
 class DomainOp(models.TextChoices):
-    """Operations on libvirt-LXC domains (handlers: containers.libvirt_tasks)."""
+    """Operations on libvirt-LXC domains (handlers: containers.libvirt_handlers)."""
 
     DEFINE = "libvirt.domain.define", "define"
     REDEFINE = "libvirt.domain.redefine", "edit the definition"

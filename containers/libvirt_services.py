@@ -1,6 +1,6 @@
 """Every change to a libvirt-LXC domain goes through here: validate, authorize, lock, audit, enqueue.
 
-The agent's handlers are in ``containers.libvirt_tasks``. Domains are Container rows with
+The agent's handlers are in ``containers.libvirt_handlers``. Domains are Container rows with
 ``backend="libvirt"`` and an empty LXC path; the native ``lxc-*`` actions refuse them and these
 functions refuse native containers.
 """

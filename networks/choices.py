@@ -10,7 +10,7 @@ class ForwardMode(models.TextChoices):
 
 
 class NetworkOp(models.TextChoices):
-    """libvirt network operations (handlers: networks.tasks)."""
+    """libvirt network operations (handlers: networks.handlers)."""
 
     DEFINE = "libvirt.network.define", "define"
     START = "libvirt.network.start", "start"

@@ -8,7 +8,9 @@ class StorageConfig(AppConfig):
 
     def ready(self) -> None:
         from console import agent
-        from storage import inventory
+
+        # handlers registers the operation handlers (Celery's autodiscovery only finds tasks.py).
+        from storage import handlers, inventory  # noqa: F401
 
         if inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(inventory.sync_host)

@@ -11,7 +11,7 @@ class PoolKind(models.TextChoices):
 
 
 class StorageOp(models.TextChoices):
-    """Storage operations (handlers: storage.tasks)."""
+    """Storage operations (handlers: storage.handlers)."""
 
     LOOP_CREATE = "storage.loop.create", "create a loop device"
     LOOP_DETACH = "storage.loop.detach", "detach a loop device"

@@ -700,8 +700,8 @@ def links(tmp_path):
 def test_the_agent_refuses_a_dir_pool_behind_a_symlink(host, links, link, message):
     from console.errors import ServiceError
     from console.runner import Runner
+    from storage.handlers import pool_create
     from storage.models import Pool
-    from storage.tasks import pool_create
 
     op = _agent_op(host, "storage.pool.create", {"name": "p4", "kind": "dir", "lxc_path": str(links / link)})
     try:
@@ -716,7 +716,7 @@ def test_the_agent_refuses_a_dir_pool_behind_a_symlink(host, links, link, messag
 def test_the_agent_refuses_symlinked_lxc_paths_tarballs_and_mount_sources(host, links, settings):
     from console.errors import ServiceError
     from console.runner import Runner
-    from containers import tasks
+    from containers import handlers as tasks
 
     images = links / "images"
     images.mkdir()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db import models
 
-# The handler modules register themselves on import (the agent's Celery autodiscovery does the same).
-import containers.libvirt_tasks  # noqa: F401
-import containers.tasks
-import networks.tasks  # noqa: F401
-import storage.tasks  # noqa: F401
+# The handler modules register themselves on import (each app's ready() imports them too).
+import containers.handlers
+import containers.libvirt_handlers  # noqa: F401
+import networks.handlers  # noqa: F401
+import storage.handlers  # noqa: F401
 from console.tasks import HANDLERS, operation_handler
 from containers.choices import ContainerOp, DomainOp
 from networks.choices import NetworkOp
@@ -37,7 +37,7 @@ def test_a_second_handler_for_a_kind_is_refused():
         def another_start(op, runner):  # noqa: ANN001, ANN202
             return None
 
-    assert HANDLERS[ContainerOp.START] is containers.tasks.start
+    assert HANDLERS[ContainerOp.START] is containers.handlers.start
 
 
 def test_a_bare_string_kind_is_refused():

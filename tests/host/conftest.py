@@ -153,9 +153,7 @@ def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir, tmp_path):
         slug = slug or f"t-{uuid.uuid4().hex[:8]}"
         path = lxc_path or str(lxc_root / slug)
         os.makedirs(path, exist_ok=True)
-        agent = Agent(
-            slug, path, redis_url, agent_log_dir, {"ROOTFS_TARBALL_DIRS": str(tmp_path / "images")}
-        )
+        agent = Agent(slug, path, redis_url, agent_log_dir, {"ROOTFS_TARBALL_DIRS": str(tmp_path / "images")})
         agents.append(agent)
         agent.wait_registered()
         return agent

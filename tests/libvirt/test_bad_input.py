@@ -742,7 +742,7 @@ def test_the_agent_refuses_a_domain_root_that_is_a_symlink_to_the_host_root(admi
     """The web side sees a harmless directory name; the agent, where libvirt will follow the
     link, sees the host's /."""
     from console.runner import Runner
-    from containers.libvirt_tasks import define, redefine
+    from containers.libvirt_handlers import define, redefine
 
     (tmp_path / "rootfs").symlink_to("/proc/self/root")
     (tmp_path / "shm").symlink_to("/dev/shm")

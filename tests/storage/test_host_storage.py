@@ -251,7 +251,7 @@ def test_the_agent_checks_the_device_again_on_the_host(storage_env, host):
     """The page's inventory may be seconds old: before mkfs/pvcreate the agent asks the host
     itself (stat, lsblk, blkid through its runner) and refuses with nothing done."""
     from console.runner import Runner
-    from storage.tasks import _check_blank
+    from storage.handlers import _check_blank
 
     op = Operation(host=host, kind="storage.pool.create", params={})
     runner = Runner(None)

@@ -17,7 +17,7 @@ from storage.drivers.pool import PoolType, backing_stores, pool_type
 ROOT = Path(__file__).resolve().parents[2]
 # The places that used to branch on the kind 31 times.
 CALLERS = [
-    "storage/tasks.py",
+    "storage/handlers.py",
     "storage/inventory.py",
     "storage/dependencies.py",
     "storage/services.py",

@@ -22,8 +22,8 @@ from storage.drivers.lvm import (
     parse_vgs_table,
     vg_dependants,
 )
+from storage.handlers import pool_destroy
 from storage.models import Pool
-from storage.tasks import pool_destroy
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

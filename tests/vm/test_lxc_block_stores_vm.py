@@ -25,13 +25,13 @@ from console.errors import Conflict
 from console.models import Host, Operation
 from console.operations import RequestContext, start_operation
 from console.tasks import execute
+from containers import handlers as container_handlers  # noqa: F401 (registers the operation handlers)
 from containers import services
-from containers import tasks as container_tasks  # noqa: F401 (registers the operation handlers)
 from containers.inventory import sync_lxc_path
 from containers.models import Container, container_lock_key
+from storage import handlers as storage_handlers  # noqa: F401 (registers the operation handlers)
 from storage import inventory as storage_inventory
 from storage import services as storage_services
-from storage import tasks as storage_tasks  # noqa: F401 (registers the operation handlers)
 from storage.choices import PoolKind
 from storage.drivers.lvm import LvmDriver
 from storage.drivers.zfs import ZfsDriver
