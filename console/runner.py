@@ -79,7 +79,8 @@ class CommandResult:
         return self.stdout.splitlines()
 
 
-def _check_argv(argv: Sequence[str]) -> list[str]:
+def check_argv(argv: Sequence[str]) -> list[str]:
+    """argv as a list of str without NUL (public: every runner, the test VM's too, checks the same)."""
     if isinstance(argv, (str, bytes)) or not argv:
         raise TypeError("argv must be a non-empty list of strings, never a shell string")
     out = []
@@ -93,7 +94,7 @@ def _check_argv(argv: Sequence[str]) -> list[str]:
 
 
 @dataclass
-class _LogSink:
+class LogSink:
     """Buffers log text and flushes it to the Operation at most every ``interval`` seconds."""
 
     operation: Operation | None
@@ -128,7 +129,7 @@ class Runner:
     def __init__(self, operation: Operation | None = None, *, default_timeout: float | None = None):
         self.operation = operation
         self.default_timeout = default_timeout or settings.COMMAND_TIMEOUT_SECONDS
-        self.sink = _LogSink(operation)
+        self.sink = LogSink(operation)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[Runner]:
@@ -154,7 +155,7 @@ class Runner:
         cwd: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` and return its result; raise :class:`CommandError` when it fails and ``check``."""
-        args = _check_argv(argv)
+        args = check_argv(argv)
         timeout = self.default_timeout if timeout is None else timeout
         if record:
             self.sink.write(f"$ {shlex.join(args)}\n")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from storage.vm_transport import VmRunner, VmShare, initrd_with_files, module_load_order
 from tests.hosttools import missing
+from tests.vm.transport import VmRunner, VmShare, initrd_with_files, module_load_order
 
 
 def test_share_argv_read_only_and_writable():

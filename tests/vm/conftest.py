@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from storage.drivers.lvm import LvmDriver
-from storage.vm_transport import (
+from tests.hosttools import missing
+from tests.vm.transport import (
     VmRunner,
     VmShare,
     debian_kernel,
@@ -33,7 +34,6 @@ from storage.vm_transport import (
     make_disk,
     module_load_order,
 )
-from tests.hosttools import missing
 
 QEMU = "qemu-system-x86_64"
 DISK_BYTES = 1024**3  # /dev/vda: LVM

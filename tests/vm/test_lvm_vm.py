@@ -1,7 +1,7 @@
 """LVM for real, in a VM: the console's LVM driver, parsers and dependency checks on live output.
 
 This host kernel has no device-mapper; Debian's kernel in QEMU (software emulation) has. The
-driver decides every argv and parses every output; the VM (storage.vm_transport) only executes.
+driver decides every argv and parses every output; the VM (tests/vm/transport.py) only executes.
 """
 
 from __future__ import annotations

@@ -52,9 +52,9 @@ from console.runner import (
     CommandResult,
     CommandTimeout,
     LineCallback,
+    LogSink,
     Runner,
-    _check_argv,
-    _LogSink,
+    check_argv,
 )
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -314,7 +314,7 @@ class VmRunner(Runner):
         """Log this VM's commands into ``operation`` (its transcript and command list) for a while:
         what :func:`console.tasks.execute` does with a fresh local runner."""
         saved = self.operation, self.sink
-        self.operation, self.sink = operation, _LogSink(operation)
+        self.operation, self.sink = operation, LogSink(operation)
         try:
             yield self
         finally:
@@ -386,7 +386,7 @@ class VmRunner(Runner):
         cwd: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` in the VM; raise :class:`CommandError` when it fails and ``check``."""
-        args = _check_argv(argv)
+        args = check_argv(argv)
         command = shlex.join(args)
         if env:
             bad = [k for k in env if not _ENV_NAME.fullmatch(k)]
