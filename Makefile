@@ -9,10 +9,11 @@ BIND ?= 127.0.0.1:8000
 TRUSTED_PROXIES ?=
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
-	redis-server bridge-utils dnsmasq-base iptables iproute2 procps chromium \
-	qemu-system-x86 linux-image-amd64 cpio udev e2fsprogs postgresql
+	redis-server bridge-utils dnsmasq-base iptables iproute2 procps e2fsprogs
+# Only the tests need these (browser, the VM tier's kernel and QEMU, the PostgreSQL run): make test adds them.
+TEST_APT_PACKAGES := chromium qemu-system-x86 linux-image-amd64 cpio udev postgresql
 
-.PHONY: bench run test deps system-packages venv prepare-host db agent web stop lint format unit host-tests vm-zfs-deps vm-tests
+.PHONY: bench run test deps system-packages test-packages venv prepare-host db agent web stop lint format unit host-tests vm-zfs-deps vm-tests
 
 run: deps prepare-host db
 	@$(MAKE) --no-print-directory agent
@@ -26,9 +27,9 @@ run: deps prepare-host db
 
 deps: system-packages venv
 
-system-packages:
+system-packages test-packages:
 	@if [ "$$(id -u)" != 0 ]; then echo "make run must be run as root" >&2; exit 1; fi
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(if $(filter test-packages,$@),$(TEST_APT_PACKAGES)); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -66,7 +67,7 @@ stop:
 # The suite twice: on SQLite (the embedded default), then on PostgreSQL, a private cluster that
 # pytest starts for the run and removes after it (tests/database.py). Both run even if the first
 # fails; make test fails if either does. The VM tier runs on SQLite only (README, "Tests").
-test: deps prepare-host vm-zfs-deps
+test: deps test-packages prepare-host vm-zfs-deps
 	@sqlite=0; postgres=0; \
 	$(BIN)/python -m pytest || sqlite=$$?; \
 	$(BIN)/python -m pytest --database=postgres -m "not vm" || postgres=$$?; \
@@ -78,7 +79,7 @@ unit: venv
 
 # The VM test tier (tests/vm) runs this host's system in Debian's kernel under QEMU; for ZFS that
 # kernel needs zfs.ko: Debian contrib's zfs-dkms builds it once (5-12 min on 2 cores).
-vm-zfs-deps: system-packages
+vm-zfs-deps: test-packages
 	scripts/vm-zfs-deps
 
 # Only the VM tier (LVM, ZFS, LXC on both), about 3 minutes.
