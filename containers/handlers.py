@@ -17,7 +17,7 @@ from console.runner import CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
 from containers.choices import ContainerOp, Template
-from containers.drivers import debootstrap, rootfs
+from containers.drivers import container_fs, debootstrap
 from containers.drivers.lxc import LxcDriver
 from containers.inventory import refresh_container
 from containers.lxc_config import config_hash
@@ -263,8 +263,8 @@ def files_list(op: Operation, runner: Runner) -> dict[str, Any]:
     pid = _init_pid(op, runner)
     runner.log(f"# listing {op.params['path']} under /proc/{pid}/root")
     try:
-        listing = rootfs.list_dir(pid, op.params["path"], limit=settings.FILE_LIST_LIMIT)
-    except rootfs.RootfsError as exc:
+        listing = container_fs.list_dir(pid, op.params["path"], limit=settings.FILE_LIST_LIMIT)
+    except container_fs.RootfsError as exc:
         raise ServiceError(exc.message) from None
     return {
         "path": listing.path,
@@ -288,8 +288,8 @@ def files_read(op: Operation, runner: Runner) -> dict[str, Any]:
     pid = _init_pid(op, runner)
     runner.log(f"# reading {op.params['path']} under /proc/{pid}/root")
     try:
-        data = rootfs.read_file(pid, op.params["path"], max_bytes=settings.FILE_DOWNLOAD_MAX_BYTES)
-    except rootfs.RootfsError as exc:
+        data = container_fs.read_file(pid, op.params["path"], max_bytes=settings.FILE_DOWNLOAD_MAX_BYTES)
+    except container_fs.RootfsError as exc:
         raise ServiceError(exc.message) from None
     digest = hashlib.sha256(data).hexdigest()
     FileBlob.objects.create(operation=op, path=op.params["path"], size=len(data), sha256=digest, content=data)

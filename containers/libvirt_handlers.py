@@ -60,8 +60,7 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
     """The same cached debootstrap as native Debian containers, copied to the domain's directory."""
     from django.conf import settings
 
-    from containers.drivers import debootstrap
-    from containers.drivers import rootfs as rootfs_access
+    from containers.drivers import container_fs, debootstrap
 
     if os.path.exists(rootfs):
         raise ServiceError(f"{rootfs} exists already on host {op.host.slug}; nothing was built")
@@ -83,8 +82,8 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
     os.makedirs(rootfs, mode=0o755)
     try:
         debootstrap.copy_tree(runner, tree, rootfs)
-        rootfs_access.write_hostname(rootfs, op.params["name"])
-    except rootfs_access.RootfsError as exc:
+        container_fs.write_hostname(rootfs, op.params["name"])
+    except container_fs.RootfsError as exc:
         shutil.rmtree(os.path.dirname(rootfs), ignore_errors=True)
         raise ServiceError(f"/etc/hostname of the new rootfs was not written: {exc.message}") from None
     except Exception:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from console.errors import InvalidInput
 from console.runner import CommandError, CommandResult, Runner
-from containers.drivers import rootfs as rootfs_access
+from containers.drivers import container_fs
 from containers.lxc_config import ContainerConfig, LxcConfig, check_key_value, parse_config
 from containers.validators import validate_container_name
 from storage.drivers.pool import pool_type
@@ -313,8 +313,8 @@ class LxcDriver:
             rootfs.mkdir(mode=0o755)
             populate(rootfs)
             try:  # the tree comes from a tarball: its /etc/hostname may be a link
-                rootfs_access.write_hostname(rootfs, name)
-            except rootfs_access.RootfsError as exc:
+                container_fs.write_hostname(rootfs, name)
+            except container_fs.RootfsError as exc:
                 raise CommandError(
                     f"the new root filesystem's /etc/hostname was not written: {exc.message}"
                 ) from None
@@ -681,9 +681,9 @@ class LxcDriver:
         True when it was made, False when it was there."""
         root = self.rootfs_dir(name, "the console makes a mount target only in a rootfs it can reach")
         try:
-            with rootfs_access.root_dir(root) as root_fd:
-                made = rootfs_access.make_target(root_fd, target, directory=directory)
-        except rootfs_access.RootfsError as exc:
+            with container_fs.root_dir(root) as root_fd:
+                made = container_fs.make_target(root_fd, target, directory=directory)
+        except container_fs.RootfsError as exc:
             raise CommandError(f"the mount target was not made: {exc.message}") from None
         if made:
             self.runner.log(f"# made /{target} under {root} ({'directory' if directory else 'empty file'})")
@@ -694,7 +694,7 @@ class LxcDriver:
 
         A start hook runs inside the container, so its script is copied into the container's
         rootfs, a tree the container can change: every access there goes through
-        ``rootfs_access.write_file``/``remove_file``, which never follow a link. Other hooks live in
+        ``container_fs.write_file``/``remove_file``, which never follow a link. Other hooks live in
         the container's directory of the LXC path, which the container cannot reach.
         """
         if not re.fullmatch(r"[a-z-]{3,10}", hook_type):
@@ -709,10 +709,10 @@ class LxcDriver:
         """Store an executable hook script and wire ``lxc.hook.<type>`` to it; returns the config path."""
         root, inside, config_path = self._hook_place(name, hook_type, in_rootfs=in_rootfs)
         try:
-            with rootfs_access.root_dir(root) as root_fd:
+            with container_fs.root_dir(root) as root_fd:
                 # 0750: a hook must be executable by root; it is not world-readable.
-                rootfs_access.write_file(root_fd, inside, script.encode(), mode=0o750, make_dirs=True)
-        except rootfs_access.RootfsError as exc:
+                container_fs.write_file(root_fd, inside, script.encode(), mode=0o750, make_dirs=True)
+        except container_fs.RootfsError as exc:
             raise CommandError(f"the {hook_type} hook was not saved: {exc.message}") from None
         self.runner.log(f"# wrote {inside} under {root} (mode 0750)")
         self.set_config_value(name, f"lxc.hook.{hook_type}", config_path)
@@ -723,12 +723,12 @@ class LxcDriver:
         its place or on its way makes the operation fail with nothing changed)."""
         root, inside, _ = self._hook_place(name, hook_type, in_rootfs=in_rootfs)
         try:
-            with rootfs_access.root_dir(root) as root_fd:
-                rootfs_access.file_status(root_fd, inside, regular=True)  # refuses before any change
+            with container_fs.root_dir(root) as root_fd:
+                container_fs.file_status(root_fd, inside, regular=True)  # refuses before any change
                 self.remove_config_key(name, f"lxc.hook.{hook_type}")
-                if rootfs_access.remove_file(root_fd, inside):
+                if container_fs.remove_file(root_fd, inside):
                     self.runner.log(f"# removed {inside} under {root}")
-        except rootfs_access.RootfsError as exc:
+        except container_fs.RootfsError as exc:
             raise CommandError(f"the {hook_type} hook was not removed: {exc.message}") from None
 
     def write_config(self, name: str, text: str) -> None:

@@ -1,4 +1,4 @@
-"""containers.drivers.rootfs against real processes confined to a temporary root.
+"""containers.drivers.container_fs against real processes confined to a temporary root.
 
 A static busybox is copied into a temporary directory ``R`` and started under
 ``chroot R``: its ``/proc/<pid>/root`` is ``R``, exactly what a running container's init
@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pytest
 
-from containers.drivers import rootfs
-from containers.drivers.rootfs import RootfsError, list_dir, pid_root, read_file, resolve
+from containers.drivers import container_fs
+from containers.drivers.container_fs import RootfsError, list_dir, pid_root, read_file, resolve
 
 BUSYBOX = "/bin/busybox"
 CAP = 4096
 MANY = 1005  # files in R/many, more than the default limit of 1000
-REAL_USE_OPENAT2 = rootfs._use_openat2  # before any test replaces it
+REAL_USE_OPENAT2 = container_fs._use_openat2  # before any test replaces it
 HOST_CONTENT = b"HOST-SECRET-must-never-be-read"
 CONTAINER_CONTENT = b"container-marker"
 
@@ -212,10 +212,10 @@ def pivot_pid(tree) -> Iterator[int]:
 @pytest.fixture(params=["openat2", "walk"], autouse=True)
 def strategy(request, monkeypatch) -> str:
     if request.param == "openat2":
-        if not rootfs._use_openat2():
+        if not container_fs._use_openat2():
             pytest.skip("this kernel has no openat2(RESOLVE_IN_ROOT); the walk is tested")
     else:
-        monkeypatch.setattr(rootfs, "_use_openat2", lambda: False)
+        monkeypatch.setattr(container_fs, "_use_openat2", lambda: False)
     return request.param
 
 
@@ -521,7 +521,7 @@ def test_pivoted_container_like_lxc(pivot_pid, tree, strategy):
 
 
 def test_names_fall_back_to_the_walk_when_the_kernel_name_is_unusable(pid, monkeypatch):
-    monkeypatch.setattr(rootfs, "_container_path", lambda root_fd, fd: None)
+    monkeypatch.setattr(container_fs, "_container_path", lambda root_fd, fd: None)
     assert resolve(pid, "/up/etc/evil") == "/etc/shadow"
     assert list_dir(pid, "/deep-link/..").path == "/deep/a"
     assert _read(pid, "/etc/evil") == b"container-shadow"
@@ -588,7 +588,7 @@ def test_listing_is_truncated_at_the_limit(pid):
     assert small.truncated is True
     assert [e.name for e in small.entries] == ["adir", "mdir"]
 
-    assert list_dir(pid, "/many", limit=0) == rootfs.Listing("/many", [], True)
+    assert list_dir(pid, "/many", limit=0) == container_fs.Listing("/many", [], True)
     with pytest.raises(ValueError):
         list_dir(pid, "/many", limit=-1)
 
@@ -660,10 +660,10 @@ def test_kernel_without_openat2_falls_back_to_the_walk(pid, monkeypatch, code):
     def missing(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(rootfs, "_openat2_ok", None)
-    monkeypatch.setattr(rootfs, "_openat2", missing)
-    monkeypatch.setattr(rootfs, "_use_openat2", REAL_USE_OPENAT2)
-    assert rootfs._use_openat2() is False
+    monkeypatch.setattr(container_fs, "_openat2_ok", None)
+    monkeypatch.setattr(container_fs, "_openat2", missing)
+    monkeypatch.setattr(container_fs, "_use_openat2", REAL_USE_OPENAT2)
+    assert container_fs._use_openat2() is False
     assert resolve(pid, "/up/etc/evil") == "/etc/shadow"
     assert _read(pid, "/tmp-link") == CONTAINER_CONTENT
 
@@ -708,7 +708,7 @@ def test_openat2_and_walk_agree(pid, monkeypatch, strategy):
         "/deep-link/..",
     ]
     with_openat2 = [resolve(pid, p) for p in paths]
-    monkeypatch.setattr(rootfs, "_use_openat2", lambda: False)
+    monkeypatch.setattr(container_fs, "_use_openat2", lambda: False)
     assert [resolve(pid, p) for p in paths] == with_openat2
 
 
@@ -734,8 +734,8 @@ HOOK = "/usr/local/lib/lxc-console/hook-start"
 
 
 def _write(root: Path, path: str, data: bytes = b"#!/bin/sh\n", **kw) -> None:
-    with rootfs.root_dir(root) as fd:
-        rootfs.write_file(fd, path, data, mode=0o750, make_dirs=True, **kw)
+    with container_fs.root_dir(root) as fd:
+        container_fs.write_file(fd, path, data, mode=0o750, make_dirs=True, **kw)
 
 
 def _untouched(host_file: Path, host_dir: Path) -> None:
@@ -798,33 +798,33 @@ def test_what_is_not_a_directory_or_a_file_is_refused(planted):
         _write(root, HOOK)
     with pytest.raises(RootfsError, match="'..' is not accepted"):
         _write(root, "/usr/../etc/x")
-    with pytest.raises(RootfsError, match="host's root directory"), rootfs.root_dir("/"):
+    with pytest.raises(RootfsError, match="host's root directory"), container_fs.root_dir("/"):
         pass
 
 
 def test_remove_refuses_links_and_removes_files(planted):
     root, host_file, host_dir = planted
-    with rootfs.root_dir(root) as fd:
-        assert rootfs.remove_file(fd, HOOK) is False  # nothing there
+    with container_fs.root_dir(root) as fd:
+        assert container_fs.remove_file(fd, HOOK) is False  # nothing there
     (root / "usr/local/lib/lxc-console").mkdir()
     os.symlink(host_file, root / HOOK.lstrip("/"))
-    with rootfs.root_dir(root) as fd:
+    with container_fs.root_dir(root) as fd:
         with pytest.raises(RootfsError, match="symbolic link"):
-            rootfs.file_status(fd, HOOK, regular=True)
+            container_fs.file_status(fd, HOOK, regular=True)
         with pytest.raises(RootfsError, match="symbolic link"):
-            rootfs.remove_file(fd, HOOK)
+            container_fs.remove_file(fd, HOOK)
     assert (root / HOOK.lstrip("/")).is_symlink()
     # a linked directory whose host twin holds a file of the same name
     shutil.rmtree(root / "usr/local/lib/lxc-console")
     os.symlink(host_dir, root / "usr/local/lib/lxc-console")
     (host_dir / "hook-start").write_text("host")
-    with rootfs.root_dir(root) as fd, pytest.raises(RootfsError, match="symbolic link"):
-        rootfs.remove_file(fd, HOOK)
+    with container_fs.root_dir(root) as fd, pytest.raises(RootfsError, match="symbolic link"):
+        container_fs.remove_file(fd, HOOK)
     assert (host_dir / "hook-start").read_text() == "host"
     (root / "usr/local/lib/lxc-console").unlink()
     _write(root, HOOK)
-    with rootfs.root_dir(root) as fd:
-        assert rootfs.remove_file(fd, HOOK) is True
+    with container_fs.root_dir(root) as fd:
+        assert container_fs.remove_file(fd, HOOK) is True
     assert not (root / HOOK.lstrip("/")).exists()
 
 
@@ -832,27 +832,27 @@ def test_hostname_is_never_written_through_a_link(planted):
     root, host_file, host_dir = planted
     os.symlink(host_file, root / "etc" / "hostname")
     with pytest.raises(RootfsError, match="^/etc/hostname is a symbolic link"):
-        rootfs.write_hostname(root, "web")
+        container_fs.write_hostname(root, "web")
     (root / "etc" / "hostname").unlink()
     (root / "etc").rmdir()
     os.symlink(host_dir, root / "etc")
     with pytest.raises(RootfsError, match="^/etc is a symbolic link"):
-        rootfs.write_hostname(root, "web")
+        container_fs.write_hostname(root, "web")
     _untouched(host_file, host_dir)
     (root / "etc").unlink()
-    rootfs.write_hostname(root, "web")
+    container_fs.write_hostname(root, "web")
     assert (root / "etc" / "hostname").read_text() == "web\n"
 
 
 def test_mount_targets_are_made_without_following_links(planted):
     root, host_file, host_dir = planted
-    with rootfs.root_dir(root) as fd:
-        assert rootfs.make_target(fd, "mnt/data/deep", directory=True) is True
-        assert rootfs.make_target(fd, "mnt/data/deep", directory=True) is False  # already there
-        assert rootfs.make_target(fd, "mnt/file", directory=False) is True
+    with container_fs.root_dir(root) as fd:
+        assert container_fs.make_target(fd, "mnt/data/deep", directory=True) is True
+        assert container_fs.make_target(fd, "mnt/data/deep", directory=True) is False  # already there
+        assert container_fs.make_target(fd, "mnt/file", directory=False) is True
         assert (root / "mnt/file").read_bytes() == b"" and (root / "mnt/data/deep").is_dir()
         with pytest.raises(RootfsError, match="^/mnt/file is not a directory"):
-            rootfs.make_target(fd, "mnt/file", directory=True)
+            container_fs.make_target(fd, "mnt/file", directory=True)
         os.symlink(host_dir, root / "mnt" / "linked-dir")
         os.symlink(host_file, root / "mnt" / "linked-file")
         for path, directory, shown in (
@@ -862,5 +862,5 @@ def test_mount_targets_are_made_without_following_links(planted):
             ("mnt/linked-dir/y", False, "/mnt/linked-dir"),
         ):
             with pytest.raises(RootfsError, match=f"^{shown} is a symbolic link inside the container"):
-                rootfs.make_target(fd, path, directory=directory)
+                container_fs.make_target(fd, path, directory=directory)
     _untouched(host_file, host_dir)
