@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import ConsoleUnderTest  # noqa: E402
+from bench.harness import ConsoleUnderTest
 
 IMAGE_SIZE = 4 * 1024**3
 DATA_MIB = 1024

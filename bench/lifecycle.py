@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import ConsoleUnderTest  # noqa: E402
+from bench.harness import ConsoleUnderTest
 
 
 def main() -> None:

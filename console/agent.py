@@ -59,7 +59,7 @@ def register_host():  # -> Host
     return host
 
 
-def fail_orphaned_operations(host) -> int:  # noqa: ANN001
+def fail_orphaned_operations(host) -> int:
     """Operations left running by a previous life of this agent cannot finish: fail them."""
     from console.models import Operation
 
@@ -68,7 +68,7 @@ def fail_orphaned_operations(host) -> int:  # noqa: ANN001
     )
 
 
-def detect_and_store_capabilities(host) -> None:  # noqa: ANN001
+def detect_and_store_capabilities(host) -> None:
     from console.drivers.host import detect_capabilities
 
     host.capabilities = detect_capabilities(host)
@@ -76,7 +76,7 @@ def detect_and_store_capabilities(host) -> None:  # noqa: ANN001
     host.save(update_fields=["capabilities", "capabilities_detected_at"])
 
 
-def sync_inventory(host) -> None:  # noqa: ANN001
+def sync_inventory(host) -> None:
     for syncer in INVENTORY_SYNCERS:
         try:
             syncer(host)
@@ -127,11 +127,11 @@ AGENT_WATCHERS: list[Callable] = []
 
 
 @worker_ready.connect
-def _on_worker_ready(**_kwargs) -> None:  # noqa: ANN003
+def _on_worker_ready(**_kwargs) -> None:
     if current_host_slug():
         start_agent()
 
 
 @worker_shutdown.connect
-def _on_worker_shutdown(**_kwargs) -> None:  # noqa: ANN003
+def _on_worker_shutdown(**_kwargs) -> None:
     _stop.set()

@@ -12,7 +12,7 @@ django_app = get_asgi_application()
 from containers.terminal_ws import terminal_app  # noqa: E402  (needs Django set up)
 
 
-async def application(scope: dict, receive, send) -> None:  # noqa: ANN001
+async def application(scope: dict, receive, send) -> None:
     if scope["type"] == "websocket":
         await terminal_app(scope, receive, send)
     else:

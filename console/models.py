@@ -216,7 +216,7 @@ class AuditQuerySet(models.QuerySet):
     def delete(self):  # type: ignore[no-untyped-def]
         raise PermissionError("audit events are append-only")
 
-    def prune_older_than(self, cutoff) -> int:  # noqa: ANN001
+    def prune_older_than(self, cutoff) -> int:
         """The retention rule's only way to remove rows (see console.management.commands.prune_audit)."""
         deleted, _ = models.QuerySet.delete(self.filter(created_at__lt=cutoff))
         return deleted

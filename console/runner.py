@@ -164,7 +164,7 @@ class Runner:
         if env is not None:
             full_env = {**os.environ, **env}
         try:
-            proc = subprocess.Popen(  # noqa: S603 (argv list, no shell)
+            proc = subprocess.Popen(  # argv list, no shell
                 args,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -281,7 +281,7 @@ class Runner:
             proc.kill()
 
 
-def _feed(pipe, data: bytes) -> None:  # noqa: ANN001
+def _feed(pipe, data: bytes) -> None:
     try:
         pipe.write(data)
         pipe.close()

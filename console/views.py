@@ -32,7 +32,7 @@ from containers.choices import ContainerOp
 READ_KINDS = (ContainerOp.FILES_LIST, ContainerOp.FILES_READ)
 
 
-def paginate(request: HttpRequest, queryset, per_page: int | None = None):  # noqa: ANN001
+def paginate(request: HttpRequest, queryset, per_page: int | None = None):
     """The requested page (a bad ``page`` is a 400; past the last page, the last page)."""
     paginator = Paginator(queryset, per_page or settings.PAGE_SIZE)
     return paginator.get_page(page_number(request))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
+import xml.etree.ElementTree as ET  # building only; untrusted text goes through safe_parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 

@@ -33,9 +33,9 @@ logger = logging.getLogger(__name__)
 _write_lock = threading.RLock()
 
 
-def _serialised(func):  # noqa: ANN001, ANN202
+def _serialised(func):
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         with _write_lock:
             return func(*args, **kwargs)
 
@@ -66,7 +66,7 @@ def _apply_domain(container: Container, state: DomainState) -> None:
     container.last_seen = timezone.now()
 
 
-def _rows(host: Host):  # noqa: ANN202
+def _rows(host: Host):
     return Container.objects.filter(host=host, backend=Backend.LIBVIRT, lxc_path="")
 
 

@@ -58,7 +58,7 @@ class PathMonitor:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.proc = subprocess.Popen(  # noqa: S603 (argv list)
+                self.proc = subprocess.Popen(  # argv list
                     ["lxc-monitor", "-P", self.lxc_path],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,

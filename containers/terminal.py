@@ -218,7 +218,7 @@ def _relay(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
     master, slave = pty.openpty()
     _set_size(master, 30, 100)
     try:
-        proc = subprocess.Popen(  # noqa: S603 (argv list)
+        proc = subprocess.Popen(  # argv list
             argv,
             stdin=slave,
             stdout=slave,
@@ -228,7 +228,7 @@ def _relay(op: Operation, runner: Runner, r: Any) -> dict[str, Any]:
             # A session of its own with the pty as its controlling terminal: lxc-attach and
             # virsh console only proxy a terminal they control.
             start_new_session=True,
-            preexec_fn=_take_controlling_tty,  # noqa: PLW1509 (runs after setsid in the child)
+            preexec_fn=_take_controlling_tty,  # runs after setsid in the child
         )
     except FileNotFoundError as exc:
         os.close(master)

@@ -277,7 +277,7 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     return answer_operation(request, start, back=reverse("containers:detail", args=[pk]))
 
 
-def _valid(form) -> dict:  # noqa: ANN001
+def _valid(form) -> dict:
     """The cleaned data of a small action form, or its errors as one refusal."""
     if not form.is_valid():
         raise ServiceError("; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import xml.etree.ElementTree as ET  # noqa: S405 (building only; untrusted text goes through safe_parse)
+import xml.etree.ElementTree as ET  # building only; untrusted text goes through safe_parse
 from dataclasses import dataclass, field
 
 from console.errors import InvalidInput

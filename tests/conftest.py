@@ -32,7 +32,7 @@ def make_user(db):
         superuser: bool = False,
     ):
         """A user whose team has ``role`` on all hosts (or on ``hosts``); role None: no team."""
-        User = get_user_model()  # noqa: N806
+        User = get_user_model()
         user = User.objects.create_user(username=username, password=password, is_superuser=superuser)
         if role is not None:
             team = Team.objects.create(name=f"team-{username}")

@@ -210,7 +210,7 @@ class PrivateCluster:
         return f"postgres://{self.USER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/console"
 
     def _start_server(self, env: dict) -> bool:
-        log = open(self.log_path, "a")  # noqa: SIM115
+        log = open(self.log_path, "a")
         if self.as_user:
             shutil.chown(self.log_path, self.as_user, self.as_user)
         # Durability off: a scratch cluster thrown away after the run; this keeps the suite fast.
@@ -253,7 +253,7 @@ class PrivateCluster:
         self._stop_server()
         return False
 
-    def _connect(self, dbname: str):  # noqa: ANN202
+    def _connect(self, dbname: str):
         import psycopg
 
         try:

@@ -140,7 +140,7 @@ class BtrfsPool(PoolType):
     wiped_by = "mkfs.btrfs"
     signature = "btrfs"
 
-    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):
         if device and device.get("size") and int(device["size"]) < MIN_BTRFS_BYTES:
             raise InvalidInput(
                 f"{device['path']} is smaller than 128 MiB, too small for btrfs", field="device"

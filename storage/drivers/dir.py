@@ -64,7 +64,7 @@ class DirPool(PoolType):
     noun = "directory pool"
     on_device = False
 
-    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):
         return {"lxc_path": validate_pool_directory(path) if path else lxc_path}
 
     def default_store(self, template: str) -> str:

@@ -292,7 +292,7 @@ class LvmDriver:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
-    def _run(self, argv: list[str], **kwargs) -> CommandResult:  # noqa: ANN003
+    def _run(self, argv: list[str], **kwargs) -> CommandResult:
         return self.runner.run(argv, env=LVM_ENV, **kwargs)
 
     def pvcreate(self, device: str) -> None:
@@ -394,7 +394,7 @@ class LvmPool(PoolType):
         if not host.capabilities.get("lvm", {}).get("available", True):
             raise InvalidInput(f"LVM tools are not installed on host {host.slug}", field="kind")
 
-    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):
         from storage.models import Pool
         from storage.validators import validate_vg_name
 

@@ -349,7 +349,7 @@ class ZfsPool(PoolType):
                 f"host {host.slug} has no ZFS kernel module; ZFS pools cannot be made there", field="kind"
             )
 
-    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):  # noqa: ANN001
+    def validate(self, host, inventory, *, name, device, vg_name, path, lxc_path):
         if inventory is not None and name in inventory.zpools:
             raise Conflict(f"a ZFS pool named {name!r} already exists on host {host.slug}", field="name")
         return {"lxc_path": lxc_path, "zpool": name}

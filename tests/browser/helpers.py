@@ -9,7 +9,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-logs"
 PASSWORD = "browser-password-123"
 
 
-def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:  # noqa: ANN001
+def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
     page.goto(f"{base_url}/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

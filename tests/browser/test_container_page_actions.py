@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.host, pytest.mark.browser]
 ALWAYS = {"config", "limits", "hooks", "mounts"}  # pages every role may read
 
 
-def _actions(page) -> set[str]:  # noqa: ANN001
+def _actions(page) -> set[str]:
     found = set()
     forms = page.eval_on_selector_all(
         "form[action]",

@@ -48,7 +48,7 @@ def loop_device(tmp_path):
     subprocess.run(["losetup", "-d", device], capture_output=True, timeout=30)
 
 
-def _actions(page) -> set[str]:  # noqa: ANN001
+def _actions(page) -> set[str]:
     """What the page offers: the domain's action forms (by their URL's last word) and its links."""
     found = set()
     for url in page.eval_on_selector_all("form[action]", "els => els.map(e => e.getAttribute('action'))"):
@@ -62,7 +62,7 @@ def _actions(page) -> set[str]:  # noqa: ANN001
     return found
 
 
-def _targets(page) -> list[str]:  # noqa: ANN001
+def _targets(page) -> list[str]:
     return page.eval_on_selector_all("select[name=target] option", "os => os.map(o => o.value)")
 
 
@@ -85,7 +85,7 @@ def _allowed(role: str, state: str, has_disk: bool) -> set[str]:
     return out
 
 
-def _polling_partials(page) -> list[tuple[str, str]]:  # noqa: ANN001
+def _polling_partials(page) -> list[tuple[str, str]]:
     """(URL with its hx-vals, element id) of every element that refreshes itself."""
     return page.eval_on_selector_all(
         "[hx-get][hx-trigger]",
@@ -98,7 +98,7 @@ def _polling_partials(page) -> list[tuple[str, str]]:  # noqa: ANN001
     )
 
 
-def _walk_partials(page, partials) -> list[tuple[int, str]]:  # noqa: ANN001
+def _walk_partials(page, partials) -> list[tuple[int, str]]:
     """Ask every polled partial as htmx does; returns (status, body) of each."""
     out = []
     for url, target in partials:
@@ -171,7 +171,7 @@ def test_domain_page_actions_block_devices_and_undefine(
         try:
             page.locator("#terminal .xterm-rows", has_text="console-42").wait_for(timeout=2000)
             break
-        except Exception:  # noqa: S112 (the console may need a moment and an Enter to wake up)
+        except Exception:  # the console may need a moment and an Enter to wake up
             continue
     assert "console-42" in page.inner_text("#terminal .xterm-rows")
     page.goto(url)

@@ -92,7 +92,7 @@ def test_when_both_pass_the_check_the_database_index_decides(racers, monkeypatch
     first_look = threading.local()
     real = operations.active_operation
 
-    def active_operation_then_wait(lock_key: str):  # noqa: ANN202
+    def active_operation_then_wait(lock_key: str):
         found = real(lock_key)
         if not getattr(first_look, "done", False):  # only the pre-check, not the lookup after losing
             first_look.done = True

@@ -7,7 +7,7 @@ from django.db import models
 
 # The handler modules register themselves on import (each app's ready() imports them too).
 import containers.handlers
-import containers.libvirt_handlers  # noqa: F401
+import containers.libvirt_handlers
 import networks.handlers  # noqa: F401
 import storage.handlers  # noqa: F401
 from console.tasks import HANDLERS, operation_handler
@@ -34,7 +34,7 @@ def test_a_second_handler_for_a_kind_is_refused():
     with pytest.raises(ValueError, match="has a handler already"):
 
         @operation_handler(ContainerOp.START)
-        def another_start(op, runner):  # noqa: ANN001, ANN202
+        def another_start(op, runner):
             return None
 
     assert HANDLERS[ContainerOp.START] is containers.handlers.start

@@ -95,7 +95,7 @@ def test_a_crash_shows_its_reason_and_keeps_the_traceback_in_the_agents_log(host
     from console import tasks
     from containers.choices import ContainerOp
 
-    def crash(op, runner):  # noqa: ANN001, ANN202
+    def crash(op, runner):
         with open("/etc/hostname/impossible") as f:  # NotADirectoryError, as a bug would raise
             return {"read": f.read()}
 

@@ -46,7 +46,7 @@ def redis_url():
     stop_process(proc)
 
 
-def _ping(client) -> bool:  # noqa: ANN001
+def _ping(client) -> bool:
     try:
         return bool(client.ping())
     except Exception:
@@ -102,7 +102,7 @@ class Agent:
             "AUTOSTART_BOOT_WINDOW_SECONDS": os.environ.get("TEST_AUTOSTART_BOOT_WINDOW", "0"),
             **(extra_env or {}),
         }
-        self.log = open(self.log_path, "w")  # noqa: SIM115
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -173,7 +173,7 @@ def local_agent(start_agent) -> Agent:
 def web(redis_url, transactional_db, agent_log_dir):
     """The console's ASGI server (uvicorn) on a free loopback port, on the test database."""
     port = free_port()
-    log = open(agent_log_dir / "uvicorn.log", "w")  # noqa: SIM115
+    log = open(agent_log_dir / "uvicorn.log", "w")
     env = {
         **os.environ,
         "DATABASE_URL": session_database_url(),

@@ -14,7 +14,7 @@ def wait_terminal(op_or_pk, timeout: float = 60) -> Operation:
     return wait_for(done, timeout, interval=0.1, what=f"operation #{pk} to finish")
 
 
-def browser_session(user) -> tuple[str, dict[str, str]]:  # noqa: ANN001
+def browser_session(user) -> tuple[str, dict[str, str]]:
     """A real logged-in session of ``user``, as a browser holds it: the session key, and the
     headers (its session cookie) a websocket from that browser sends."""
     from django.conf import settings

@@ -23,7 +23,7 @@ CTX = RequestContext(ip="192.0.2.30", request_id="req-full-disk")
 @pytest.fixture
 def tiny_path():
     """A 1 MiB tmpfs as an LXC path; unmounted (and removed) afterwards."""
-    path = tempfile.mkdtemp(prefix="console-test-full-", dir="/var/tmp")  # noqa: S108
+    path = tempfile.mkdtemp(prefix="console-test-full-", dir="/var/tmp")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", path], check=True)
     try:
         yield path

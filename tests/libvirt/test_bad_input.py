@@ -47,7 +47,7 @@ def domain(db, host):
     )
 
 
-def refused(func, exc_type=ServiceError, match: str = "", **kwargs):  # noqa: ANN001, ANN003
+def refused(func, exc_type=ServiceError, match: str = "", **kwargs):
     ops, audits = Operation.objects.count(), AuditEvent.objects.count()
     with pytest.raises(exc_type, match=match):
         func(**kwargs)
@@ -585,7 +585,7 @@ def stopped(db, host):
     )
 
 
-def _edit(container, xml: str, base: str | None = None, **kw):  # noqa: ANN001, ANN003
+def _edit(container, xml: str, base: str | None = None, **kw):
     from containers.lxc_config import config_hash
 
     return dict(

@@ -14,7 +14,7 @@ from console.operations import RequestContext
 from containers import libvirt_services as domains
 from containers import terminal
 from tests.host.helpers import browser_session
-from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row, libvirt_env, ok  # noqa: F401, F811
+from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row, libvirt_env, ok  # noqa: F401
 
 pytestmark = pytest.mark.host
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-terminal-test")

@@ -36,13 +36,13 @@ def ok(op: Operation, timeout: float = 90) -> Operation:
     return op
 
 
-def host_of(agent) -> Host:  # noqa: ANN001
+def host_of(agent) -> Host:
     host = Host.objects.get(slug=agent.slug)
     wait_for(lambda: HostStorage.objects.filter(host=host).exists(), 30, what="the storage inventory")
     return host
 
 
-def make_loop(admin, host: Host, size: str = "512M", **kwargs) -> LoopDevice:  # noqa: ANN001
+def make_loop(admin, host: Host, size: str = "512M", **kwargs) -> LoopDevice:
     name = f"d-{uuid.uuid4().hex[:6]}"
     op = ok(services.create_loop_device(actor=admin, ctx=CTX, host=host, name=name, size=size, **kwargs))
     device = op.result["device"]
@@ -163,7 +163,7 @@ def _subvolume_show(path: str) -> dict[str, str]:
     return out
 
 
-def _page(user, url: str) -> str:  # noqa: ANN001
+def _page(user, url: str) -> str:
     from django.test import Client
 
     client = Client()

@@ -75,7 +75,7 @@ def test_lxc_create_arguments_come_from_the_kind():
         pool_type("lvm").lxc_create_args(vgname="lxc", fssize="0G", zfsroot=None)
 
 
-def _migrate(targets: list[tuple[str, str]]):  # noqa: ANN202
+def _migrate(targets: list[tuple[str, str]]):
     executor = MigrationExecutor(connection)
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps

@@ -27,7 +27,7 @@ class Replay:
         self.answers = answers
         self.calls: list[list[str]] = []
 
-    def run(self, argv, **kwargs):  # noqa: ANN001, ANN003
+    def run(self, argv, **kwargs):
         self.calls.append(list(argv))
         key = tuple(argv)
         if key not in self.answers:

@@ -81,7 +81,7 @@ def _boot_lines(modules: list[str], share: str) -> list[str]:
 @pytest.fixture(scope="session")
 def vm_scratch():
     """The directory shared read-write with the VM, at the same path on both sides."""
-    workdir = Path(tempfile.mkdtemp(prefix="console-vm-", dir="/var/tmp"))  # noqa: S108
+    workdir = Path(tempfile.mkdtemp(prefix="console-vm-", dir="/var/tmp"))
     try:
         yield workdir
     finally:

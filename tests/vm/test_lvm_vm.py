@@ -32,11 +32,11 @@ VG = "lxc"  # the console's default volume group name
 DEVICE = "/dev/vda"
 
 
-def names(lvs) -> list[str]:  # noqa: ANN001
+def names(lvs) -> list[str]:
     return sorted(lv.name for lv in lvs)
 
 
-def clean_disk(lvm) -> None:  # noqa: ANN001
+def clean_disk(lvm) -> None:
     """Leave /dev/vda blank for the next test, whatever state a failed test left behind."""
     if any(vg.name == VG for vg in lvm.vgs()):
         lvs = lvm.lvs(VG)

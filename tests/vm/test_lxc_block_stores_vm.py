@@ -64,7 +64,7 @@ def vm_host(db, vm_share, monkeypatch):
     )
 
 
-def run(vm, op: Operation) -> Operation:  # noqa: ANN001
+def run(vm, op: Operation) -> Operation:
     """What the host's agent does with a queued operation, with the VM as the host."""
     with vm.bound(op):
         done = execute(op, runner=vm)
@@ -72,7 +72,7 @@ def run(vm, op: Operation) -> Operation:  # noqa: ANN001
     return done
 
 
-def ok(vm, op: Operation) -> Operation:  # noqa: ANN001
+def ok(vm, op: Operation) -> Operation:
     done = run(vm, op)
     assert done.status == OperationStatus.SUCCEEDED, f"{done.error}\n{done.log}"
     return done

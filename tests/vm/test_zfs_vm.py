@@ -34,12 +34,12 @@ def zfs(vm_zfs):
         vm.shell(f"rm -f {VDEV}")
 
 
-def lxc_zfs(vm, *argv: str) -> None:  # noqa: ANN001
+def lxc_zfs(vm, *argv: str) -> None:
     """The commands LXC runs for ``-B zfs`` (create) and ``lxc-copy -s`` (snapshot + clone)."""
     vm.run(["zfs", *argv])
 
 
-def names(zfs) -> list[str]:  # noqa: ANN001
+def names(zfs) -> list[str]:
     return sorted(d.name for d in zfs.datasets())
 
 

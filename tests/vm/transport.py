@@ -58,7 +58,7 @@ from console.runner import (
 )
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ERR_FILE = "/tmp/.vm-err"  # noqa: S108 (inside the VM, not on this host)
+_ERR_FILE = "/tmp/.vm-err"  # inside the VM, not on this host
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The VM's shell (busybox ash) edits at most 1024 characters a line; stay below.
 _MAX_LINE = 1000
@@ -208,7 +208,7 @@ class VmRunner(Runner):
         memory_mb: int = 1024,
         qemu: str = "qemu-system-x86_64",
         append: str = "console=ttyS0 panic=-1 rdinit=/bin/sh",
-        operation=None,  # noqa: ANN001
+        operation=None,
         default_timeout: float = 180,
         transcript: str | None = None,
         shares: Sequence[VmShare] = (),
@@ -244,7 +244,7 @@ class VmRunner(Runner):
         self._session = secrets.token_hex(4)
         self._counter = 0
         self._sel: selectors.BaseSelector | None = None
-        self._transcript = open(transcript, "ab") if transcript else None  # noqa: SIM115 (closed in close())
+        self._transcript = open(transcript, "ab") if transcript else None  # closed in close()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class VmRunner(Runner):
         if self.proc is not None:
             raise VmError("the VM is already started")
         started = time.monotonic()
-        self.proc = subprocess.Popen(  # noqa: S603 (argv list, no shell)
+        self.proc = subprocess.Popen(  # argv list, no shell
             self.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -310,7 +310,7 @@ class VmRunner(Runner):
             raise VmError(f"the shell {shell} in {root} did not answer", argv=self.argv)
 
     @contextlib.contextmanager
-    def bound(self, operation) -> Iterator[VmRunner]:  # noqa: ANN001
+    def bound(self, operation) -> Iterator[VmRunner]:
         """Log this VM's commands into ``operation`` (its transcript and command list) for a while:
         what :func:`console.tasks.execute` does with a fresh local runner."""
         saved = self.operation, self.sink

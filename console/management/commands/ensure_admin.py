@@ -13,10 +13,10 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Create the admin user on first run and print its password."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default=os.environ.get("CONSOLE_ADMIN_USER", "admin"))
 
-    def handle(self, *args, username: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, username: str, **options) -> None:
         User = get_user_model()  # noqa: N806
         path = settings.VAR_DIR / "admin-password"
         user = User.objects.filter(username=username).first()

@@ -19,10 +19,10 @@ from console.operations import SYSTEM, audit
 class Command(BaseCommand):
     help = "Apply the audit retention (run it daily, e.g. from cron)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--days", type=int, default=settings.AUDIT_RETENTION_DAYS)
 
-    def handle(self, *args, days: int, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, days: int, **options) -> None:
         if days < 1:
             raise CommandError("--days must be at least 1")
         cutoff = timezone.now() - timedelta(days=days)
