@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from console.models import Host
@@ -48,6 +49,26 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
     elif limits:
         container.cgroup_live = {}
     container.last_seen = timezone.now()
+
+
+def _save(container: Container, reapply: Callable[[Container], None]) -> Container:
+    """Save the row. A new row that another thread of the agent inserted first (the periodic sync,
+    lxc-monitor's refresh and an operation's own refresh run at the same time) is updated instead,
+    rather than failing the operation on the unique key (seen on PostgreSQL after a create)."""
+    if container.pk is not None:
+        container.save()
+        return container
+    try:
+        with transaction.atomic():
+            container.save(force_insert=True)
+        return container
+    except IntegrityError:
+        existing = Container.objects.get(
+            host=container.host, backend=container.backend, lxc_path=container.lxc_path, name=container.name
+        )
+        reapply(existing)
+        existing.save()
+        return existing
 
 
 _LVM_ROOTFS = re.compile(r"(?:lvm:)?/dev/(?P<vg>[^/]+)/(?P<lv>[^/]+)")
@@ -135,7 +156,7 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name=info.name
             )
             _apply(container, info, driver)
-            container.save()
+            container = _save(container, lambda row, info=info: _apply(row, info, driver))
             seen.append(info.name)
             existing[info.name] = container
         gone = [name for name in existing if name not in seen]
@@ -176,7 +197,7 @@ def refresh_container(
         info = ContainerInfo(name=name, state=State.UNKNOWN)
     container = qs.first() or Container(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     _apply(container, info, driver, limits=limits)
-    container.save()
+    container = _save(container, lambda row: _apply(row, info, driver, limits=limits))
     # Overlay origins only: this runs for every running container every few seconds; copies
     # made by the console record their origin, others are linked at the next full sync.
     _link_snapshot_origin(container)
