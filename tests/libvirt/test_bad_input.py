@@ -6,7 +6,9 @@ in-memory driver) and a socket that does not exist.
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -746,14 +748,19 @@ def test_the_agent_refuses_a_domain_root_that_is_a_symlink_to_the_host_root(admi
 
     (tmp_path / "rootfs").symlink_to("/proc/self/root")
     (tmp_path / "shm").symlink_to("/dev/shm")
-    for handler, target in ((define, "rootfs"), (redefine, "shm")):
-        xml = build_domain_xml(DomainSpec("linked", 64, 1, "/bin/sh", str(tmp_path / target)))
-        op = Operation.objects.create(
-            host=host,
-            kind="libvirt.domain.define",
-            target="t",
-            lock_key=f"t:{target}",
-            params={"name": "linked", "xml": xml, "rootfs": str(tmp_path / target)},
-        )
-        with pytest.raises(ServiceError, match="resolves to"):
-            handler(op, Runner(op))
+    # A unique name, undefined at the end: an agent that wrongly accepts would define it for real.
+    name = f"linked-{uuid.uuid4().hex[:8]}"
+    try:
+        for handler, target in ((define, "rootfs"), (redefine, "shm")):
+            xml = build_domain_xml(DomainSpec(name, 64, 1, "/bin/sh", str(tmp_path / target)))
+            op = Operation.objects.create(
+                host=host,
+                kind="libvirt.domain.define",
+                target="t",
+                lock_key=f"t:{target}",
+                params={"name": name, "xml": xml, "rootfs": str(tmp_path / target)},
+            )
+            with pytest.raises(ServiceError, match="resolves to"):
+                handler(op, Runner(op))
+    finally:
+        subprocess.run(["virsh", "-c", "lxc:///", "undefine", name], capture_output=True, timeout=30)
