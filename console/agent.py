@@ -2,9 +2,15 @@
 
 Started as ``CONSOLE_AGENT_HOST=<slug> celery -A console worker -Q host.<slug>``
 (see ``manage.py agent``). When the worker is ready it registers or refreshes its
-``Host`` row, fails operations a previous life of the agent left running, detects
-the host's capabilities, then keeps a heartbeat and a periodic inventory sync going
-in background threads.
+``Host`` row, adopts the operations a previous life of the agent left running
+(``console.recovery``), detects the host's capabilities, then keeps a heartbeat, a periodic
+inventory sync and the claim of pending operations from the database going in background
+threads.
+
+The database is the queue of record: an operation is a pending row first, and the broker
+message only wakes the agent up. Every ``AGENT_CLAIM_SECONDS`` the agent runs its host's pending
+operations, oldest first, through the same atomic claim as the message: a lost message delays
+an operation by at most that period, and a message delivered twice runs it once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -24,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 _stop = threading.Event()
 _threads: list[threading.Thread] = []
+# When this life of the agent started: running operations claimed before it are orphans.
+_life_started = timezone.now()
 # Inventory syncers registered by apps: called with (host) on the agent.
 INVENTORY_SYNCERS: list[Callable] = []
 
@@ -59,13 +68,48 @@ def register_host():  # -> Host
     return host
 
 
-def fail_orphaned_operations(host) -> int:
-    """Operations left running by a previous life of this agent cannot finish: fail them."""
-    from console.models import Operation
+class Claimer:
+    """Runs the host's pending operations found in the database (a lost broker message's cover).
 
-    return Operation.objects.fail_running(
-        host, "the agent stopped while this operation was running; check the target's state"
-    )
+    Each is handed to a small pool of threads once (``_handed`` remembers it until it has run);
+    ``console.tasks.execute`` claims it atomically, so one that a message started meanwhile is
+    skipped there."""
+
+    def __init__(self, host, workers: int = 2) -> None:  # host: Host
+        self.host = host
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-claimed")
+        self._handed: set[int] = set()
+        self._lock = threading.Lock()
+
+    def claim_pending(self) -> int:
+        from console.models import Operation
+
+        ids = list(Operation.objects.claimable(self.host).values_list("pk", flat=True)[:50])
+        handed = 0
+        for pk in ids:
+            with self._lock:
+                if pk in self._handed:
+                    continue
+                self._handed.add(pk)
+            self.pool.submit(self._run, pk)
+            handed += 1
+        return handed
+
+    def _run(self, pk: int) -> None:
+        from console.models import Operation
+        from console.tasks import execute
+
+        try:
+            op = Operation.objects.select_related("host").filter(pk=pk).first()
+            if op is not None and op.status == "pending":
+                logger.info("operation %s claimed from the database", pk)
+                execute(op, worker=worker_name())
+        except Exception:
+            logger.exception("claimed operation %s failed to run", pk)
+        finally:
+            with self._lock:
+                self._handed.discard(pk)
+            close_old_connections()
 
 
 def detect_and_store_capabilities(host) -> None:
@@ -104,19 +148,20 @@ def _loop(every: float, func: Callable[[], None], name: str) -> threading.Thread
 
 def start_agent() -> None:
     from console.models import Host
+    from console.recovery import adopt_orphans
 
     host = register_host()
-    failed = fail_orphaned_operations(host)
-    if failed:
-        logger.warning("%d operation(s) left running by a previous agent marked failed", failed)
+    adopt_orphans(host, _life_started)
     detect_and_store_capabilities(host)
     _stop.clear()
+    claimer = Claimer(host)
 
     def heartbeat() -> None:
         Host.objects.filter(pk=host.pk).update(last_heartbeat=timezone.now(), agent_name=worker_name())
 
     _loop(settings.AGENT_HEARTBEAT_SECONDS, heartbeat, "agent-heartbeat")
     _loop(settings.INVENTORY_SYNC_SECONDS, lambda: sync_inventory(Host.objects.get(pk=host.pk)), "agent-sync")
+    _loop(settings.AGENT_CLAIM_SECONDS, claimer.claim_pending, "agent-claim")
     for starter in AGENT_WATCHERS:
         starter(host, _stop)
 

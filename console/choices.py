@@ -36,6 +36,7 @@ class ConsoleAction(models.TextChoices):
     TEAM_ROLE_GRANT = "team.role.grant", "grant a role"
     TEAM_ROLE_REVOKE = "team.role.revoke", "revoke a role"
     HOST_UPDATE = "host.update", "edit a host"
+    OPERATION_CANCEL = "operation.cancel", "cancel an operation"
     ACCOUNT_TOTP_START = "account.totp.start", "start two-factor setup"
     ACCOUNT_TOTP_ENABLE = "account.totp.enable", "enable two-factor"
     ACCOUNT_TOTP_DISABLE = "account.totp.disable", "disable two-factor"

@@ -69,11 +69,19 @@ class OperationQuerySet(models.QuerySet):
         """The pending or running operation that holds ``lock_key``, if any."""
         return self.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
 
-    def fail_running(self, host: Host, error: str) -> int:
-        """Operations a previous life of ``host``'s agent left running can never finish: fail them."""
-        return self.filter(host=host, status=OperationStatus.RUNNING).update(
-            status=OperationStatus.FAILED, finished_at=timezone.now(), error=error
-        )
+    def claimable(self, host: Host) -> OperationQuerySet:
+        """``host``'s pending operations, oldest first: what its agent claims from the database."""
+        return self.filter(host=host, status=OperationStatus.PENDING).order_by("created_at", "id")
+
+    def orphaned(self, host: Host, before: Any) -> OperationQuerySet:
+        """Operations of ``host`` that an earlier life of its agent (one that claimed them before
+        ``before``) left running: the agent adopts them when it starts."""
+        return self.filter(
+            Q(started_at__lt=before) | Q(started_at__isnull=True), host=host, status=OperationStatus.RUNNING
+        ).order_by("started_at", "id")
+
+    def waiting_on(self, host: Host) -> int:
+        return self.filter(host=host, status__in=ACTIVE_STATUSES).count()
 
 
 class Operation(models.Model):
@@ -103,6 +111,9 @@ class Operation(models.Model):
     result = models.JSONField(default=dict, blank=True)
     celery_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=255, blank=True)
+    # The host command running now, so that an agent that restarts finds it (console.recovery):
+    # {"pgid", "start_ticks", "boot_id", "argv", "exit_file", "since"}; null between commands.
+    process = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -149,7 +160,8 @@ class Operation(models.Model):
     # write the same row at the same time) and keeps this object in step.
 
     def enqueue(self) -> None:
-        """Send it to its host's queue; a broker that cannot be reached fails it at once.
+        """Wake its host's agent up through the broker; a broker that cannot be reached only delays
+        it (the agent also claims pending operations from the database).
 
         Sent by task name: the web side needs no import of the agent's task code."""
         from console.celery import app
@@ -157,8 +169,13 @@ class Operation(models.Model):
         try:
             sent = app.send_task("console.run_operation", args=[self.pk], queue=self.host.queue_name)
         except Exception as exc:  # kombu raises several types for an unreachable broker
-            logger.exception("could not enqueue operation %s", self.pk)
-            self.finish(OperationStatus.FAILED, error=f"could not reach the task queue (Redis): {exc}")
+            # The row is the queue of record: the host's agent claims it from the database.
+            logger.warning("could not send the wake-up of operation %s: %s", self.pk, exc)
+            self.append_log(
+                f"# the task queue (Redis) could not be reached ({exc}); the agent of "
+                f"{self.host.slug} takes this operation from the database within "
+                f"{settings.AGENT_CLAIM_SECONDS:g} s\n"
+            )
             return
         self._update(celery_id=sent.id or "")
 
@@ -170,6 +187,21 @@ class Operation(models.Model):
         self.refresh_from_db()
         return bool(claimed)
 
+    def cancel(self, reason: str) -> bool:
+        """Pending -> cancelled (which frees its target's lock); False if it is no longer pending.
+
+        A late broker message, or the agent's claim from the database, then finds it not pending
+        and runs nothing."""
+        cancelled = Operation.objects.filter(pk=self.pk, status=OperationStatus.PENDING).update(
+            status=OperationStatus.CANCELLED, finished_at=timezone.now(), error=storable(reason)
+        )
+        self.refresh_from_db()
+        return bool(cancelled)
+
+    def set_process(self, process: dict | None) -> None:
+        """Record the host command that runs now (its process group), or that none does."""
+        self._update(process=process)
+
     def set_progress(self, percent: int, label: str = "") -> None:
         percent = max(0, min(100, int(percent)))
         self._update(progress=percent, progress_label=label or self.progress_label)
@@ -180,9 +212,13 @@ class Operation(models.Model):
         Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(storable(text))))
 
     def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
-        """One more entry of the command list (the page's "equivalent commands")."""
+        """One more entry of the command list (the page's "equivalent commands"); the command
+        no longer runs, so its process is forgotten in the same write."""
         commands = Operation.objects.only("commands").get(pk=self.pk).commands
-        self._update(commands=[*commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}])
+        self._update(
+            commands=[*commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}],
+            process=None,
+        )
 
     def set_result(self, result: dict) -> None:
         """What the handler learnt so far, kept even if it then fails (a cache built, an exit status)."""

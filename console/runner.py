@@ -11,7 +11,9 @@ import contextlib
 import os
 import selectors
 import shlex
+import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +29,8 @@ LineCallback = Callable[[str, str], None]  # (stream name "out"/"err", line with
 
 # Output kept in memory per command; the log in the database keeps everything streamed.
 _MAX_CAPTURE = 4 * 1024 * 1024
+# Runs a command and writes its exit status to a file, even if the agent dies (supervised runs).
+SUPERVISE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
 
 
 class CommandError(Exception):
@@ -124,12 +128,25 @@ class LogSink:
 
 
 class Runner:
-    """Executes argv lists on this host for one operation (or none, for read-only probes)."""
+    """Executes argv lists on this host for one operation (or none, for read-only probes).
 
-    def __init__(self, operation: Operation | None = None, *, default_timeout: float | None = None):
+    Each command runs in its own session (so its process group is its pid), recorded on the
+    operation while it runs: an agent that restarts finds it (``console.recovery``). A
+    ``supervised`` runner also starts each command under ``supervise.py``, which writes the exit
+    status to a file that outlives the agent."""
+
+    def __init__(
+        self,
+        operation: Operation | None = None,
+        *,
+        default_timeout: float | None = None,
+        supervised: bool = False,
+    ):
         self.operation = operation
         self.default_timeout = default_timeout or settings.COMMAND_TIMEOUT_SECONDS
         self.sink = LogSink(operation)
+        self.supervised = supervised and operation is not None
+        self._count = 0
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[Runner]:
@@ -163,9 +180,20 @@ class Runner:
         full_env = None
         if env is not None:
             full_env = {**os.environ, **env}
+        exit_file = ""
+        popen_args = args
+        if self.supervised and self.operation is not None:
+            if shutil.which(args[0], path=(full_env or os.environ).get("PATH")) is None:
+                self.sink.flush()
+                raise CommandError(f"{args[0]} is not installed on this host", argv=args)
+            self._count += 1
+            exit_file = exit_file_path(self.operation.pk, self._count)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(exit_file)
+            popen_args = [sys.executable, "-I", "-S", SUPERVISE, exit_file, *args]
         try:
             proc = subprocess.Popen(  # argv list, no shell
-                args,
+                popen_args,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -184,6 +212,8 @@ class Runner:
             self.sink.flush()
             raise CommandError(f"{args[0]} cannot be executed: {exc}", argv=args) from exc
 
+        if self.operation is not None:
+            self.operation.set_process(process_record(proc.pid, args, exit_file))
         out_parts: list[str] = []
         err_parts: list[str] = []
         sizes = {"out": 0, "err": 0}
@@ -241,6 +271,11 @@ class Runner:
             timed_out = True
         for pipe in (proc.stdout, proc.stderr):
             pipe.close()
+        if exit_file:
+            # The command's own status (the supervisor exits 128+N for a signal N).
+            returncode = read_exit_file(exit_file, default=returncode)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(exit_file)
         seconds = time.monotonic() - started
         result = CommandResult(args, returncode, "".join(out_parts), "".join(err_parts), seconds)
         if record:
@@ -270,7 +305,7 @@ class Runner:
     def _record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         if self.operation is None:
             return
-        self.operation.record_command(argv, returncode, seconds)
+        self.operation.record_command(argv, returncode, seconds)  # also forgets the process
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
@@ -279,6 +314,68 @@ class Runner:
             os.killpg(proc.pid, 9)
         except (ProcessLookupError, PermissionError):
             proc.kill()
+
+
+def die_with_agent() -> None:
+    """``preexec_fn`` of the agent's own helpers (``lxc-monitor``): the kernel sends them SIGTERM
+    when the agent dies, however it dies (PR_SET_PDEATHSIG). Never used for an operation's
+    commands: those must outlive a crashed agent, which adopts them when it returns."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG = 1, SIGTERM = 15
+
+
+def exit_file_path(operation_id: int, n: int) -> str:
+    """Where the supervisor of the ``n``-th command of an operation writes its exit status."""
+    directory = settings.AGENT_STATE_DIR
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    return os.path.join(directory, f"op{int(operation_id)}-{int(n)}.exit")
+
+
+def read_exit_file(path: str, default: int | None = None) -> int | None:
+    """The exit status a supervisor wrote, or ``default`` if it wrote none (it was killed)."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return default
+    if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit():
+        return default
+    return int(text)
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of /proc/PID/stat):
+    with the boot id it tells a process from a later one that reuses its pid."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def process_record(pid: int, argv: list[str], exit_file: str) -> dict:
+    """What an operation keeps of its running command (the command is its own group leader)."""
+    return {
+        "pgid": pid,
+        "start_ticks": start_ticks(pid),
+        "boot_id": boot_id(),
+        "argv": argv,
+        "exit_file": exit_file,
+        "since": time.time(),
+    }
 
 
 def _feed(pipe, data: bytes) -> None:

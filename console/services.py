@@ -1,4 +1,5 @@
-"""Console-level changes: teams, members and role bindings (superusers only, audited, DB-only)."""
+"""Console-level changes: teams, members, role bindings, hosts (superusers only) and the cancel
+of a pending operation (the host's admins); audited, in the database only."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from console import access
-from console.choices import ConsoleAction
+from console.choices import ConsoleAction, OperationStatus
 from console.errors import Conflict, InvalidInput, NotFound
-from console.models import Host, RoleBinding, Team
+from console.models import Host, Operation, RoleBinding, Team
 from console.operations import RequestContext, operation_request
 
 _TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
@@ -188,3 +189,32 @@ def update_host(
             after = {"name": name, "address": address, "libvirt_uri": libvirt_uri}
             request.done(before=before, after=after)
         return host
+
+
+def cancel_operation(*, actor: Any, ctx: RequestContext, op: Operation) -> Operation:
+    """An admin of the operation's host cancels it while it is pending: its target's lock is freed
+    at once, and the message or claim that comes later finds it cancelled and runs nothing (the
+    way out of a lock held by an operation whose host's agent is offline)."""
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=ConsoleAction.OPERATION_CANCEL,
+        role="admin",
+        host=op.host,
+        target=f"operation #{op.pk} ({op.kind} on {op.target})",
+        params={"operation": op.pk},
+    ) as request:
+        if op.status == OperationStatus.RUNNING:
+            raise Conflict(
+                f"operation #{op.pk} is running on {op.host.slug}; only a pending operation can be "
+                "cancelled (a running one ends by itself, or its outcome is checked when the agent "
+                "returns)"
+            )
+        if op.status != OperationStatus.PENDING:
+            raise Conflict(f"operation #{op.pk} has ended already ({op.status})")
+        who = getattr(actor, "get_username", lambda: "system")()
+        with transaction.atomic():
+            if not op.cancel(f"cancelled by {who} before it ran"):
+                raise Conflict(f"operation #{op.pk} started meanwhile ({op.status}); it was not cancelled")
+            request.done(before={"status": OperationStatus.PENDING}, after={"status": op.status})
+        return op

@@ -245,6 +245,12 @@ AGENT_HEARTBEAT_SECONDS = int(os.environ.get("AGENT_HEARTBEAT_SECONDS", "5"))
 # A host whose agent has not sent a heartbeat for this long is shown as offline.
 AGENT_OFFLINE_AFTER_SECONDS = int(os.environ.get("AGENT_OFFLINE_AFTER_SECONDS", "20"))
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "30"))
+# The database is the queue of record: every this many seconds the agent claims its host's
+# pending operations from it, so a broker message lost (Redis crashed) delays an operation by
+# at most this long. The message itself is only a wake-up.
+AGENT_CLAIM_SECONDS = float(os.environ.get("AGENT_CLAIM_SECONDS", "5"))
+# Where the agent keeps what must outlive it: the exit status of supervised commands.
+AGENT_STATE_DIR = os.environ.get("AGENT_STATE_DIR", "/var/lib/lxc-console/agent")
 USAGE_REFRESH_SECONDS = int(os.environ.get("USAGE_REFRESH_SECONDS", "5"))
 COMMAND_TIMEOUT_SECONDS = int(os.environ.get("COMMAND_TIMEOUT_SECONDS", "600"))
 CONTAINER_STOP_TIMEOUT_SECONDS = int(os.environ.get("CONTAINER_STOP_TIMEOUT_SECONDS", "30"))

@@ -14,6 +14,7 @@ from console import agent
 from console.choices import OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
+from console.recovery import is_supervised
 from console.runner import CommandError, Runner
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
     if not op.claim(worker):
         logger.info("operation %s is no longer pending; skipped", op.pk)
         return op
-    runner = runner or Runner(op)
+    runner = runner or Runner(op, supervised=is_supervised(op.kind))
     handler = HANDLERS.get(op.kind)
     try:
         if handler is None:
@@ -98,9 +99,14 @@ def internal_error(exc: BaseException) -> str:
 
 @shared_task(name="console.run_operation", acks_late=True)
 def run_operation(operation_id: int) -> str:
+    """The broker's wake-up for one operation. The agent also claims pending operations from the
+    database (console.agent), and only one claim succeeds: a message delivered twice, or a message
+    and the claim, run it once."""
     op = Operation.objects.select_related("host").filter(pk=operation_id).first()
     if op is None:
         return "missing"
+    if op.status != "pending":
+        return op.status  # run already (or cancelled): nothing to do, no write
     me = agent.current_host_slug()
     if me != op.host.slug:
         # Queues are per host, so this means a misconfigured agent: never act on another host.

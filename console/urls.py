@@ -26,6 +26,7 @@ urlpatterns = [
     path("operations/", views.operation_list, name="operation-list"),
     path("operations/<int:pk>/", views.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/card/", views.operation_card, name="operation-card"),
+    path("operations/<int:pk>/cancel/", views.operation_cancel, name="operation-cancel"),
     path("audit/", views.audit_list, name="audit-list"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),

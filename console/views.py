@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
@@ -23,6 +24,7 @@ from console.audit_scope import shown_host, visible_rows
 from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.decorators import audited_post
 from console.errors import ServiceError
+from console.forms import refused
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
@@ -53,7 +55,19 @@ def host_list(request: HttpRequest) -> HttpResponse:
 def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
     host = get_for_user(Host.objects.all(), request.user, slug=slug)
     operations = host.operations.exclude(kind__in=READ_KINDS).select_related("actor")[:10]
-    context = {"host": host, "operations": operations, "can_admin": can(request.user, "admin", host)}
+    waiting = dict(
+        host.operations.filter(status__in=(OperationStatus.PENDING, OperationStatus.RUNNING))
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    context = {
+        "host": host,
+        "operations": operations,
+        "can_admin": can(request.user, "admin", host),
+        "pending": waiting.get(OperationStatus.PENDING, 0),
+        "running": waiting.get(OperationStatus.RUNNING, 0),
+    }
     return render(request, "console/host_detail.html", context)
 
 
@@ -264,6 +278,25 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("containers:list")
+
+
+@require_POST
+@login_required
+@audited_post(ConsoleAction.OPERATION_CANCEL)
+def operation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a pending operation; the answer is its card (htmx) or its page."""
+    op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
+    try:
+        services.cancel_operation(actor=request.user, ctx=RequestContext.from_request(request), op=op)
+    except ServiceError as exc:
+        return refused(request, exc, reverse("operation-detail", args=[op.pk]))
+    op.refresh_from_db()
+    if request.htmx:
+        response = render(request, "console/_operation.html", {"op": op, "can_cancel": False})
+        response["HX-Trigger"] = "operation-finished"
+        return response
+    messages.success(request, f"Operation #{op.pk} cancelled; its target is free.")
+    return redirect("operation-detail", pk=op.pk)
 
 
 @require_POST

@@ -11,7 +11,7 @@ class ContainersConfig(AppConfig):
 
         # The operation handlers register themselves with console.tasks on import; Celery's
         # autodiscovery only finds modules named tasks.py, so they are imported here.
-        from containers import boot, handlers, inventory, monitor  # noqa: F401
+        from containers import boot, handlers, inventory, monitor, recovery  # noqa: F401
 
         if inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(inventory.sync_host)

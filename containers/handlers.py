@@ -194,6 +194,14 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     op.set_progress(10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
     _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
     op.set_progress(90, "recording the copy")
+    return record_copy(op, runner)
+
+
+def record_copy(op: Operation, runner: Runner) -> dict[str, Any]:
+    """The copy made by ``lxc-copy`` into the inventory, linked to its origin (also used by an
+    agent that restarted while ``lxc-copy`` ran: containers.recovery)."""
+    snapshot = bool(op.params["snapshot"])
+    new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
     source = refresh_container(op.host, op.params["lxc_path"], op.params["name"], runner)
     copy_row = refresh_container(op.host, new_path, new_name, runner)
     if copy_row is None:

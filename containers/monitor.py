@@ -13,6 +13,7 @@ import threading
 from django.db import close_old_connections
 
 from console.models import Host
+from console.runner import die_with_agent
 from containers.choices import Backend, State
 from containers.drivers.lxc import parse_monitor_line
 from containers.inventory import refresh_container
@@ -64,6 +65,7 @@ class PathMonitor:
                     stderr=subprocess.DEVNULL,
                     stdin=subprocess.DEVNULL,
                     text=True,
+                    preexec_fn=die_with_agent,  # even when the agent is killed (SIGKILL)
                 )
             except FileNotFoundError:
                 logger.error("lxc-monitor is not installed: state changes rely on the periodic sync")

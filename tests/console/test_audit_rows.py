@@ -34,7 +34,11 @@ def world(db, host):
     from networks.models import Network
 
     network = Network.objects.create(host=host, name="net1", bridge="virbr9")
+    from console.models import Operation
+
+    op = Operation.objects.create(kind="container.start", host=host, target="container web1", lock_key="k")
     return {
+        "op": op,
         "c": c,
         "host": host,
         "team": Team.objects.create(name="t1"),
@@ -51,6 +55,7 @@ def url_for(name: str, w: dict) -> str:
         "storage:pool-destroy": {"pk": w["pool"].pk},
         "team-detail": {"pk": w["team"].pk},
         "host-update": {"slug": w["host"].slug},
+        "operation-cancel": {"pk": w["op"].pk},
         "containers:autostart": {"slug": w["host"].slug},
         "containers:mount-roots": {"slug": w["host"].slug},
         "containers:action": {"pk": w["c"].pk, "action": "start"},
@@ -70,6 +75,7 @@ def url_for(name: str, w: dict) -> str:
 
 
 PAYLOADS = {
+    "operation-cancel": [{}, {}],  # pending (cancelled, or refused to a viewer), then ended already
     "team-list": [{}, {"name": "bad;name"}, {"name": "newteam"}],
     "host-update": [
         {},

@@ -63,16 +63,51 @@ def test_success_completes_progress_and_releases_the_lock(op, host):
     Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:life")
 
 
-def test_fail_running_fails_only_that_hosts_running_operations(op, host):
+def test_orphans_are_that_hosts_operations_claimed_before_the_agent_started(op, host):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     other_host = type(host).objects.create(slug="other", name="other")
     running_elsewhere = Operation.objects.create(
         kind="test.life", host=other_host, target="t", lock_key="test:other", status="running"
     )
     pending = Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:pending")
     op.claim()
-    assert Operation.objects.fail_running(host, "the agent stopped") == 1
-    assert fresh(op).status == "failed" and fresh(op).error == "the agent stopped"
-    assert fresh(pending).status == "pending" and fresh(running_elsewhere).status == "running"
+    life_started = timezone.now()
+    mine_now = Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:now")
+    mine_now.claim()  # claimed by the new life: not an orphan
+    assert list(Operation.objects.orphaned(host, life_started)) == [op]
+    assert list(Operation.objects.orphaned(host, life_started + timedelta(seconds=5))) == [op, mine_now]
+    assert running_elsewhere not in Operation.objects.orphaned(host, life_started + timedelta(days=1))
+    assert list(Operation.objects.claimable(host)) == [pending]
+
+
+def test_claimable_is_oldest_first(host):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    newer = Operation.objects.create(kind="k", host=host, target="t", lock_key="a", created_at=now)
+    older = Operation.objects.create(
+        kind="k", host=host, target="t", lock_key="b", created_at=now - timedelta(seconds=9)
+    )
+    assert list(Operation.objects.claimable(host)) == [older, newer]
+
+
+def test_cancel_frees_the_lock_and_a_late_claim_runs_nothing(op, host):
+    assert op.cancel("cancelled by a1 before it ran") is True
+    assert (op.status, op.error) == ("cancelled", "cancelled by a1 before it ran")
+    assert op.finished_at is not None
+    assert Operation.objects.active("test:life") is None
+    Operation.objects.create(kind="test.life", host=host, target="t", lock_key="test:life")
+    assert fresh(op).claim("late-message") is False and fresh(op).status == "cancelled"
+
+
+def test_a_running_operation_is_not_cancelled(op):
+    op.claim()
+    assert op.cancel("x") is False and fresh(op).status == "running"
 
 
 def _imports(path: Path) -> set[str]:

@@ -21,29 +21,72 @@ from tests.hosttools import free_port, require_root, require_tool, stop_process,
 ROOT = Path(settings.BASE_DIR)
 
 
-@pytest.fixture(scope="session")
-def redis_url():
-    """A Redis server of the test session's own, on loopback; ended by its PID."""
-    require_tool("redis-server")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    import redis
+class RedisServer:
+    """A redis-server of the tests' own on loopback, persisting as the console's does (an
+    append-only file fsynced every second), that a test may kill (SIGKILL) and start again."""
 
-    client = redis.Redis.from_url(url)
-    wait_for(lambda: _ping(client), 10, what="redis-server")
-    # The web side of the tests (this process) publishes to this Redis.
+    def __init__(self, directory: Path) -> None:
+        require_tool("redis-server")
+        self.port = free_port()
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        self.client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _ping(self.client), 10, what="redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is flushed."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            stop_process(self.proc)
+
+
+def use_broker(url: str) -> str:
+    """Point the web side of the tests (this process) at ``url``; returns the previous URL."""
     old = celery_app.conf.broker_url
     celery_app.conf.broker_url = url
     _reset_producer_pool()
-    yield url
-    celery_app.conf.broker_url = old
-    _reset_producer_pool()
-    stop_process(proc)
+    return old
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis server of the test session's own, on loopback; ended by its PID."""
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="console-test-redis-", dir="/var/tmp")))
+    old = use_broker(server.url)
+    yield server.url
+    use_broker(old)
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def _ping(client) -> bool:
@@ -129,6 +172,11 @@ class Agent:
 
         return wait_for(registered, timeout, interval=0.2, what=f"agent {self.slug} to register")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the agent cleans nothing up (its operations' commands run on)."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
         self.log.close()
@@ -149,13 +197,21 @@ def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir, tmp_path):
     ``tmp_path / "images"``, where tests that create from a tarball put theirs."""
     agents: list[Agent] = []
 
-    def start(slug: str | None = None, lxc_path: str | None = None) -> Agent:
+    def start(
+        slug: str | None = None, lxc_path: str | None = None, broker: str | None = None, wait: bool = True
+    ) -> Agent:
         slug = slug or f"t-{uuid.uuid4().hex[:8]}"
         path = lxc_path or str(lxc_root / slug)
         os.makedirs(path, exist_ok=True)
-        agent = Agent(slug, path, redis_url, agent_log_dir, {"ROOTFS_TARBALL_DIRS": str(tmp_path / "images")})
+        env = {
+            "ROOTFS_TARBALL_DIRS": str(tmp_path / "images"),
+            "AGENT_STATE_DIR": str(tmp_path / "agent-state"),
+            "AGENT_CLAIM_SECONDS": os.environ.get("TEST_AGENT_CLAIM_SECONDS", "1"),
+        }
+        agent = Agent(slug, path, broker or redis_url, agent_log_dir, env)
         agents.append(agent)
-        agent.wait_registered()
+        if wait:
+            agent.wait_registered()
         return agent
 
     yield start

@@ -72,34 +72,43 @@ def test_operation_waits_with_a_clear_message_when_no_agent_runs(client, admin, 
     assert os.path.isfile(f"{again.lxc_path}/waiting/config")
 
 
-def test_agent_restart_fails_operations_it_left_running(admin, start_agent):
+def test_agent_restart_settles_operations_it_left_running(admin, start_agent):
+    """The target of a start that a dead agent left running is gone: the restarted agent reads the
+    host and records the start as failed, with the state it found (console.recovery)."""
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
     agent.stop()
     stale = Operation.objects.create(
-        kind="container.start", host=host, target="container x", lock_key="container:x", status="running"
+        kind="container.start",
+        host=host,
+        target="container x",
+        lock_key="container:x",
+        status="running",
+        params={"name": "never-made", "lxc_path": agent.lxc_path},
     )
     start_agent(slug=agent.slug, lxc_path=agent.lxc_path)
     stale = wait_for(
         lambda: Operation.objects.filter(pk=stale.pk, status="failed").first(), 10, what="orphan to fail"
     )
-    assert "agent stopped" in stale.error
-    assert stale.finished_at is not None
+    assert (
+        stale.error
+        == "the agent stopped while this operation was running: the container is gone, not RUNNING"
+    )
+    assert stale.finished_at is not None and "the agent restarted" in stale.log
 
 
-def test_unreachable_broker_fails_the_operation_at_once(admin, host, transactional_db, settings):
+def test_unreachable_broker_leaves_the_operation_pending_for_the_agents_claim(
+    admin, host, transactional_db, settings
+):
     from console.celery import app as celery_app
+    from tests.host.conftest import use_broker
 
-    old = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    from tests.host.conftest import _reset_producer_pool
-
-    _reset_producer_pool()
+    old = use_broker("redis://127.0.0.1:1/0")
     try:
         op = services.create_container(actor=admin, ctx=RequestContext(), host=host, name="nobroker")
     finally:
-        celery_app.conf.broker_url = old
-        _reset_producer_pool()
+        use_broker(old)
     op.refresh_from_db()
-    assert op.status == "failed"
-    assert "could not reach the task queue" in op.error
+    assert op.status == "pending" and not op.error and not op.celery_id
+    assert f"the agent of {host.slug} takes this operation from the database within" in op.log
+    assert celery_app.conf.broker_url == old
