@@ -50,23 +50,30 @@ class ConsoleUnderTest:
 
         call_command("migrate", verbosity=0)
         user = get_user_model().objects.create_superuser(f"{slug}-user", password="bench-password-123")
-        self.agent: subprocess.Popen | None = subprocess.Popen(
+        self.env = env
+        self.agent: subprocess.Popen | None = None
+        self.start_agent()
+        self.client = Client()
+        self.client.force_login(user)
+
+    def start_agent(self, **extra_env: str) -> subprocess.Popen:
+        """Start the agent (again); its Popen is ``self.agent``."""
+        self.agent = subprocess.Popen(
             [
                 sys.executable,
                 "manage.py",
                 "agent",
                 "--host",
-                slug,
+                self.slug,
                 "--lxc-path",
-                str(lxc_path),
+                str(self.lxc_path),
                 "--loglevel",
                 "WARNING",
             ],
             cwd=ROOT,
-            env=env,
+            env={**self.env, **extra_env},
         )
-        self.client = Client()
-        self.client.force_login(user)
+        return self.agent
 
     def wait_for(self, predicate: Any, what: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
