@@ -114,6 +114,9 @@ class Operation(models.Model):
     # The host command running now, so that an agent that restarts finds it (console.recovery):
     # {"pgid", "start_ticks", "boot_id", "argv", "exit_file", "since"}; null between commands.
     process = models.JSONField(null=True, blank=True)
+    # Who asked to cancel it while it ran: its runner ends the running command and it ends
+    # "cancelled" (console.runner); empty when nobody did.
+    cancel_requested_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -197,6 +200,14 @@ class Operation(models.Model):
         )
         self.refresh_from_db()
         return bool(cancelled)
+
+    def request_cancel(self, who: str) -> bool:
+        """Ask the agent running it to end it; False (nothing changed) if it is not running."""
+        asked = Operation.objects.filter(pk=self.pk, status=OperationStatus.RUNNING).update(
+            cancel_requested_by=storable(who)[:150]
+        )
+        self.refresh_from_db()
+        return bool(asked)
 
     def set_process(self, process: dict | None) -> None:
         """Record the host command that runs now (its process group), or that none does."""

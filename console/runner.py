@@ -29,6 +29,8 @@ LineCallback = Callable[[str, str], None]  # (stream name "out"/"err", line with
 
 # Output kept in memory per command; the log in the database keeps everything streamed.
 _MAX_CAPTURE = 4 * 1024 * 1024
+# How often a running command looks for a cancel request (one indexed read of its operation).
+_CANCEL_CHECK_SECONDS = 0.5
 # Runs a command and writes its exit status to a file, even if the agent dies (supervised runs).
 SUPERVISE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervise.py")
 
@@ -64,6 +66,12 @@ class CommandError(Exception):
 
 class CommandTimeout(CommandError):
     pass
+
+
+class CommandCancelled(CommandError):
+    """A person cancelled the operation: its running command was ended (or the next not started).
+
+    Drivers clean up after it as after any failed command; the operation ends "cancelled"."""
 
 
 @dataclass
@@ -147,6 +155,9 @@ class Runner:
         self.sink = LogSink(operation)
         self.supervised = supervised and operation is not None
         self._count = 0
+        # Who cancelled the operation, once a cancel has ended a command: the commands that
+        # follow (the cleanup of a half-made result) run normally.
+        self.cancelled_by = ""
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[Runner]:
@@ -174,6 +185,12 @@ class Runner:
         """Run ``argv`` and return its result; raise :class:`CommandError` when it fails and ``check``."""
         args = check_argv(argv)
         timeout = self.default_timeout if timeout is None else timeout
+        who = self._cancel_request()
+        if who:
+            self.cancelled_by = who
+            self.sink.write(f"# cancelled by {who}: `{shlex.join(args)}` is not run\n")
+            self.sink.flush()
+            raise CommandCancelled(f"cancelled by {who} before `{args[0]}` ran", argv=args)
         if record:
             self.sink.write(f"$ {shlex.join(args)}\n")
         started = time.monotonic()
@@ -229,6 +246,8 @@ class Runner:
         pending = {"out": b"", "err": b""}
         deadline = started + timeout
         timed_out = False
+        cancelled_by = ""
+        next_cancel_check = started + _CANCEL_CHECK_SECONDS
 
         def emit(stream: str, raw: bytes) -> None:
             line = raw.decode(errors="replace")
@@ -242,10 +261,16 @@ class Runner:
                 on_line(stream, line)
 
         while sel.get_map():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 timed_out = True
                 break
+            if now >= next_cancel_check:
+                next_cancel_check = now + _CANCEL_CHECK_SECONDS
+                cancelled_by = self._cancel_request()
+                if cancelled_by:
+                    break
             for key, _ in sel.select(timeout=min(remaining, 0.5)):
                 stream = key.data
                 chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
@@ -261,7 +286,7 @@ class Runner:
                     emit(stream, raw.rstrip(b"\r"))
         sel.close()
 
-        if timed_out:
+        if timed_out or cancelled_by:
             self._kill(proc)
         try:
             returncode = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if not timed_out else 5)
@@ -279,10 +304,23 @@ class Runner:
         seconds = time.monotonic() - started
         result = CommandResult(args, returncode, "".join(out_parts), "".join(err_parts), seconds)
         if record:
-            if returncode != 0 or timed_out:
+            if cancelled_by:
+                self.sink.write(
+                    f"# cancelled by {cancelled_by}: the command was ended (process group {proc.pid})\n"
+                )
+            elif returncode != 0 or timed_out:
                 self.sink.write(f"# exit status {returncode}{' (timed out)' if timed_out else ''}\n")
             self.sink.flush()
             self._record_command(args, returncode, seconds)
+        if cancelled_by:
+            self.cancelled_by = cancelled_by
+            raise CommandCancelled(
+                f"cancelled by {cancelled_by} while `{args[0]}` ran: the command was ended",
+                argv=args,
+                returncode=returncode,
+                stderr=result.stderr,
+                stdout=result.stdout,
+            )
         if timed_out:
             raise CommandTimeout(
                 f"{args[0]} did not finish within {timeout:g} seconds",
@@ -301,6 +339,14 @@ class Runner:
                 stdout=result.stdout,
             )
         return result
+
+    def _cancel_request(self) -> str:
+        """Who asked to cancel this runner's operation ("" if nobody, or once a cancel was acted on)."""
+        if self.operation is None or self.cancelled_by:
+            return ""
+        model = type(self.operation)
+        who = model.objects.filter(pk=self.operation.pk).values_list("cancel_requested_by", flat=True).first()
+        return who or ""
 
     def _record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         if self.operation is None:

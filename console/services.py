@@ -192,29 +192,43 @@ def update_host(
 
 
 def cancel_operation(*, actor: Any, ctx: RequestContext, op: Operation) -> Operation:
-    """An admin of the operation's host cancels it while it is pending: its target's lock is freed
-    at once, and the message or claim that comes later finds it cancelled and runs nothing (the
-    way out of a lock held by an operation whose host's agent is offline)."""
+    """An operator of the operation's host cancels it.
+
+    Pending: it is cancelled at once, which frees its target's lock; the message or claim that
+    comes later finds it cancelled and runs nothing (also the way out of a lock held by an
+    operation whose host's agent is offline). Running: its agent ends the running command (its
+    process group) within half a second, the driver cleans up what is half made as after a
+    failure, and it ends "cancelled"; this needs the agent online."""
+    who = getattr(actor, "get_username", lambda: "system")()
     with operation_request(
         actor=actor,
         ctx=ctx,
         kind=ConsoleAction.OPERATION_CANCEL,
-        role="admin",
+        role="operate",
         host=op.host,
         target=f"operation #{op.pk} ({op.kind} on {op.target})",
         params={"operation": op.pk},
     ) as request:
         if op.status == OperationStatus.RUNNING:
-            raise Conflict(
-                f"operation #{op.pk} is running on {op.host.slug}; only a pending operation can be "
-                "cancelled (a running one ends by itself, or its outcome is checked when the agent "
-                "returns)"
-            )
+            if op.cancel_requested_by:
+                raise Conflict(f"operation #{op.pk}: {op.cancel_requested_by} asked to cancel it already")
+            if not op.host.agent_online:
+                raise Conflict(
+                    f"the agent of {op.host.slug} is offline, so nothing can end operation #{op.pk}'s "
+                    "command now; its outcome is checked when the agent returns"
+                )
+            with transaction.atomic():
+                if not op.request_cancel(who):
+                    raise Conflict(f"operation #{op.pk} has ended meanwhile ({op.status})")
+                request.done(
+                    before={"status": OperationStatus.RUNNING},
+                    after={"status": OperationStatus.RUNNING, "cancel_requested_by": who},
+                )
+            return op
         if op.status != OperationStatus.PENDING:
             raise Conflict(f"operation #{op.pk} has ended already ({op.status})")
-        who = getattr(actor, "get_username", lambda: "system")()
         with transaction.atomic():
             if not op.cancel(f"cancelled by {who} before it ran"):
-                raise Conflict(f"operation #{op.pk} started meanwhile ({op.status}); it was not cancelled")
+                raise Conflict(f"operation #{op.pk} started meanwhile ({op.status}); cancel it again")
             request.done(before={"status": OperationStatus.PENDING}, after={"status": op.status})
         return op

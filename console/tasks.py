@@ -15,7 +15,7 @@ from console.choices import OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
 from console.recovery import is_supervised
-from console.runner import CommandError, Runner
+from console.runner import CommandCancelled, CommandError, Runner
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,19 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
         if handler is None:
             raise ServiceError(f"this agent does not know how to run '{op.kind}' operations")
         result = handler(op, runner) or {}
-    except CommandError as exc:
-        runner.log(f"# failed: {exc.message}")
-        op.finish(OperationStatus.FAILED, error=exc.message)
-    except ServiceError as exc:
-        runner.log(f"# failed: {exc.message}")
-        op.finish(OperationStatus.FAILED, error=exc.message)
+    except (CommandError, ServiceError) as exc:
+        if runner.cancelled_by:
+            # Cancelled while it ran: the driver cleaned up as after a failure.
+            reason = (
+                exc.message
+                if isinstance(exc, CommandCancelled)
+                else (f"cancelled by {runner.cancelled_by}; then: {exc.message}")
+            )
+            runner.log(f"# cancelled: {reason}")
+            op.finish(OperationStatus.CANCELLED, error=reason)
+        else:
+            runner.log(f"# failed: {exc.message}")
+            op.finish(OperationStatus.FAILED, error=exc.message)
     except Exception as exc:  # a bug must still end the operation and release its lock
         # The traceback (code paths, frames) goes to the agent's log only: viewers of the host
         # read the operation's error and log, and they get the reason.

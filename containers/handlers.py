@@ -13,7 +13,7 @@ from django.conf import settings
 from console.errors import ServiceError
 from console.models import Operation
 from console.paths import resolve_on_host
-from console.runner import CommandError, Runner
+from console.runner import CommandCancelled, CommandError, Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers import mounts
 from containers.choices import ContainerOp, Template
@@ -346,6 +346,8 @@ def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
             started += LxcDriver(runner, path).autostart(
                 group=op.params.get("group") or None, all_groups=bool(op.params.get("all"))
             )
+        except CommandCancelled:
+            raise  # a person stopped it: the next paths are not started
         except CommandError as exc:
             runner.log(f"# {exc.message}")
             failures.append(exc)

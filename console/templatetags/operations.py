@@ -14,5 +14,11 @@ register = template.Library()
 
 @register.filter
 def cancellable_by(op: Any, user: Any) -> bool:
-    """Whether ``user`` may cancel ``op`` now: it is pending and they are an admin of its host."""
-    return op.status == OperationStatus.PENDING and can(user, "admin", op.host)
+    """Whether ``user`` may cancel ``op`` now: they are an operator of its host, and it is pending,
+    or running on an online agent with no cancel asked yet."""
+    if op.status == OperationStatus.RUNNING:
+        if op.cancel_requested_by or not op.host.agent_online:
+            return False
+    elif op.status != OperationStatus.PENDING:
+        return False
+    return can(user, "operate", op.host)

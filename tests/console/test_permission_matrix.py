@@ -27,7 +27,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "operation-list": ("login", None),
     "operation-detail": ("view", None),
     "operation-card": ("view", None),
-    "operation-cancel": (None, "admin"),
+    "operation-cancel": (None, "operate"),
     "audit-list": ("login", None),
     "team-list": ("super", "super"),
     "team-detail": ("super", "super"),
