@@ -65,6 +65,7 @@ def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "host": host,
         "operations": operations,
         "can_admin": can(request.user, "admin", host),
+        "can_operate": can(request.user, "operate", host),
         "pending": waiting.get(OperationStatus.PENDING, 0),
         "running": waiting.get(OperationStatus.RUNNING, 0),
     }

@@ -1,6 +1,6 @@
-"""An operation queued while its host's agent is offline can be cancelled by an admin of the host
-from its page (after a confirm): the target is free again at once, and the cancelled operation
-never runs when the agent returns. Operators and viewers get no cancel button. An operation left
+"""An operation queued while its host's agent is offline can be cancelled by an operator or admin
+of the host from its page (after a confirm): the target is free again at once, and the cancelled
+operation never runs when the agent returns. Viewers get no cancel button. An operation left
 running by an agent that went offline says so, the host's page counts what waits for its agent,
 and an operation whose outcome was checked after an agent restart says that too."""
 
@@ -25,7 +25,7 @@ def _cancel_button(page):
     return page.get_by_role("button", name=CANCEL, exact=True)
 
 
-def _sees_no_cancel_button(browser, base_url: str, username: str, op: Operation) -> None:
+def _cancel_buttons_seen(browser, base_url: str, username: str, op: Operation) -> int:
     context = browser.new_context()
     other = context.new_page()
     login(other, base_url, username)
@@ -33,8 +33,9 @@ def _sees_no_cancel_button(browser, base_url: str, username: str, op: Operation)
     card = other.locator(f"#operation-{op.pk}[data-status=pending]")
     card.wait_for(timeout=10000)
     assert "No agent for host" in card.inner_text(), username
-    assert _cancel_button(other).count() == 0, username
+    seen = _cancel_button(other).count()
     context.close()
+    return seen
 
 
 def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_server, make_user, start_agent):
@@ -67,8 +68,8 @@ def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_ser
     assert "{#" not in page.inner_text("main")
     wait_for(lambda: start.is_disabled(), 10, what="the Start button to be disabled by the pending start")
 
-    _sees_no_cancel_button(browser, live_server.url, "cancel-operator", op)
-    _sees_no_cancel_button(browser, live_server.url, "cancel-viewer", op)
+    assert _cancel_buttons_seen(browser, live_server.url, "cancel-operator", op) == 1
+    assert _cancel_buttons_seen(browser, live_server.url, "cancel-viewer", op) == 0
 
     page.goto(f"{live_server.url}/operations/{op.pk}/")
     card = page.locator(f"#operation-{op.pk}")
@@ -88,6 +89,7 @@ def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_ser
     button.click()
     wait_for(lambda: dialogs, 10, what="the confirm dialog")
     assert dialogs[0].startswith(f"Cancel operation #{op.pk} (container.start on "), dialogs[0]
+    assert dialogs[0].endswith("It has not run yet: it will never run, and its target is freed at once.")
     page.wait_for_timeout(1500)
     op.refresh_from_db()
     assert op.status == "pending" and op.error == ""
@@ -141,6 +143,7 @@ def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_ser
 
 def test_offline_agent_is_shown_on_operations_and_its_host(browser, page, live_server, make_user):
     make_user("offline-admin", role="admin", password=PASSWORD)
+    make_user("offline-viewer", role="view", password=PASSWORD)
     last = timezone.now() - timedelta(minutes=10)
     host = Host.objects.create(
         slug="offhost",
@@ -174,7 +177,7 @@ def test_offline_agent_is_shown_on_operations_and_its_host(browser, page, live_s
     assert alert.inner_text().startswith(
         f"Agent offline since {since}: the outcome will be checked when it returns"
     ), alert.inner_text()
-    assert _cancel_button(page).count() == 0  # running: not cancellable
+    assert _cancel_button(page).count() == 0  # running on an offline agent: nothing could end it
 
     page.goto(f"{live_server.url}/hosts/offhost/")
     notice = page.locator("[data-waiting]")
@@ -182,6 +185,14 @@ def test_offline_agent_is_shown_on_operations_and_its_host(browser, page, live_s
     assert "2 operations wait for this host's agent" in text, text
     assert "1 operation was running when the agent went offline: its outcome is checked" in text, text
     assert "or you can cancel them from their pages." in text, text
+    context = browser.new_context()
+    viewer = context.new_page()
+    login(viewer, live_server.url, "offline-viewer")
+    viewer.goto(f"{live_server.url}/hosts/offhost/")
+    seen = " ".join(viewer.locator("[data-waiting]").inner_text().split())
+    assert "2 operations wait for this host's agent: they run when the agent starts." in seen, seen
+    assert "cancel" not in seen, seen
+    context.close()
     link = notice.get_by_role("link", name="2 operations")
     assert link.get_attribute("href") == "/operations/?host=offhost&status=pending"
     link.click()
@@ -211,6 +222,7 @@ def test_offline_agent_is_shown_on_operations_and_its_host(browser, page, live_s
     page.goto(f"{live_server.url}/operations/{running.pk}/")
     page.locator(f"#operation-{running.pk}").wait_for()
     assert page.locator("[data-agent-offline]").count() == 0
+    assert _cancel_button(page).count() == 1  # its agent can end it now
     page.goto(f"{live_server.url}/hosts/offhost/")
     assert page.locator("[data-waiting]").count() == 0
     assert "1 pending, 1 running." in page.inner_text("main")
