@@ -28,10 +28,18 @@ from console.forms import refused
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
-from containers.choices import ContainerOp
+from containers.choices import ContainerOp, DomainOp
+from networks.choices import NetworkOp
+from storage.choices import StorageOp
 
 # File-browser reads: audited operations, one per click, hidden from operation lists unless asked.
 READ_KINDS = (ContainerOp.FILES_LIST, ContainerOp.FILES_READ)
+# Every kind of operation, for the Operations list's filter.
+OPERATION_KINDS = [
+    (kind.value, f"{kind.value} ({kind.label})")
+    for choices in (ContainerOp, DomainOp, StorageOp, NetworkOp)
+    for kind in choices
+]
 
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):
@@ -85,6 +93,14 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(Q(target__icontains=q) | Q(kind__icontains=q))
+    kind = one_of("kind", request.GET.get("kind", ""), [k for k, _ in OPERATION_KINDS])
+    if kind:
+        qs = qs.filter(kind=kind)
+    by = request.GET.get("by", "").strip()[:150]
+    if by == "system":
+        qs = qs.filter(actor__isnull=True)
+    elif by:
+        qs = qs.filter(actor__username=by)
     # "1" (not True) in the filters, so the pagination links carry it as the form sends it.
     reads = one_of("reads", request.GET.get("reads", ""), ("1",))
     if not reads:
@@ -94,7 +110,8 @@ def operation_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "statuses": OperationStatus.choices,
         "hosts": for_user(Host.objects.all(), request.user).values_list("slug", flat=True),
-        "filters": {"status": status, "host": host, "q": q, "reads": reads},
+        "kinds": OPERATION_KINDS,
+        "filters": {"status": status, "host": host, "q": q, "reads": reads, "kind": kind, "by": by},
     }
     if request.htmx and request.htmx.target == "operation-rows":
         return render(request, "console/operation_list.html#rows", context)
@@ -285,19 +302,30 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @audited_post(ConsoleAction.OPERATION_CANCEL)
 def operation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    """Cancel a pending operation; the answer is its card (htmx) or its page."""
+    """Cancel an operation (pending: at once; running: its agent ends the command); the answer
+    is its card (htmx, from its page), a line above the list (htmx, from the Operations list) or
+    its page."""
     op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
     try:
         services.cancel_operation(actor=request.user, ctx=RequestContext.from_request(request), op=op)
     except ServiceError as exc:
         return refused(request, exc, reverse("operation-detail", args=[op.pk]))
     op.refresh_from_db()
-    if request.htmx:
-        response = render(request, "console/_operation.html", {"op": op, "can_cancel": False})
-        response["HX-Trigger"] = "operation-finished"
-        return response
-    messages.success(request, f"Operation #{op.pk} cancelled; its target is free.")
-    return redirect("operation-detail", pk=op.pk)
+    done = (
+        f"Operation #{op.pk} cancelled; its target is free."
+        if op.status == OperationStatus.CANCELLED
+        else f"Operation #{op.pk}: its agent is ending the running command."
+    )
+    if request.htmx and request.htmx.target == "operation-list-message":
+        # From the Operations list: a line above the list, which then refreshes its rows.
+        response = render(request, "console/_notice.html", {"message": done})
+    elif request.htmx:
+        response = render(request, "console/_operation.html", {"op": op})
+    else:
+        messages.success(request, done)
+        return redirect("operation-detail", pk=op.pk)
+    response["HX-Trigger"] = "operation-finished"
+    return response
 
 
 @require_POST
