@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from console.errors import Forbidden
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
 
     from console.models import Host
 
@@ -48,7 +48,7 @@ def _bindings(user: Any) -> list[tuple[str, bool, set[int]]]:
     return result
 
 
-def role_on(user: AbstractBaseUser | AnonymousUser, host: Host | None = None) -> str | None:
+def role_on(user: AbstractUser | AnonymousUser, host: Host | None = None) -> str | None:
     """The strongest role ``user`` has on ``host``; with no host, the strongest on any host."""
     if not _active(user):
         return None
@@ -61,12 +61,12 @@ def role_on(user: AbstractBaseUser | AnonymousUser, host: Host | None = None) ->
     return ROLES[best] if best >= 0 else None
 
 
-def can(user: AbstractBaseUser | AnonymousUser, action: str, host: Host | None = None) -> bool:
+def can(user: AbstractUser | AnonymousUser, action: str, host: Host | None = None) -> bool:
     role = role_on(user, host)
     return role is not None and ROLES.index(role) >= ROLES.index(action)
 
 
-def require(user: AbstractBaseUser | AnonymousUser, action: str, host: Host | None = None) -> None:
+def require(user: AbstractUser | AnonymousUser, action: str, host: Host | None = None) -> None:
     if not can(user, action, host):
         where = f" on host {host.slug}" if host is not None else ""
         raise Forbidden(f"your role does not allow '{action}' actions{where}")

@@ -181,6 +181,7 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
 @audited_post(ConsoleAction.ACCOUNT_PASSWORD_CHANGE)
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's password; Django's validators (length 12, common, numeric, similar) apply."""
+    assert request.user.is_authenticated  # login_required
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():

@@ -129,7 +129,7 @@ def sync_inventory(host) -> None:
     type(host).objects.filter(pk=host.pk).update(last_inventory_sync=timezone.now())
 
 
-def _loop(every: float, func: Callable[[], None], name: str) -> threading.Thread:
+def _loop(every: float, func: Callable[[], object], name: str) -> threading.Thread:
     def run() -> None:
         while not _stop.is_set():
             try:

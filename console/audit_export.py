@@ -124,13 +124,17 @@ def _sync_body(rows: QuerySet, encoder: _Encoder) -> Iterator[bytes]:
     yield encoder.end()
 
 
+def _next_batch(batches: Iterator[list[tuple]]) -> list[tuple] | None:
+    return next(batches, None)
+
+
 async def _async_body(rows: QuerySet, encoder: _Encoder) -> AsyncIterator[bytes]:
     yield encoder.start()
     # Each batch is read in the request's sync thread (its database connection); the event loop
     # only sends. (QuerySet.aiterator runs a values_list query in the loop itself, which Django
     # refuses.)
     batches = _batches(rows.iterator(chunk_size=CHUNK_ROWS))
-    while (batch := await sync_to_async(next, thread_sensitive=True)(batches, None)) is not None:
+    while (batch := await sync_to_async(_next_batch, thread_sensitive=True)(batches)) is not None:
         yield encoder.rows(batch)
     yield encoder.end()
 

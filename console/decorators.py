@@ -40,7 +40,7 @@ def audited_post(action: str) -> Callable:
                 _record(request, action, target, f"HTTP {response.status_code}", ok=ok, host=host)
             return response
 
-        wrapper.audited_action = action  # type: ignore[attr-defined]  (for record_refused_post)
+        wrapper.__dict__["audited_action"] = action  # read by record_refused_post
         return wrapper
 
     return decorate

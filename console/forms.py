@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from console import access
 from console.errors import Forbidden, ServiceError
+from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 
 
@@ -21,7 +22,7 @@ def host_form(form_class: type[forms.Form], request: HttpRequest, **initial: Any
     """``form_class`` bound to the POST, its ``host`` choices limited to the hosts the user sees."""
     hosts = access.for_user(Host.objects.all(), request.user)
     form = form_class(request.POST or None, initial={"host": hosts.first(), **initial})
-    form.fields["host"].queryset = hosts
+    cast(forms.ModelChoiceField, form.fields["host"]).queryset = hosts
     return form
 
 
@@ -46,7 +47,7 @@ def queue_from_form(
     return redirect("operation-detail", pk=op.pk), 302
 
 
-def refused(request: HttpRequest, exc: ServiceError, back: str) -> HttpResponse:
+def refused(request: HtmxHttpRequest, exc: ServiceError, back: str) -> HttpResponse:
     """A refusal where it was asked: in the htmx target (and any 403 as a page of its own), or
     as a message on ``back`` for a plain form."""
     if request.htmx or isinstance(exc, Forbidden):
@@ -66,7 +67,7 @@ def refusal_page(
 
 
 def answer_operation(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     start: Callable[[], Operation],
     *,
     back: str = "",

@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
+from django_htmx.middleware import HtmxDetails
 
 logger = logging.getLogger(__name__)
 STOP_POLLING = 286
@@ -32,6 +33,13 @@ LISTS = {
     "operations": ("/operations/", "operations"),
     "hosts": ("/hosts/", "hosts"),
 }
+
+
+class HtmxHttpRequest(HttpRequest):
+    """The request type of views that read ``request.htmx`` (set by django_htmx's HtmxMiddleware on
+    every request here); only for type checking, as django-htmx documents."""
+
+    htmx: HtmxDetails
 
 
 def is_htmx(request: HttpRequest) -> bool:

@@ -64,7 +64,7 @@ class Host(models.Model):
         return age < timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS)
 
 
-class OperationQuerySet(models.QuerySet):
+class OperationQuerySet(models.QuerySet["Operation"]):
     def active(self, lock_key: str) -> Operation | None:
         """The pending or running operation that holds ``lock_key``, if any."""
         return self.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
@@ -257,10 +257,10 @@ class Operation(models.Model):
 
 
 class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+    def update(self, **kwargs):
         raise PermissionError("audit events are append-only")
 
-    def delete(self):  # type: ignore[no-untyped-def]
+    def delete(self):
         raise PermissionError("audit events are append-only")
 
     def prune_older_than(self, cutoff) -> int:
@@ -311,7 +311,7 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target}"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args, **kwargs):
         if self.pk is not None or not self._state.adding:
             raise PermissionError("audit events are append-only")
         # A refused value is recorded as sent, except that a NUL (which PostgreSQL cannot store in
@@ -320,7 +320,7 @@ class AuditEvent(models.Model):
             setattr(self, field, storable(getattr(self, field)))
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest
@@ -40,9 +40,10 @@ def moment(name: str, value: str, *, end_of_day: bool = False) -> datetime | Non
     parts = [int(p) for p in found.groups() if p is not None]
     try:
         if len(parts) == 3:
-            result = datetime.combine(datetime(*parts).date(), time.max if end_of_day else time.min)
+            result = datetime.combine(date(*parts), time.max if end_of_day else time.min)
         else:
-            result = datetime(*parts)
+            second = parts[5] if len(parts) == 6 else 0
+            result = datetime(parts[0], parts[1], parts[2], parts[3], parts[4], second)
         result = timezone.make_aware(result)
         result.astimezone(UTC)  # the database compares in UTC: the first and last days may not fit
     except (ValueError, OverflowError) as exc:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from django.conf import settings
 
@@ -379,6 +379,10 @@ def exit_file_path(operation_id: int, n: int) -> str:
     return os.path.join(directory, f"op{int(operation_id)}-{int(n)}.exit")
 
 
+@overload
+def read_exit_file(path: str, default: int) -> int: ...
+@overload
+def read_exit_file(path: str, default: None = None) -> int | None: ...
 def read_exit_file(path: str, default: int | None = None) -> int | None:
     """The exit status a supervisor wrote, or ``default`` if it wrote none (it was killed)."""
     try:

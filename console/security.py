@@ -81,7 +81,8 @@ def lockout_response(
         "cooloff_minutes": round(cool_off.total_seconds() / 60) if cool_off else None,
         "retry_at": retry_at,
     }
-    return render(request, "registration/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE)
+    code = settings.AXES_HTTP_RESPONSE_CODE  # type: ignore[misc]  # axes.conf sets its default at import
+    return render(request, "registration/locked_out.html", context, status=code)
 
 
 def confirmed_totp_devices(user: Any) -> list[TOTPDevice]:
@@ -131,7 +132,7 @@ class LoginForm(AuthenticationForm):
             )
             raise self.get_invalid_login_error()
         # django_otp marks the session verified with this device when LoginView logs the user in.
-        user.otp_device = device
+        user.otp_device = device  # type: ignore[attr-defined]  # django_otp's attribute on the user
         return cleaned
 
 
@@ -153,7 +154,7 @@ class RequireOTPMiddleware:
             and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
         ):
             logout(request)
-            response = redirect_to_login(request.get_full_path())
+            response: HttpResponse = redirect_to_login(request.get_full_path())
             if request.headers.get("HX-Request"):
                 # An htmx request would swap the login page into a fragment: load it whole.
                 response = HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})

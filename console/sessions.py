@@ -16,4 +16,5 @@ _KEY_CHARS = frozenset(VALID_KEY_CHARS)
 
 class SessionStore(DatabaseSessionStore):
     def _validate_session_key(self, key: str | None) -> bool:
-        return bool(super()._validate_session_key(key)) and set(key or "") <= _KEY_CHARS
+        valid = super()._validate_session_key(key)  # type: ignore[misc]  # the stubs lack this method
+        return bool(valid) and set(key or "") <= _KEY_CHARS

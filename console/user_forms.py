@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -30,10 +30,11 @@ class UserCreateForm(forms.Form):
 
     def __init__(self, *args: Any, team_names: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["teams"].choices = [(n, n) for n in team_names]
+        cast(forms.MultipleChoiceField, self.fields["teams"]).choices = [(n, n) for n in team_names]
 
     def clean(self) -> dict:
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         if data.get("how") == "password":
             if not data.get("password1"):
                 self.add_error("password1", "Type the password, or choose to invite them.")

@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from console import query, user_services
 from console.decorators import audited_post
 from console.errors import ServiceError
+from console.htmx import HtmxHttpRequest
 from console.models import PasswordLink, Team
 from console.operations import RequestContext
 from console.user_forms import ConfirmForm, LinkPasswordForm, UserCreateForm
@@ -52,7 +53,7 @@ def _annotated(queryset: Any) -> Any:
 
 @require_safe
 @login_required
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: HtmxHttpRequest) -> HttpResponse:
     _superuser_only(request)
     q = request.GET.get("q", "").strip()
     if len(q) > _SEARCH_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in q):

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, Q, QuerySet, When
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
@@ -25,6 +25,7 @@ from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.forms import refused
+from console.htmx import HtmxHttpRequest
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
@@ -82,7 +83,7 @@ def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_safe
 @login_required
-def operation_list(request: HttpRequest) -> HttpResponse:
+def operation_list(request: HtmxHttpRequest) -> HttpResponse:
     qs = for_user(Operation.objects.select_related("host", "actor"), request.user)
     status = one_of("status", request.GET.get("status", ""), OperationStatus.values)
     if status:
@@ -127,7 +128,7 @@ def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 @login_required
-def operation_card(request: HttpRequest, pk: int) -> HttpResponse:
+def operation_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The polled partial: progress, status, transcript tail; stops polling when terminal."""
     op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
     response = render(
@@ -186,7 +187,7 @@ def _audit_queryset(request: HttpRequest, host_slugs: dict[int, str]) -> tuple[Q
 
 @require_safe
 @login_required
-def audit_list(request: HttpRequest) -> HttpResponse:
+def audit_list(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     host_slugs = dict(for_user(Host.objects.all(), request.user).values_list("pk", "slug"))
     qs, filters = _audit_queryset(request, host_slugs)
     export = one_of("format", request.GET.get("format", ""), ("csv", "json"))
@@ -301,7 +302,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(ConsoleAction.OPERATION_CANCEL)
-def operation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def operation_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Cancel an operation (pending: at once; running: its agent ends the command); the answer
     is its card (htmx, from its page), a line above the list (htmx, from the Operations list) or
     its page."""

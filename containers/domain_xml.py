@@ -290,9 +290,10 @@ def parse_domain_xml(text: str) -> DomainInfo:
     info.name = (root.findtext("name") or "").strip()
     info.uuid = (root.findtext("uuid") or "").strip()
     memory = root.find("memory")
-    if memory is not None and re.fullmatch(r"[0-9]+", (memory.text or "").strip()):
+    memory_text = (memory.text or "").strip() if memory is not None else ""
+    if memory is not None and re.fullmatch(r"[0-9]+", memory_text):
         factor = _UNIT_KIB.get((memory.get("unit") or "KiB").lower(), 1)
-        info.memory_kib = int(int(memory.text.strip()) * factor)
+        info.memory_kib = int(int(memory_text) * factor)
     vcpu = (root.findtext("vcpu") or "").strip()
     info.vcpus = int(vcpu) if re.fullmatch(r"[0-9]+", vcpu) else None
     info.init = (root.findtext("os/init") or "").strip()
@@ -416,7 +417,8 @@ def fix_converted(
             src = source.get("dir") if source is not None else None
             if source is None or src is None:
                 continue  # a tmpfs (type='ram') has no directory
-            where = fs.find("target").get("dir", "?") if fs.find("target") is not None else "?"
+            target_el = fs.find("target")
+            where = target_el.get("dir", "?") if target_el is not None else "?"
             if src.startswith("dir:"):
                 src = src.removeprefix("dir:")
                 source.set("dir", src)

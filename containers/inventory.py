@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -156,7 +157,7 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name=info.name
             )
             _apply(container, info, driver)
-            container = _save(container, lambda row, info=info: _apply(row, info, driver))
+            container = _save(container, partial(_apply, info=info, driver=driver))
             seen.append(info.name)
             existing[info.name] = container
         gone = [name for name in existing if name not in seen]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,6 +15,7 @@ from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.forms import answer_operation, queue_from_form
+from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import libvirt_services as services
@@ -25,25 +29,26 @@ from networks.models import Network
 _PANELS = {"container-state": "state", "container-ops": "ops", "domain-attach": "attach"}
 
 
-def domain_detail(request: HttpRequest, container: Container) -> HttpResponse:
+def domain_detail(request: HtmxHttpRequest, container: Container) -> HttpResponse:
     """The page of a libvirt domain (the container page delegates here for backend "libvirt")."""
     operations = (
         Operation.objects.filter(lock_key=container.lock_key)
         .select_related("actor", "host")
         .defer("log")[:10]
     )
+    info = parse_domain_xml(container.domain_xml)
     context = {
         "container": container,
-        "info": parse_domain_xml(container.domain_xml),
+        "info": info,
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
         "can_admin": access.can(request.user, "admin", container.host),
     }
     # Only the names not in use (vda is the root filesystem's name in libvirt's own numbering).
-    used = {d["target"] for d in context["info"].disks}
+    used = {d["target"] for d in info.disks}
     context["targets"] = [t for t in (f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz") if t not in used]
-    partial = _PANELS.get(request.htmx.target) if request.htmx else None
+    partial = _PANELS.get(request.htmx.target or "") if request.htmx else None
     if partial:
         return render(request, f"containers/domain_detail.html#{partial}", context)
     return render(request, "containers/domain_detail.html", context)
@@ -64,8 +69,8 @@ def domain_create(request: HttpRequest) -> HttpResponse:
     xml_form = DomainXmlForm(
         request.POST if posted and mode == "xml" else None, initial={"host": hosts.first()}
     )
-    form.fields["host"].queryset = hosts
-    xml_form.fields["host"].queryset = hosts
+    cast(forms.ModelChoiceField, form.fields["host"]).queryset = hosts
+    cast(forms.ModelChoiceField, xml_form.fields["host"]).queryset = hosts
     ctx = RequestContext.from_request(request)
 
     def define(data: dict) -> Operation:
@@ -104,7 +109,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(ContainerAction.DOMAIN_ACTION)
-def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def domain_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "operate", container.host)
     if action not in ("attach-disk", "detach-disk", *services.ACTIONS):
@@ -140,14 +145,14 @@ def domain_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @audited_post(DomainOp.CONVERT)
-def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
+def container_convert(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Native LXC container -> libvirt domain: convert on the agent, review and edit, then define."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", container.host)
     error, status = None, 200
     if request.method == "POST":
         try:
-            op = services.convert_container(
+            queued = services.convert_container(
                 actor=request.user,
                 ctx=RequestContext.from_request(request),
                 container=container,
@@ -156,12 +161,12 @@ def container_convert(request: HttpRequest, pk: int) -> HttpResponse:
         except ServiceError as exc:
             error, status = exc.message, exc.status_code
         else:
-            return redirect(f"{reverse('containers:convert', args=[pk])}?op={op.pk}")
-    op = None
+            return redirect(f"{reverse('containers:convert', args=[pk])}?op={queued.pk}")
+    op: Operation | None = None
     op_id = request.GET.get("op", "")
     if op_id.isdigit():
         op = Operation.objects.filter(
-            pk=int(op_id), kind=DomainOp.CONVERT, target=container.target, actor=request.user
+            pk=int(op_id), kind=DomainOp.CONVERT, target=container.target, actor=request.user.pk
         ).first()
     context = {
         "container": container,

@@ -107,7 +107,7 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
             if item is None:
                 continue
             key, data = item
-            if key.decode() == terminal.exit_key(op.pk):
+            if (key.decode() if isinstance(key, bytes) else key) == terminal.exit_key(op.pk):
                 # Drain what the program printed last, then tell the page why it ended.
                 while chunk := await r.lpop(terminal.out_key(op.pk)):
                     await send({"type": "websocket.send", "bytes": chunk})

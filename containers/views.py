@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +22,7 @@ from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
 from console.forms import answer_operation, host_form, queue_from_form, refusal_page, refused
+from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from console.query import one_of
@@ -42,7 +46,7 @@ from containers.models import Container, FileBlob
 
 @require_safe
 @login_required
-def container_list(request: HttpRequest) -> HttpResponse:
+def container_list(request: HtmxHttpRequest) -> HttpResponse:
     qs = access.for_user(Container.objects.select_related("host", "origin"), request.user)
     filters = {k: request.GET.get(k, "").strip() for k in ("q", "host", "state")}
     if filters["q"]:
@@ -66,7 +70,7 @@ def container_list(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @login_required
-def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     container = (
         access.for_user(Container.objects.select_related("host", "origin"), request.user)
         .filter(pk=pk)
@@ -105,7 +109,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
 _REMOVALS = {ContainerOp.DESTROY: "destroyed", DomainOp.UNDEFINE: "undefined"}
 
 
-def vanished_panel(request: HttpRequest) -> HttpResponse:
+def vanished_panel(request: HtmxHttpRequest) -> HttpResponse:
     """A live panel of a container or domain that no longer exists: what happened to it, read from
     the operations on its lock key (the page sends it, as ``lock``; only operations the user may
     see are read), and a link to the list. 286 stops the panel's polling."""
@@ -173,7 +177,7 @@ def clone_graph(container: Container) -> dict:
             "pk", "name", "origin_id", "origin_kind", "state", "host_id"
         )
     }
-    ancestors = []
+    ancestors: list[Container] = []
     cursor = rows.get(container.pk)
     while cursor is not None and cursor.origin_id and len(ancestors) < 50:
         cursor = rows.get(cursor.origin_id)
@@ -220,7 +224,9 @@ def container_create(request: HttpRequest) -> HttpResponse:
     )
     if response is not None:
         return response
-    paths = sorted({(h.slug, p) for h in form.fields["host"].queryset for p in h.lxc_paths})
+    hosts = cast(forms.ModelChoiceField, form.fields["host"]).queryset
+    assert hosts is not None  # host_form set it: the hosts the user sees
+    paths = sorted({(h.slug, p) for h in hosts for p in h.lxc_paths})
     return render(
         request, "containers/container_create.html", {"form": form, "lxc_paths": paths}, status=status
     )
@@ -237,7 +243,7 @@ _SIMPLE_ACTIONS = {
 @require_POST
 @login_required
 @audited_post(ContainerAction.ACTION)
-def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def container_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "operate", container.host)
     if action not in (*_SIMPLE_ACTIONS, "stop", "copy", "attach"):
@@ -425,7 +431,7 @@ def container_files(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 @login_required
-def container_files_result(request: HttpRequest, pk: int, op_pk: int) -> HttpResponse:
+def container_files_result(request: HtmxHttpRequest, pk: int, op_pk: int) -> HttpResponse:
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     op = get_object_or_404(
         Operation, pk=op_pk, lock_key__startswith=container.lock_key + ":read:", actor=request.user
@@ -457,7 +463,7 @@ def container_file_blob(request: HttpRequest, pk: int, op_pk: int) -> HttpRespon
 
 @login_required
 @audited_post(ContainerAction.LIMIT)
-def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
+def container_limits(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """cgroup limits: saved (config) next to live (read back by the agent), differences marked."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
@@ -511,7 +517,7 @@ def container_limits(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @audited_post(ContainerOp.HOST_AUTOSTART)
-def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
+def host_autostart(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The host's autostart containers as ``lxc-autostart --list [--group G | --all]`` lists them."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "operate", host)
@@ -564,7 +570,7 @@ def host_autostart(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @audited_post(ContainerAction.HOOK)
-def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
+def container_hooks(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The nine hooks: scripts the console stored, paths configured elsewhere, and an editor (admins)."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
@@ -605,7 +611,7 @@ def container_hooks(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @audited_post(ContainerAction.MOUNT)
-def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
+def container_mounts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Bind mounts (lxc.mount.entry) from the host's allowed roots; they take effect at next start."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
@@ -645,7 +651,7 @@ def container_mounts(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(ContainerAction.HOST_MOUNT_ROOTS)
-def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
+def host_mount_roots(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
     roots = [r for r in request.POST.get("roots", "").splitlines() if r.strip()]
@@ -662,7 +668,7 @@ def host_mount_roots(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(ContainerOp.HOST_LXC_CONF)
-def host_lxc_conf(request: HttpRequest, slug: str) -> HttpResponse:
+def host_lxc_conf(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Set one of the lxc-* tools' system defaults (lxc-config) on the host."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)

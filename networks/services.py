@@ -152,6 +152,7 @@ def change_reservation(
         params=params,
     ) as request:
         info = parse_network_xml(network.xml)
+        entry: dict[str, str] | None
         if change == "add":
             entry = validate_reservation(info, mac, ip, name)
         elif change == "remove":

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from console import access
 from console.decorators import audited_post
 from console.forms import answer_operation, host_form, queue_from_form
+from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from networks import services
@@ -83,7 +84,7 @@ def network_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(NetworkAction.ACTION)
-def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def network_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)
     return answer_operation(
@@ -103,7 +104,7 @@ def network_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @require_POST
 @login_required
 @audited_post(NetworkOp.DHCP_HOST)
-def network_reservation(request: HttpRequest, pk: int, change: str) -> HttpResponse:
+def network_reservation(request: HtmxHttpRequest, pk: int, change: str) -> HttpResponse:
     """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)

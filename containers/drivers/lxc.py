@@ -7,6 +7,7 @@ works on remote hosts, so this driver builds argv for ``lxc-create``, ``lxc-star
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import tempfile
@@ -53,7 +54,8 @@ class ContainerInfo:
 
 def parse_info(text: str) -> ContainerInfo:
     """Parse ``lxc-info -H`` output (several ``IP:`` lines are possible)."""
-    values: dict[str, object] = {"ips": []}
+    values: dict[str, str] = {}
+    ips: list[str] = []
     for line in text.splitlines():
         if ":" not in line:
             continue
@@ -63,13 +65,13 @@ def parse_info(text: str) -> ContainerInfo:
         if name is None:
             continue
         if name == "ips":
-            values["ips"].append(value)  # type: ignore[union-attr]
+            ips.append(value)
         else:
             values[name] = value
     usage: dict[str, int | str] = {}
     for key in ("cpu_ns", "blkio_bytes", "memory_bytes", "kmem_bytes", "tx_bytes", "rx_bytes", "total_bytes"):
         if str(values.get(key, "")).isdigit():
-            usage[key] = int(values[key])  # type: ignore[arg-type]
+            usage[key] = int(values[key])
     if values.get("link"):
         usage["link"] = str(values["link"])
     pid = values.get("pid")
@@ -77,7 +79,7 @@ def parse_info(text: str) -> ContainerInfo:
         name=str(values.get("name", "")),
         state=str(values.get("state", "UNKNOWN")),
         pid=int(pid) if isinstance(pid, str) and pid.isdigit() else None,
-        ips=list(values["ips"]),  # type: ignore[arg-type]
+        ips=ips,
         usage=usage,
     )
 
@@ -295,7 +297,7 @@ class LxcDriver:
         # The host kernel has no AppArmor: "generated" would abort every start.
         self.set_config_value(name, "lxc.apparmor.profile", "unconfined")
 
-    def create_from_tree(self, name: str, *, populate: Callable[[Path], None], include: str) -> None:
+    def create_from_tree(self, name: str, *, populate: Callable[[Path], object], include: str) -> None:
         """A container whose rootfs is filled by ``populate`` (a cached debootstrap tree, a tarball).
 
         ``lxc-create -t none`` writes the config from the host's default.conf; the rootfs
@@ -585,7 +587,7 @@ class LxcDriver:
                 infos.append(ContainerInfo(name=name, state="UNKNOWN"))
         return infos
 
-    def config_dirs(self) -> list[str]:
+    def config_dirs(self) -> builtins.list[str]:  # list: the method above
         """Names of the directories under the LXC path that hold a config file (lxc-ls's rule)."""
         out = []
         for entry in os.scandir(self.lxc_path):

@@ -6,6 +6,7 @@ Only this module builds argv for them. Sizes of attached devices come from sysfs
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -75,7 +76,7 @@ def parse_blkid_export(text: str) -> dict[str, str]:
 
 def read_mounts(path: str = "/proc/self/mounts") -> list[tuple[str, str, str]]:
     """(source, target, fstype) of every mount, octal escapes decoded."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     try:
         text = Path(path).read_text()
     except OSError:
@@ -83,7 +84,7 @@ def read_mounts(path: str = "/proc/self/mounts") -> list[tuple[str, str, str]]:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 3:
-            out.append(tuple(_unescape(p) for p in parts[:3]))  # type: ignore[misc]
+            out.append((_unescape(parts[0]), _unescape(parts[1]), _unescape(parts[2])))
     return out
 
 
@@ -172,7 +173,7 @@ class LoopDriver:
         )
         return result.stdout.strip() if result.returncode == 0 else ""
 
-    def mounted_parts(self, device: str) -> list[str]:
+    def mounted_parts(self, device: str) -> builtins.list[str]:  # list: the method above
         """Where the device or one of its partitions is mounted (``lsblk``, as the runner's host sees it)."""
         result = self._read(["lsblk", "-J", "-o", "PATH,MOUNTPOINT", "--", device], device)
         return parse_lsblk_mountpoints(result.stdout)
@@ -182,7 +183,7 @@ class LoopDriver:
         result = self._read(["blkid", "-p", "-o", "export", device], device, ok=(0, 2))
         return {} if result.returncode == 2 else parse_blkid_export(result.stdout)
 
-    def _read(self, argv: list[str], device: str, ok: tuple[int, ...] = (0,)) -> CommandResult:
+    def _read(self, argv: builtins.list[str], device: str, ok: tuple[int, ...] = (0,)) -> CommandResult:
         """A read-only probe of ``device``; any exit status outside ``ok`` is raised with stderr."""
         result = self.runner.run(argv, check=False, record=False, timeout=30)
         if result.returncode not in ok:

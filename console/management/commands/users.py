@@ -113,7 +113,7 @@ class Command(BaseCommand):
         if status:
             users = users.filter(is_active=status == "active")
         with_2fa = set(TOTPDevice.objects.filter(confirmed=True).values_list("user_id", flat=True))
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "username": u.username,
                 "email": u.email,
