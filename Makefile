@@ -95,7 +95,7 @@ bench: deps prepare-host
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy console containers storage networks
+	$(BIN)/mypy console containers storage networks bench
 
 format: venv
 	$(BIN)/ruff format .

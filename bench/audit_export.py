@@ -297,7 +297,9 @@ def run_variant(name: str, tree: Path, db: Path, state: Path) -> dict:
     try:
         sessions = {who: Session(server.port, f"bench-{who}") for who in ("admin", "viewer")}
         sessions["admin"].timed_get("/audit/")  # warm up: imports, templates, connection
-        result = {fmt: measure_export(server, sessions["admin"], fmt) for fmt in ("csv", "json")}
+        result: dict[str, object] = {
+            fmt: measure_export(server, sessions["admin"], fmt) for fmt in ("csv", "json")
+        }
         result["pages"] = measure_pages(sessions)
         result["worker_peak_mb"] = rss_kib(server.proc.pid, "VmHWM") / 1024
     finally:

@@ -99,14 +99,15 @@ def run(console: ConsoleUnderTest, state: Path, rounds: int, orphans: int) -> No
         action = services.start_container
         broker = app.conf.broker_url
         if lost:
-            app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there: the message is lost
+            # Nothing listens there: the message is lost.
+            app.conf.broker_url = "redis://127.0.0.1:1/0"  # type: ignore[misc]  # settable, unlike in celery-types
             _reset_pools(app)
         started = time.perf_counter()
         try:
             op = action(actor=admin, ctx=ctx, container=container)
         finally:
             if lost:
-                app.conf.broker_url = broker
+                app.conf.broker_url = broker  # type: ignore[misc]  # settable, unlike in celery-types
                 _reset_pools(app)
         op = settled(op)
         assert op.status == "succeeded", op.error + op.log
@@ -170,7 +171,7 @@ def run(console: ConsoleUnderTest, state: Path, rounds: int, orphans: int) -> No
     )
 
 
-def _reset_pools(app) -> None:  # type: ignore[no-untyped-def]
+def _reset_pools(app) -> None:
     import kombu.pools
 
     kombu.pools.reset()
