@@ -24,12 +24,14 @@ logger = logging.getLogger(__name__)
 # States lxc-monitor reports in passing. No lxc-info is run on them: it would query the
 # container's monitor process in the middle of the transition (an lxc-info during FREEZING
 # makes lxc-freeze fall back to its one-second poll); the stable state that follows refreshes.
-_TRANSIENT = {"THAWED", "FREEZING", "STARTING", "STOPPING"}
+_TRANSIENT = {"THAWED", "FREEZING", "STARTING", "STOPPING", "ABORTING"}
 
 
 def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
     """Record a state change at once, then refresh the whole row (PID, IPs, usage) from lxc-info."""
-    if state in State.values and state != "THAWED":
+    # THAWED is not a state a container stays in; ABORTING (a failed start) is always followed by
+    # STOPPED, and written late it would overwrite the STOPPED the failed start's refresh read.
+    if state in State.values and state not in ("THAWED", "ABORTING"):
         Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name).update(
             state=state
         )
