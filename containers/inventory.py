@@ -13,6 +13,7 @@ from django.utils import timezone
 from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
+from containers.drivers import cgroupfs
 from containers.drivers.lxc import ContainerInfo, LxcDriver, overlay_origin
 from containers.limits import SHOWN_KEYS
 from containers.lxc_config import LxcConfig
@@ -46,10 +47,38 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
     # The frequent usage refresh (limits=False) leaves the cgroup values to syncs and operations.
     if limits and container.state in (State.RUNNING, State.FROZEN):
         keys = dict.fromkeys([*SHOWN_KEYS, *cfg.cgroup_limits])
-        container.cgroup_live = {key: driver.cgroup_get(container.name, key) for key in keys}
+        container.cgroup_live = {key: _cgroup_value(container, driver, key) for key in keys}
     elif limits:
         container.cgroup_live = {}
     container.last_seen = timezone.now()
+
+
+def _cgroup_value(container: Container, driver: LxcDriver, key: str) -> str | None:
+    """A live cgroup value read from the kernel's file; ``lxc-cgroup`` only when that fails."""
+    if container.pid and cgroupfs.container_dirs(container.pid, container.name):
+        return cgroupfs.cgroup_value(container.pid, container.name, key)
+    return driver.cgroup_get(container.name, key)
+
+
+# What a sync compares to decide whether a row changed (last_seen is stamped on all in one query).
+_COMPARED = (
+    "config_text",
+    "state",
+    "pid",
+    "ips",
+    "autostart",
+    "start_delay",
+    "start_order",
+    "groups",
+    "rootfs",
+    "store",
+    "usage",
+    "cgroup_live",
+)
+
+
+def _values(container: Container) -> tuple:
+    return tuple(getattr(container, field) for field in _COMPARED)
 
 
 def _save(container: Container, reapply: Callable[[Container], None]) -> Container:
@@ -148,18 +177,28 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
     driver = LxcDriver(runner or Runner(None), lxc_path)
     infos = driver.list()
     seen = []
+    # Everything is read first (configs, cgroup files); then one short transaction writes only
+    # the rows that changed, and stamps last_seen on all of them with one UPDATE.
+    existing = {
+        c.name: c for c in Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path)
+    }
+    prepared = []
+    for info in infos:
+        container = existing.get(info.name) or Container(
+            host=host, backend=Backend.LXC, lxc_path=lxc_path, name=info.name
+        )
+        before = _values(container) if container.pk is not None else None
+        _apply(container, info, driver)
+        prepared.append((container, before, info))
+        seen.append(info.name)
     with transaction.atomic():
-        existing = {
-            c.name: c for c in Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path)
-        }
-        for info in infos:
-            container = existing.get(info.name) or Container(
-                host=host, backend=Backend.LXC, lxc_path=lxc_path, name=info.name
-            )
-            _apply(container, info, driver)
-            container = _save(container, partial(_apply, info=info, driver=driver))
-            seen.append(info.name)
-            existing[info.name] = container
+        for container, before, info in prepared:
+            if before is None or _values(container) != before:
+                container = _save(container, partial(_apply, info=info, driver=driver))
+            existing[container.name] = container
+        Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=seen).update(
+            last_seen=timezone.now()
+        )
         gone = [name for name in existing if name not in seen]
         if gone:
             Container.objects.filter(
@@ -206,7 +245,11 @@ def refresh_container(
 
 
 def refresh_running(host: Host) -> int:
-    """Refresh lxc-info figures (CPU, memory, I/O, network) of the running containers."""
+    """Refresh the figures (CPU, memory, I/O, network) of the running containers.
+
+    Read from the kernel's files (``containers.drivers.cgroupfs``: no process per container);
+    only a container whose files cannot be read is asked with ``lxc-info``. The rows whose figures
+    changed are written together, in one short transaction."""
     runner = Runner(None)
     count = 0
     from console.choices import ACTIVE_STATUSES
@@ -217,17 +260,31 @@ def refresh_running(host: Host) -> int:
     )
     running = Container.objects.filter(
         host=host, backend=Backend.LXC, state__in=[State.RUNNING, State.FROZEN]
-    ).values_list("lxc_path", "name")
-    for lxc_path, name in running:
+    ).only("pk", "lxc_path", "name", "pid", "usage", "config_text")
+    changed: list[Container] = []
+    for container in running:
         # A container under an operation is refreshed by that operation; querying it in the
         # middle of lxc-freeze makes the freeze wait for LXC's one-second poll.
-        if container_lock_key(host.slug, lxc_path, name) in busy:
+        if container_lock_key(host.slug, container.lxc_path, container.name) in busy:
             continue
-        try:
-            # lxc-info only: reading every cgroup key here would cost five more commands per
-            # running container every few seconds.
-            refresh_container(host, lxc_path, name, runner, limits=False)
-            count += 1
-        except CommandError as exc:
-            logger.info("usage refresh of %s failed: %s", name, exc)
+        figures = None
+        if container.pid:
+            interface = LxcConfig(container.config_text).get("lxc.net.0.name") or "eth0"
+            figures = cgroupfs.usage(container.pid, container.name, interface)
+        if figures is None:
+            try:
+                refresh_container(host, container.lxc_path, container.name, runner, limits=False)
+                count += 1
+            except CommandError as exc:
+                logger.info("usage refresh of %s failed: %s", container.name, exc)
+            continue
+        count += 1
+        if "link" in container.usage:
+            figures = {**figures, "link": container.usage["link"]}
+        if figures != container.usage:
+            container.usage = figures
+            changed.append(container)
+    if changed:
+        with transaction.atomic():
+            Container.objects.bulk_update(changed, ["usage"])
     return count
