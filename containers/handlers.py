@@ -192,7 +192,10 @@ def copy(op: Operation, runner: Runner) -> dict[str, Any]:
     new_name, new_path = op.params["new_name"], op.params["new_lxc_path"]
     _check_lxc_path(new_path)
     op.set_progress(10, "lxc-copy -s (copy-on-write)" if snapshot else "lxc-copy (full copy)")
-    _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
+    # A sync may have listed the half-made copy while lxc-copy ran: after a failure or a cancel
+    # (the driver removed it) its row goes too.
+    with refresh_on_failure(lambda: refresh_container(op.host, new_path, new_name, Runner(None))):
+        _driver(op, runner).copy(op.params["name"], new_name, snapshot=snapshot, new_path=new_path)
     op.set_progress(90, "recording the copy")
     return record_copy(op, runner)
 

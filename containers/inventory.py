@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -175,6 +176,7 @@ def _link_snapshot_origin(
 def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> list[str]:
     """Upsert every container under ``lxc_path`` and drop rows of containers gone from it."""
     driver = LxcDriver(runner or Runner(None), lxc_path)
+    started = time.monotonic()
     infos = driver.list()
     seen = []
     # Everything is read first (configs, cgroup files); then one short transaction writes only
@@ -191,10 +193,13 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
         _apply(container, info, driver)
         prepared.append((container, before, info))
         seen.append(info.name)
+    read = time.monotonic()
+    written = 0
     with transaction.atomic():
         for container, before, info in prepared:
             if before is None or _values(container) != before:
                 container = _save(container, partial(_apply, info=info, driver=driver))
+                written += 1
             existing[container.name] = container
         Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=seen).update(
             last_seen=timezone.now()
@@ -204,9 +209,19 @@ def sync_lxc_path(host: Host, lxc_path: str, runner: Runner | None = None) -> li
             Container.objects.filter(
                 host=host, backend=Backend.LXC, lxc_path=lxc_path, name__in=gone
             ).delete()
-        listings: dict = {}  # each volume group / pool listed once for this sync
-        for name in seen:
-            _link_snapshot_origin(existing[name], driver.runner, listings)
+    logger.info(
+        "inventory sync of %s: %d containers read in %.0f ms; %d rows written, %d removed, "
+        "write transaction %.1f ms",
+        lxc_path,
+        len(seen),
+        (read - started) * 1000,
+        written,
+        len(gone),
+        (time.monotonic() - read) * 1000,
+    )
+    listings: dict = {}  # each volume group / pool listed once for this sync
+    for name in seen:
+        _link_snapshot_origin(existing[name], driver.runner, listings)
     return seen
 
 

@@ -79,11 +79,13 @@ def _loads(lxc_path: str, name: str) -> bool:
     return (base / "config").is_file() and (base / "rootfs").exists()
 
 
-def _remove_half_made(runner: Runner, lxc_path: str, name: str, why: str) -> ServiceError:
-    if (Path(lxc_path) / name).exists():
+def _remove_half_made(op: Operation, runner: Runner, lxc_path: str, name: str, why: str) -> ServiceError:
+    removed = (Path(lxc_path) / name).exists()
+    if removed:
         LxcDriver(runner, lxc_path)._remove_half_made(name)
-        return ServiceError(f"{why}; the half-made container {name} was removed")
-    return ServiceError(why)
+    with runner.quiet() as quiet:
+        refresh_container(op.host, lxc_path, name, quiet)  # a sync may have listed it meanwhile
+    return ServiceError(f"{why}; the half-made container {name} was removed" if removed else why)
 
 
 def _finished(op: Operation, last: LastCommand | None, program: str, done_at: int) -> bool:
@@ -103,10 +105,10 @@ def recover_copy(op: Operation, runner: Runner, last: LastCommand | None) -> dic
     if not _finished(op, last, "lxc-copy", _COPIED_AT):
         ran = last is not None and last.program == "lxc-copy"
         why = last.describe() if ran and last is not None else "lxc-copy did not finish"
-        raise _remove_half_made(runner, new_path, new_name, why)
+        raise _remove_half_made(op, runner, new_path, new_name, why)
     if not _loads(new_path, new_name):
         why = "lxc-copy exited 0 but the copy has no config or rootfs"
-        raise _remove_half_made(runner, new_path, new_name, why)
+        raise _remove_half_made(op, runner, new_path, new_name, why)
     runner.log(f"# lxc-copy had finished: {new_name} is complete")
     return record_copy(op, runner)
 
@@ -120,7 +122,7 @@ def recover_create(op: Operation, runner: Runner, last: LastCommand | None) -> d
     done = op.progress >= _CREATED_AT or (bool(final) and last_ok)
     if not done or not _loads(lxc_path, name):
         why = last.describe() if last is not None else "creating had not finished"
-        raise _remove_half_made(runner, lxc_path, name, why)
+        raise _remove_half_made(op, runner, lxc_path, name, why)
     with runner.quiet() as quiet:
         row = refresh_container(op.host, lxc_path, name, quiet)
     if row is None:

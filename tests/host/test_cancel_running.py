@@ -47,6 +47,11 @@ def test_cancel_a_full_copy_removes_the_half_made_copy(admin, operator, start_ag
     slow_hook(tmp_path, source, "clone", 30)
     new_name = f"{source.name}-copy"
     op = services.copy_container(actor=admin, ctx=CTX, container=source, new_name=new_name, snapshot=False)
+    running_with(op, "lxc-copy")
+    # The periodic sync (every 2 s here) lists the half-made copy while its clone hook sleeps.
+    wait_for(
+        lambda: Container.objects.filter(host=host, name=new_name).exists(), 15, what="the half-made row"
+    )
     op, took = cancel_while_running(operator, op, "lxc-copy")
     assert op.status == "cancelled", (op.error, op.log)
     assert op.error == f"cancelled by {operator.username} while `lxc-copy` ran: the command was ended"
