@@ -233,7 +233,9 @@ def attach(op: Operation, runner: Runner) -> dict[str, Any]:
     )
     outcome = {"exit": result.returncode, "stdout": result.stdout[-65536:], "stderr": result.stderr[-65536:]}
     if result.returncode != 0:
+        # It ran to its end: the page shows the exit status plainly, not a failure part way.
         op.set_result(outcome)
+        op.set_progress(100, f"exited with status {result.returncode}")
         raise ServiceError(f"the command exited with status {result.returncode}")
     return outcome
 

@@ -150,6 +150,15 @@ def test_attach_runs_the_command_inside_and_shows_its_output(admin, local_agent,
 
     op = wait_terminal(services.attach_command(actor=admin, ctx=CTX, container=c, command="sh -c 'exit 3'"))
     assert op.status == "failed" and "status 3" in op.error and op.result["exit"] == 3
+    # It ran to its end: the card says the exit status plainly, with full progress, not "Failed".
+    assert (op.progress, op.progress_label) == (100, "exited with status 3")
+    from django.template.loader import render_to_string
+
+    card = render_to_string("console/_operation.html", {"op": op})
+    assert 'data-exit-status="3"' in card and "Failed:" not in card
+    # The form's example works in a busybox container.
+    example = wait_terminal(services.attach_command(actor=admin, ctx=CTX, container=c, command="uname -a"))
+    assert example.status == "succeeded" and "Linux" in example.result["stdout"]
 
 
 def test_config_keys_and_raw_edit_are_written_and_audited(admin, local_agent, make_container):
