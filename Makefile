@@ -9,7 +9,11 @@ BIND ?= 127.0.0.1:8000
 TRUSTED_PROXIES ?=
 APT_PACKAGES := python3 python3-venv python3-dev gcc lxc lxc-templates debootstrap busybox-static rsync \
 	libvirt-daemon libvirt-daemon-driver-lxc libvirt-clients libvirt-dev pkg-config btrfs-progs lvm2 \
-	redis-server bridge-utils dnsmasq-base iptables iproute2 procps e2fsprogs
+	redis-server bridge-utils dnsmasq-base iptables iproute2 procps e2fsprogs \
+	debian-archive-keyring gnupg wget xz-utils openssl
+# make run installs exactly these, without recommended packages (a printer tool came along with
+# them); what the console needs of the recommendations is listed above (debootstrap checks the
+# archive's signatures, tarballs may be .tar.xz).
 # Only the tests need these (browser, the VM tier's kernel and QEMU, the PostgreSQL run): make test adds them.
 TEST_APT_PACKAGES := chromium qemu-system-x86 linux-image-amd64 cpio udev postgresql
 
@@ -32,7 +36,8 @@ system-packages test-packages:
 	@missing=$$(for p in $(APT_PACKAGES) $(if $(filter test-packages,$@),$(TEST_APT_PACKAGES)); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			$(if $(filter system-packages,$@),--no-install-recommends) $$missing; \
 	fi
 
 venv: $(BIN)/.installed
