@@ -29,6 +29,7 @@ from console.htmx import HtmxHttpRequest
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
 from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
+from console.subjects import subject_of
 from containers.choices import ContainerOp, DomainOp
 from networks.choices import NetworkOp
 from storage.choices import StorageOp
@@ -123,7 +124,7 @@ def operation_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
-    return render(request, "console/operation_detail.html", {"op": op})
+    return render(request, "console/operation_detail.html", {"op": op, "subject": subject_of(op)})
 
 
 @require_safe

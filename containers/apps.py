@@ -7,11 +7,13 @@ class ContainersConfig(AppConfig):
     name = "containers"
 
     def ready(self) -> None:
-        from console import agent
+        from console import agent, subjects
 
         # The operation handlers register themselves with console.tasks on import; Celery's
         # autodiscovery only finds modules named tasks.py, so they are imported here.
         from containers import boot, handlers, inventory, monitor, recovery  # noqa: F401
+
+        subjects.register("container", _container_subject)
 
         if inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(inventory.sync_host)
@@ -28,3 +30,14 @@ class ContainersConfig(AppConfig):
             agent.INVENTORY_SYNCERS.append(libvirt_inventory.sync_host)
         if libvirt_inventory.start_libvirt_watcher not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(libvirt_inventory.start_libvirt_watcher)
+
+
+def _container_subject(op, rest: str):
+    from django.urls import reverse
+
+    from containers.models import Container
+
+    _slug, _, path_and_name = rest.partition(":")
+    lxc_path, _, name = path_and_name.rpartition(":")
+    container = Container.objects.filter(host=op.host, lxc_path=lxc_path, name=name).first()
+    return (f"container {name}", reverse("containers:detail", args=[container.pk]) if container else None)

@@ -97,7 +97,8 @@ def network_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespon
             enabled=request.POST.get("enabled") == "on",
         ),
         back=reverse("networks:detail", args=[pk]),
-        follow=True,
+        # Undefine: the network goes away, so its operation's page is where to watch it end.
+        follow=action == "undefine",
     )
 
 
