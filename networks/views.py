@@ -51,6 +51,8 @@ def network_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_admin": access.can(request.user, "admin", network.host),
         "info": parse_network_xml(network.xml),
     }
+    if getattr(request, "htmx", False):  # the state panel, read again when an operation ends
+        return render(request, "networks/detail.html#state", context)
     return render(request, "networks/detail.html", context)
 
 

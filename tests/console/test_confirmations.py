@@ -33,3 +33,15 @@ def test_every_destructive_button_asks_first():
                 if not any(word in tag + button.group(0) for word in ("hx-confirm", "data-confirm")):
                     unguarded.append(f"{name}: {button.group(0)}")
     assert unguarded == []
+
+
+def test_no_template_comment_spans_lines():
+    """Django's {# #} comments end at the line's end: one that spans lines is shown as text (an
+    operation card and the network page did show theirs)."""
+    broken = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in ROOT.rglob("*.html")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "{#" in line and "#}" not in line.split("{#", 1)[1]
+    ]
+    assert broken == []
