@@ -169,6 +169,7 @@ class Operation(models.Model):
         Sent by task name: the web side needs no import of the agent's task code."""
         from console.celery import app
 
+        self._changed()  # pages showing its target learn it exists
         try:
             sent = app.send_task("console.run_operation", args=[self.pk], queue=self.host.queue_name)
         except Exception as exc:  # kombu raises several types for an unreachable broker
@@ -188,6 +189,8 @@ class Operation(models.Model):
             status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
         )
         self.refresh_from_db()
+        if claimed:
+            self._changed()
         return bool(claimed)
 
     def cancel(self, reason: str) -> bool:
@@ -199,6 +202,8 @@ class Operation(models.Model):
             status=OperationStatus.CANCELLED, finished_at=timezone.now(), error=storable(reason)
         )
         self.refresh_from_db()
+        if cancelled:
+            self._changed()
         return bool(cancelled)
 
     def request_cancel(self, who: str) -> bool:
@@ -207,6 +212,8 @@ class Operation(models.Model):
             cancel_requested_by=storable(who)[:150]
         )
         self.refresh_from_db()
+        if asked:
+            self._changed()
         return bool(asked)
 
     def set_process(self, process: dict | None) -> None:
@@ -216,11 +223,13 @@ class Operation(models.Model):
     def set_progress(self, percent: int, label: str = "") -> None:
         percent = max(0, min(100, int(percent)))
         self._update(progress=percent, progress_label=label or self.progress_label)
+        self._changed(throttled=True)
 
     def append_log(self, text: str) -> None:
         """Append to the log in the database without reading it (safe beside other writers)."""
         # Command output may hold NUL bytes (e.g. /proc/*/cmdline); PostgreSQL's text cannot.
         Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(storable(text))))
+        self._changed(throttled=True)
 
     def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         """One more entry of the command list (the page's "equivalent commands"); the command
@@ -230,6 +239,7 @@ class Operation(models.Model):
             commands=[*commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}],
             process=None,
         )
+        self._changed(throttled=True)
 
     def set_result(self, result: dict) -> None:
         """What the handler learnt so far, kept even if it then fails (a cache built, an exit status)."""
@@ -243,6 +253,7 @@ class Operation(models.Model):
         if result is not None:
             fields["result"] = result
         self._update(**fields)
+        self._changed()
 
     def _update(self, **fields: Any) -> None:
         # Errors and results come from host commands: storable() keeps a NUL byte (which PostgreSQL
@@ -251,6 +262,12 @@ class Operation(models.Model):
         Operation.objects.filter(pk=self.pk).update(**fields)
         for key, value in fields.items():
             setattr(self, key, value)
+
+    def _changed(self, *, throttled: bool = False) -> None:
+        """Tell the pages showing it (console.events; never fails the write)."""
+        from console import events
+
+        events.operation_event(self, throttled=throttled)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.rstrip("\n").split("\n")[-lines:])

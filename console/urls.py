@@ -5,7 +5,7 @@ from django.urls import include, path
 
 import console.account_views as account_views
 import console.user_views as user_views
-from console import views
+from console import stream, views
 
 # A query parameter that does not parse (console.query.BadParameter): a 400 saying which and why.
 handler400 = "console.views.bad_request"
@@ -27,6 +27,8 @@ urlpatterns = [
     path("operations/<int:pk>/", views.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/card/", views.operation_card, name="operation-card"),
     path("operations/<int:pk>/cancel/", views.operation_cancel, name="operation-cancel"),
+    # The page's event stream (server-sent events): what changed, so that its panels refresh.
+    path("events/", stream.events, name="events"),
     path("audit/", views.audit_list, name="audit-list"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),

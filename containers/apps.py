@@ -8,6 +8,9 @@ class ContainersConfig(AppConfig):
 
     def ready(self) -> None:
         from console import agent, subjects
+        from containers import signals
+
+        signals.connect()
 
         # The operation handlers register themselves with console.tasks on import; Celery's
         # autodiscovery only finds modules named tasks.py, so they are imported here.

@@ -19,6 +19,7 @@ from console.drivers import libvirt_conn
 from console.drivers.libvirt_conn import LibvirtUnavailable
 from console.models import Host
 from console.runner import Runner
+from containers import signals
 from containers.choices import Backend, State
 from containers.domain_xml import parse_domain_xml
 from containers.drivers.libvirt import DomainState, LibvirtDomainDriver
@@ -148,7 +149,9 @@ def sync_host(host: Host) -> None:
         sync_networks(host)
     except LibvirtUnavailable as exc:
         logger.warning("libvirt inventory of %s skipped: %s", host.slug, exc)
-        _rows(host).exclude(state=State.UNKNOWN).update(state=State.UNKNOWN, pid=None)
+        changed = list(_rows(host).exclude(state=State.UNKNOWN).values_list("pk", flat=True))
+        _rows(host).filter(pk__in=changed).update(state=State.UNKNOWN, pid=None)
+        signals.state_changed(host.pk, changed)
 
 
 # ------------------------------------------------------------------ events

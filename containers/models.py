@@ -53,6 +53,23 @@ class Container(models.Model):
     def __str__(self) -> str:
         return f"{self.host.slug}/{self.name}"
 
+    # What a page shows of the row besides usage figures (those refresh every few seconds; the
+    # pages' slow poll shows them): a save that changes one of these is pushed to the pages.
+    SHOWN_FIELDS = (
+        "name", "lxc_path", "store", "rootfs", "state", "pid", "ips", "autostart", "start_delay",
+        "start_order", "groups", "origin_id", "origin_kind", "config_text", "domain_xml",
+    )  # fmt: skip
+
+    def shown(self) -> tuple:
+        return tuple(repr(getattr(self, f)) for f in self.SHOWN_FIELDS)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):  # type: ignore[no-untyped-def]
+        row = super().from_db(db, field_names, values)
+        if not row.get_deferred_fields():
+            row._shown_at_load = row.shown()
+        return row
+
     @property
     def lock_key(self) -> str:
         return container_lock_key(self.host.slug, self.lxc_path, self.name)

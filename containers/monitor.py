@@ -14,6 +14,7 @@ from django.db import close_old_connections
 
 from console.models import Host
 from console.runner import die_with_agent
+from containers import signals
 from containers.choices import Backend, State
 from containers.drivers.lxc import parse_monitor_line
 from containers.inventory import refresh_container
@@ -32,9 +33,11 @@ def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
     # THAWED is not a state a container stays in; ABORTING (a failed start) is always followed by
     # STOPPED, and written late it would overwrite the STOPPED the failed start's refresh read.
     if state in State.values and state not in ("THAWED", "ABORTING"):
-        Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name).update(
-            state=state
-        )
+        rows = Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
+        changed = list(rows.exclude(state=state).values_list("pk", flat=True))
+        if changed:
+            rows.filter(pk__in=changed).update(state=state)
+            signals.state_changed(host.pk, changed)
     if state in _TRANSIENT:
         return
     try:

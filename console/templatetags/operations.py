@@ -22,3 +22,11 @@ def cancellable_by(op: Any, user: Any) -> bool:
     elif op.status != OperationStatus.PENDING:
         return False
     return can(user, "operate", op.host)
+
+
+@register.filter
+def lock_event(lock_key: str) -> str:
+    """The event-stream name of the operations on a lock key (console.stream)."""
+    from console.stream import lock_event as name
+
+    return name(lock_key)

@@ -29,6 +29,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "operation-card": ("view", None),
     "operation-cancel": (None, "operate"),
     "audit-list": ("login", None),
+    "events": ("login", None),  # the stream relays only events of hosts the user may view
     "team-list": ("super", "super"),
     "team-detail": ("super", "super"),
     "user-list": ("super", None),

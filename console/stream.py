@@ -1,0 +1,130 @@
+"""One server-sent-events stream per open page: the events of console.events the user may see.
+
+Each event is relayed as SSE messages whose names say which panels should refresh:
+
+- an operation: ``operation-<id>``, and when its status changed (not for progress or log lines)
+  ``lock-<hash of its lock key>`` (the panels of its target, see :func:`lock_event`) and
+  ``operations`` (the operations list);
+- a container row: ``container-<id>`` and ``containers`` (the container list).
+
+The page's htmx (the vendored SSE extension) triggers the panel's usual hx-get on them; the message
+carries no content a page shows. A comment every KEEPALIVE seconds keeps proxies from closing an
+idle stream and finds a client that went away. The stream ends after MAX_SECONDS: the browser
+reconnects (the ``retry`` below), and the login and the user's roles are read again then. While
+it waits it holds no database connection, only one Redis connection, closed when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.http import require_safe
+
+from console import access
+from console.events import CHANNEL
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE = 15.0
+MAX_SECONDS = 300.0
+RETRY_MS = 1000
+
+
+def lock_event(lock_key: str) -> str:
+    """The SSE name of the operations on one lock key (a lock key has colons and paths)."""
+    return "lock-" + hashlib.sha256(lock_key.encode()).hexdigest()[:16]
+
+
+def messages_for(event: dict) -> list[str]:
+    """The SSE names one published event is relayed as."""
+    kind, pk = event.get("kind"), event.get("id")
+    if kind == "operation":
+        if event.get("minor"):  # progress or log: only its card changes
+            return [f"operation-{pk}"]
+        names = [f"operation-{pk}", "operations"]
+        if event.get("lock_key"):
+            names.insert(1, lock_event(str(event["lock_key"])))
+        return names
+    if kind == "container":
+        return [f"container-{pk}", "containers"]
+    return []
+
+
+def _visible_hosts(request: HttpRequest) -> set[int] | None:
+    """The host ids whose events the user may get (None: all); then the database connection is
+    closed, as the stream that follows may last minutes."""
+    try:
+        return access.hosts_with_role(request.user, "view")
+    finally:
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:  # (a test's transaction stays open)
+                connection.close()
+
+
+async def _relay(host_ids: set[int] | None) -> AsyncIterator[str]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    pubsub = client.pubsub()
+    ends_at = time.monotonic() + MAX_SECONDS
+    try:
+        try:
+            await pubsub.subscribe(CHANNEL)
+        except Exception as exc:  # Redis down: the page keeps its slow polls; retry later
+            logger.warning("event stream: cannot subscribe (%s)", exc)
+            yield f"retry: {RETRY_MS * 10}\n: no events now\n\n"
+            return
+        yield f"retry: {RETRY_MS}\n: connected\n\n"
+        last_sent = time.monotonic()
+        while (now := time.monotonic()) < ends_at:
+            wait = max(0.1, min(KEEPALIVE - (now - last_sent), ends_at - now))
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            except Exception as exc:  # Redis went away: end; the browser reconnects
+                logger.warning("event stream: Redis failed (%s)", exc)
+                return
+            if message is None:
+                if time.monotonic() - last_sent >= KEEPALIVE:
+                    yield ": keep-alive\n\n"
+                    last_sent = time.monotonic()
+                continue
+            try:
+                event = json.loads(message["data"])
+            except (TypeError, ValueError):
+                continue
+            if host_ids is not None and event.get("host_id") not in host_ids:
+                continue
+            data = json.dumps(event, separators=(",", ":"))
+            yield "".join(f"event: {name}\ndata: {data}\n\n" for name in messages_for(event))
+            last_sent = time.monotonic()
+    finally:
+        # Also on the client going away (Django cancels or closes this generator).
+        await asyncio.shield(_close(pubsub, client))
+
+
+async def _close(pubsub, client) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await pubsub.aclose()
+    finally:
+        await client.aclose()
+
+
+@require_safe
+@login_required
+async def events(request: HttpRequest) -> HttpResponse:
+    from asgiref.sync import sync_to_async
+
+    host_ids = await sync_to_async(_visible_hosts)(request)
+    response = StreamingHttpResponse(_relay(host_ids), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
