@@ -122,7 +122,12 @@ async def _close(pubsub, client) -> None:  # type: ignore[no-untyped-def]
 @login_required
 async def events(request: HttpRequest) -> HttpResponse:
     from asgiref.sync import sync_to_async
+    from django.core.handlers.asgi import ASGIRequest
 
+    if not isinstance(request, ASGIRequest):
+        # A WSGI server would hold a thread for the whole stream: 204 tells the browser not to
+        # reconnect, and the page keeps its slow polls.
+        return HttpResponse(status=204)
     host_ids = await sync_to_async(_visible_hosts)(request)
     response = StreamingHttpResponse(_relay(host_ids), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
