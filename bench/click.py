@@ -1,0 +1,203 @@
+"""Click -> state shown, in Chromium, against the raw lxc-* time in the same run.
+
+The console is served by uvicorn (ASGI: the pages' event stream) with one agent; Chromium (Debian's,
+headless, Playwright) opens a busybox container's page and clicks Start, Freeze, Unfreeze and Stop
+``--rounds`` times each. Each figure is measured in the page: from the button's click to the state
+panel showing the new state (a MutationObserver), so it includes the POST, the agent's work, the
+push of the change and the panel's refresh. The raw figure is ``lxc-<action>`` plus ``lxc-wait``
+for the same state on a second container on a path of its own.
+
+Run as root:  .venv/bin/python bench/click.py [--rounds 10]
+It uses its own state directory, Redis (loopback, free port), agent and web server (each ended by
+its Popen handle), and destroys every container it makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import ROOT, ConsoleUnderTest, free_port
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [  # as tests/browser/conftest.py
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+# Click the state panel's button (once it is enabled: no operation active) and resolve with the
+# milliseconds until the panel shows ``wanted``.
+CLICK = """async ([label, wanted]) => {
+    const find = () => [...document.querySelectorAll("#container-state button")]
+        .find(b => b.textContent.trim() === label && !b.disabled);
+    for (let i = 0; !find(); i++) {
+        if (i > 600) throw new Error("no enabled " + label + " button");
+        await new Promise(r => setTimeout(r, 50));
+    }
+    const shown = () => {
+        const s = document.querySelector("#container-state dd.state");
+        return s && s.textContent.trim().startsWith(wanted);
+    };
+    return await new Promise((resolve, reject) => {
+        let t0 = 0;
+        const obs = new MutationObserver(() => {
+            if (shown()) { obs.disconnect(); resolve(performance.now() - t0); }
+        });
+        obs.observe(document.body, {subtree: true, childList: true, characterData: true});
+        setTimeout(() => { obs.disconnect(); reject(new Error(wanted + " not shown in 60 s")); }, 60000);
+        t0 = performance.now();
+        find().click();
+    });
+}"""
+STEPS = [("Start", "RUNNING"), ("Freeze", "FROZEN"), ("Unfreeze", "RUNNING"), ("Stop", "STOPPED")]
+RAW = {
+    "Start": (["lxc-start", "-d"], "RUNNING"),
+    "Freeze": (["lxc-freeze"], "FROZEN"),
+    "Unfreeze": (["lxc-unfreeze"], "RUNNING"),
+    "Stop": (["lxc-stop", "-t", "30"], "STOPPED"),
+}
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def settle(path: Path, name: str) -> None:
+    """Wait for busybox's rcS (udhcpc) to be done: until then its init freezes slowly."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["lxc-info", "-P", str(path), "-n", name, "-iH"], capture_output=True, text=True
+        ).stdout
+        if out.strip():
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="console-bench-click-", dir="/var/tmp"))
+    lxc_console, lxc_raw = state / "lxc-console", state / "lxc-raw"
+    lxc_console.mkdir()
+    lxc_raw.mkdir()
+    console = ConsoleUnderTest(state, lxc_console)
+    port = free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "console.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**console.env, "ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SETTINGS_MODULE": "console.settings"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    raw_monitor = subprocess.Popen(["lxc-monitor", "-P", str(lxc_raw)], stdout=subprocess.DEVNULL)
+    shown: dict[str, list[float]] = {label: [] for label, _ in STEPS}
+    raw: dict[str, list[float]] = {label: [] for label, _ in STEPS}
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
+    try:
+        console.wait_registered()
+        from containers.models import Container
+
+        console.timed_post("/containers/new/", {"host": console.slug, "name": "click", "template": "busybox"})
+        container = Container.objects.get(name="click")
+        subprocess.run(
+            ["lxc-create", "-P", str(lxc_raw), "-n", "click", "-t", "busybox"],
+            check=True,
+            capture_output=True,
+        )
+        console.wait_for(lambda: _listening(port), "uvicorn")
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            base = f"http://127.0.0.1:{port}"
+            page.goto(f"{base}/login/")
+            page.fill("input[name=username]", f"{console.slug}-user")
+            page.fill("input[name=password]", "bench-password-123")
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login/" not in url)
+            page.goto(f"{base}/containers/{container.pk}/")
+            page.wait_for_function(
+                "() => (document.body['htmx-internal-data'].sseEventSource || {}).readyState === 1"
+            )
+            for _ in range(args.rounds):
+                for label, wanted in STEPS:
+                    shown[label].append(page.evaluate(CLICK, [label, wanted]) / 1000)
+                    if label == "Start":
+                        settle(lxc_console, "click")
+                    time.sleep(0.3)
+                for label, _ in STEPS:
+                    argv, wait_state = RAW[label]
+                    t = time.perf_counter()
+                    subprocess.run([argv[0], "-P", str(lxc_raw), "-n", "click", *argv[1:]], check=True)
+                    subprocess.run(
+                        ["lxc-wait", "-P", str(lxc_raw), "-n", "click", "-s", wait_state, "-t", "30"],
+                        check=True,
+                    )
+                    raw[label].append(time.perf_counter() - t)
+                    if label == "Start":
+                        settle(lxc_raw, "click")
+            browser.close()
+    finally:
+        web.terminate()
+        web.wait(30)
+        console.close()
+        raw_monitor.terminate()
+        raw_monitor.wait(10)
+        for path in (lxc_console, lxc_raw):
+            for cfg in path.glob("*/config"):
+                subprocess.run(
+                    ["lxc-stop", "-P", str(path), "-n", cfg.parent.name, "-k"], capture_output=True
+                )
+                subprocess.run(
+                    ["lxc-destroy", "-P", str(path), "-n", cfg.parent.name, "-f"], capture_output=True
+                )
+        shutil.rmtree(state, ignore_errors=True)
+
+    print(f"\n{args.rounds} rounds on {socket.gethostname()}, Chromium, uvicorn + one agent:\n")
+    print("| click | state shown | median | p95 | raw lxc-* + lxc-wait, median |")
+    print("|---|---|---|---|---|")
+    for label, wanted in STEPS:
+        values = shown[label]
+        print(
+            f"| {label} | {wanted} | {statistics.median(values) * 1000:.0f} ms | {p95(values) * 1000:.0f} ms "
+            f"| {statistics.median(raw[label]) * 1000:.0f} ms |"
+        )
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    main()
