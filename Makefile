@@ -93,6 +93,7 @@ vm-tests: deps vm-zfs-deps
 
 bench: deps prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
+	$(BIN)/python bench/click.py --rounds 10
 	$(BIN)/python bench/btrfs_snapshot.py --rounds 3
 	$(BIN)/python bench/audit_export.py
 	$(BIN)/python bench/recovery.py --rounds 5 --orphans 4
