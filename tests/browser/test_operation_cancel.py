@@ -38,7 +38,8 @@ def _cancel_buttons_seen(browser, base_url: str, username: str, op: Operation) -
     return seen
 
 
-def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_server, make_user, start_agent):
+def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, web, make_user, start_agent):
+    base_url = f"http://{web}"  # uvicorn: the page's event stream pushes the pending start
     make_user("cancel-admin", role="admin", password=PASSWORD)
     make_user("cancel-operator", role="operate", password=PASSWORD)
     make_user("cancel-viewer", role="view", password=PASSWORD)
@@ -55,8 +56,8 @@ def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_ser
     Host.objects.filter(pk=host.pk).update(last_heartbeat=None)
 
     # The admin queues a start from the container page: it waits, and locks the container.
-    login(page, live_server.url, "cancel-admin")
-    url = f"{live_server.url}/containers/{container.pk}/"
+    login(page, base_url, "cancel-admin")
+    url = f"{base_url}/containers/{container.pk}/"
     page.goto(url)
     start = page.locator("#container-state").get_by_role("button", name="Start", exact=True)
     start.click()
@@ -68,10 +69,10 @@ def test_admin_cancels_a_pending_start_and_it_never_runs(browser, page, live_ser
     assert "{#" not in page.inner_text("main")
     wait_for(lambda: start.is_disabled(), 10, what="the Start button to be disabled by the pending start")
 
-    assert _cancel_buttons_seen(browser, live_server.url, "cancel-operator", op) == 1
-    assert _cancel_buttons_seen(browser, live_server.url, "cancel-viewer", op) == 0
+    assert _cancel_buttons_seen(browser, base_url, "cancel-operator", op) == 1
+    assert _cancel_buttons_seen(browser, base_url, "cancel-viewer", op) == 0
 
-    page.goto(f"{live_server.url}/operations/{op.pk}/")
+    page.goto(f"{base_url}/operations/{op.pk}/")
     card = page.locator(f"#operation-{op.pk}")
     button = _cancel_button(page)
     button.wait_for(timeout=10000)
