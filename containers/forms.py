@@ -25,11 +25,13 @@ class CreateContainerForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
     )
     template = forms.ChoiceField(choices=Template.choices, initial=Template.BUSYBOX)
-    lxc_path = forms.CharField(
+    # Choices: the chosen host's LXC paths (set by the view; the services check them again).
+    lxc_path = forms.ChoiceField(
         required=False,
         label="LXC path",
-        help_text="Empty: the host's default LXC path. A pool's path puts the container on the pool.",
-        widget=forms.TextInput(attrs={"list": "lxc-paths", "autocomplete": "off"}),
+        help_text="The host's LXC paths: its default one, and the paths of its pools (a pool's "
+        "path puts the container on the pool).",
+        error_messages={"invalid_choice": "unknown LXC path %(value)s: choose one of the host's LXC paths"},
     )
     release = forms.CharField(
         required=False,

@@ -204,9 +204,35 @@ _require = access.require_post_role
 
 @login_required
 @audited_post(ContainerOp.CREATE)
-def container_create(request: HttpRequest) -> HttpResponse:
+def container_create(request: HtmxHttpRequest) -> HttpResponse:
     _require(request, "admin", None)
     form = host_form(CreateContainerForm, request)
+    hosts = cast(forms.ModelChoiceField, form.fields["host"]).queryset
+    assert hosts is not None  # host_form set it: the hosts the user sees
+    # The LXC path choices are the chosen host's (the form's host, or ?host= from a pool's link).
+    slug = request.POST.get("host") or request.GET.get("host") or ""
+    chosen = hosts.filter(slug=slug).first() if slug else None
+    if chosen is not None and not form.is_bound:
+        form.initial["host"] = chosen
+    chosen = chosen or form.initial.get("host")
+    paths = chosen.lxc_paths if chosen is not None else []
+    cast(forms.ChoiceField, form.fields["lxc_path"]).choices = [
+        ("", f"{paths[0]} (the host's default)" if paths else "the host's default"),
+        *[(p, p) for p in paths[1:]],
+    ]
+    if not form.is_bound and request.GET.get("lxc_path") in paths[1:]:
+        form.initial["lxc_path"] = request.GET["lxc_path"]
+    # Choosing another host reads that host's LXC paths into the form (no reload, typed values kept).
+    form.fields["host"].widget.attrs.update(
+        {
+            "hx-get": reverse("containers:create"),
+            "hx-trigger": "change",
+            "hx-target": "#lxc-path-field",
+            "hx-swap": "outerHTML",
+        }
+    )
+    if request.htmx and request.method == "GET":  # the host changed: its LXC paths
+        return render(request, "containers/container_create.html#lxc-path", {"form": form})
     response, status = queue_from_form(
         request,
         form,
@@ -224,12 +250,7 @@ def container_create(request: HttpRequest) -> HttpResponse:
     )
     if response is not None:
         return response
-    hosts = cast(forms.ModelChoiceField, form.fields["host"]).queryset
-    assert hosts is not None  # host_form set it: the hosts the user sees
-    paths = sorted({(h.slug, p) for h in hosts for p in h.lxc_paths})
-    return render(
-        request, "containers/container_create.html", {"form": form, "lxc_paths": paths}, status=status
-    )
+    return render(request, "containers/container_create.html", {"form": form}, status=status)
 
 
 _SIMPLE_ACTIONS = {
