@@ -35,18 +35,25 @@ def _recent_operations(hosts: list[Host]) -> list[Operation]:
 @require_http_methods(["GET", "HEAD"])
 @login_required
 def storage_index(request: HttpRequest) -> HttpResponse:
-    hosts = _visible_hosts(request)
-    sections = []
-    for host in hosts:
-        sections.append(
-            {
-                "host": host,
-                "inventory": HostStorage.objects.filter(host=host).first(),
-                "loops": list(LoopDevice.objects.filter(host=host)),
-                "pools": list(Pool.objects.filter(host=host)),
-                "can_admin": access.can(request.user, "admin", host),
-            }
-        )
+    hosts = list(_visible_hosts(request))
+    # Three queries for all hosts together (not three per host), grouped here.
+    inventories = {s.host_id: s for s in HostStorage.objects.filter(host__in=hosts)}
+    loops: dict[int, list[LoopDevice]] = {}
+    for loop in LoopDevice.objects.filter(host__in=hosts):
+        loops.setdefault(loop.host_id, []).append(loop)
+    pools: dict[int, list[Pool]] = {}
+    for pool in Pool.objects.filter(host__in=hosts):
+        pools.setdefault(pool.host_id, []).append(pool)
+    sections = [
+        {
+            "host": host,
+            "inventory": inventories.get(host.pk),
+            "loops": loops.get(host.pk, []),
+            "pools": pools.get(host.pk, []),
+            "can_admin": access.can(request.user, "admin", host),
+        }
+        for host in hosts
+    ]
     context = {"sections": sections, "operations": _recent_operations(hosts), "image_dir": conf.image_dir()}
     return render(request, "storage/index.html", context)
 
