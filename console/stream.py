@@ -111,7 +111,7 @@ async def _relay(host_ids: set[int] | None) -> AsyncIterator[str]:
         await asyncio.shield(_close(pubsub, client))
 
 
-async def _close(pubsub, client) -> None:  # type: ignore[no-untyped-def]
+async def _close(pubsub, client) -> None:
     try:
         await pubsub.aclose()
     finally:
@@ -120,7 +120,7 @@ async def _close(pubsub, client) -> None:  # type: ignore[no-untyped-def]
 
 @require_safe
 @login_required
-async def events(request: HttpRequest) -> HttpResponse:
+async def events(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     from asgiref.sync import sync_to_async
     from django.core.handlers.asgi import ASGIRequest
 

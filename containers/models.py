@@ -64,7 +64,7 @@ class Container(models.Model):
         return tuple(repr(getattr(self, f)) for f in self.SHOWN_FIELDS)
 
     @classmethod
-    def from_db(cls, db, field_names, values):  # type: ignore[no-untyped-def]
+    def from_db(cls, db, field_names, values):
         row = super().from_db(db, field_names, values)
         if not row.get_deferred_fields():
             row._shown_at_load = row.shown()
