@@ -73,11 +73,12 @@ stop:
 # pytest starts for the run and removes after it (tests/database.py). Both run even if the first
 # fails; make test fails if either does. The VM tier runs on SQLite only (README, "Tests").
 test: deps test-packages prepare-host vm-zfs-deps
-	@sqlite=0; postgres=0; \
+	@lint=0; sqlite=0; postgres=0; \
+	$(MAKE) --no-print-directory lint || lint=$$?; \
 	$(BIN)/python -m pytest || sqlite=$$?; \
 	$(BIN)/python -m pytest --database=postgres -m "not vm" || postgres=$$?; \
-	echo "make test: SQLite run exit $$sqlite, PostgreSQL run exit $$postgres"; \
-	[ $$sqlite = 0 ] && [ $$postgres = 0 ]
+	echo "make test: lint (ruff, mypy) exit $$lint, SQLite run exit $$sqlite, PostgreSQL run exit $$postgres"; \
+	[ $$lint = 0 ] && [ $$sqlite = 0 ] && [ $$postgres = 0 ]
 
 unit: venv
 	$(BIN)/python -m pytest -m "not host and not browser and not vm"
