@@ -94,6 +94,25 @@ def vm(vm_scratch):
     /dev/vdb (512 MiB).
 
     QEMU is killed and its files deleted afterwards."""
+    boot = vm_scratch / "boot"
+    share = vm_scratch / "share"
+    boot.mkdir()
+    share.mkdir()
+    runner = None
+    try:
+        disks = [make_disk(boot / "disk.img", DISK_BYTES), make_disk(boot / "disk2.img", SECOND_DISK_BYTES)]
+        runner = boot_host_system(boot, share, disks)
+        yield runner
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def boot_host_system(boot: Path, share: Path, disks: list[Path], *, network: bool = False) -> VmRunner:
+    """Boot Debian's kernel in QEMU with this host's system chrooted (see the module's docstring)
+    and ``share`` mounted read-write at its own path; ``disks`` are /dev/vda, /dev/vdb... (two:
+    the boot waits for /dev/vdb). The initrd goes to ``boot``. With ``network``, a virtio NIC on
+    QEMU's user networking (the caller configures it in the VM). The caller closes the runner."""
     if shutil.which(QEMU) is None:
         missing(f"{QEMU} is not installed (Debian package qemu-system-x86)")
     found = debian_kernel()
@@ -103,39 +122,33 @@ def vm(vm_scratch):
     version = kernel.rsplit("/vmlinuz-", 1)[1]
     if not Path("/lib/modules", version, "modules.dep").is_file():
         missing(f"the modules of {version} are not installed (Debian package linux-image-amd64)")
-    boot = vm_scratch / "boot"
-    share = vm_scratch / "share"
-    boot.mkdir()
-    share.mkdir()
     modules = module_load_order(version, INITRD_MODULES)
-    initrd = initrd_with_files(
+    initrd_path = initrd_with_files(
         initrd,
         {f"console-vm/{m}": f"/lib/modules/{version}/{m}" for m in modules},
         boot / "initrd.img",
     )
-    runner = None
+    runner = VmRunner(
+        kernel=kernel,
+        initrd=str(initrd_path),
+        disk=str(disks[0]),
+        memory_mb=MEMORY_MB,
+        default_timeout=180,
+        transcript=os.environ.get("CONSOLE_VM_TRANSCRIPT") or None,
+        shares=[VmShare("/", "hostroot"), VmShare(str(share), "scratch", readonly=False)],
+        extra_disks=[str(d) for d in disks[1:]],
+        network=network,
+    )
     try:
-        disk = make_disk(boot / "disk.img", DISK_BYTES)
-        second = make_disk(boot / "disk2.img", SECOND_DISK_BYTES)
-        runner = VmRunner(
-            kernel=kernel,
-            initrd=str(initrd),
-            disk=str(disk),
-            memory_mb=MEMORY_MB,
-            default_timeout=180,
-            transcript=os.environ.get("CONSOLE_VM_TRANSCRIPT") or None,
-            shares=[VmShare("/", "hostroot"), VmShare(str(share), "scratch", readonly=False)],
-            extra_disks=[str(second)],
-        )
         runner.start(boot_timeout=BOOT_TIMEOUT)
         for line in _boot_lines(modules, str(share)):
             runner.shell(line, timeout=120)
         runner.enter_root(NEWROOT)
         runner.shell("modprobe dm-mod && modprobe dm-snapshot && modprobe ext4", timeout=120)
-        yield runner
-    finally:
-        if runner is not None:
-            runner.close()
+    except BaseException:
+        runner.close()
+        raise
+    return runner
 
 
 @pytest.fixture(scope="session")

@@ -213,6 +213,7 @@ class VmRunner(Runner):
         transcript: str | None = None,
         shares: Sequence[VmShare] = (),
         extra_disks: Sequence[str] = (),
+        network: bool = False,
     ) -> None:
         super().__init__(operation, default_timeout=default_timeout)
         self.argv = [
@@ -238,6 +239,13 @@ class VmRunner(Runner):
             self.argv += ["-drive", f"file={extra},if=virtio,format=raw"]
         for share in shares:
             self.argv += share.argv()
+        if network:
+            # QEMU's user networking: the guest's 10.0.2.2 is this machine's loopback (a test's
+            # PostgreSQL and Redis). The guest is given no route beyond 10.0.2.0/24 (see
+            # tests/vm_host/conftest.py), so nothing leaves the machine.
+            self.argv += ["-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"]
+        else:
+            self.argv += ["-nic", "none"]
         self.proc: subprocess.Popen | None = None
         self.broken: str | None = None
         self._buf = b""

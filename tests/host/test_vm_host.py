@@ -1,0 +1,382 @@
+"""A second host that is a real machine: a QEMU VM running the console's own agent.
+
+The VM boots Debian's kernel with this host's system (tests/vm/conftest.py ``boot_host_system``)
+plus a virtio NIC on QEMU's user networking. Its agent (``manage.py agent --host vm1``) reaches
+the test session's PostgreSQL and Redis as ``10.0.2.2:<port>`` (QEMU maps the guest's 10.0.2.2
+to this machine's loopback). The guest gets 10.0.2.15/24 and no other route: nothing leaves the
+machine. The web side is this test process (services and the Django test client), with a local
+agent (``start_agent``) for a host of this machine next to vm1.
+
+PostgreSQL only: a SQLite file cannot be shared with another kernel (over 9p, its locks are not
+shared). The SQLite run of ``make test`` leaves it out with ``-m "not vm_host"``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from console.models import Host, Operation
+from console.operations import RequestContext
+from containers import services
+from containers.models import Container
+from storage import services as storage_services
+from storage.models import HostStorage, Pool
+from tests.database import session_database_url
+from tests.host.helpers import wait_terminal
+from tests.hosttools import require_tool, wait_for
+from tests.vm.conftest import boot_host_system
+from tests.vm.transport import VmRunner, make_disk
+
+pytestmark = [pytest.mark.host, pytest.mark.vm, pytest.mark.vm_host, pytest.mark.slow]
+
+CTX = RequestContext(ip="192.0.2.30", request_id="req-vm-host")
+ROOT = Path(__file__).resolve().parent.parent.parent
+SLUG = "vm1"
+GUEST_GATEWAY = "10.0.2.2"  # QEMU user networking: this machine's loopback, seen from the guest
+
+
+def guest_url(url: str) -> str:
+    """``url`` (a server on this machine's 127.0.0.1) as the guest reaches it."""
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1", url
+    netloc = parts.netloc.rsplit("@", 1)
+    host_port = netloc[-1].replace("127.0.0.1", GUEST_GATEWAY, 1)
+    return urlunsplit(parts._replace(netloc="@".join([*netloc[:-1], host_port])))
+
+
+class VmHost:
+    """The machine vm1: its disks and shared directory outlive a power-off; ``boot`` starts QEMU
+    and then the agent in it, ``power_off`` kills QEMU (SIGKILL, as pulling the plug)."""
+
+    def __init__(self, scratch: Path, database_url: str, redis_url: str) -> None:
+        self.scratch = scratch
+        self.boot_dir = scratch / "boot"
+        self.share = scratch / "share"
+        self.boot_dir.mkdir()
+        self.share.mkdir()
+        self.lxc_path = self.share / "lxc"
+        self.lxc_path.mkdir()
+        (self.share / "pools").mkdir()
+        (self.share / "images").mkdir()
+        self.agent_log = self.share / "agent.log"
+        # /dev/vda holds the LVM pool; /dev/vdb only because the boot waits for a second disk.
+        self.disks = [
+            make_disk(self.boot_dir / "disk.img", 1024**3),
+            make_disk(self.boot_dir / "disk2.img", 64 * 1024**2),
+        ]
+        self.env = {
+            "DATABASE_URL": guest_url(database_url),
+            "REDIS_URL": guest_url(redis_url),
+            "AGENT_HEARTBEAT_SECONDS": "1",
+            "INVENTORY_SYNC_SECONDS": "2",
+            "AGENT_CLAIM_SECONDS": "1",
+            "CONSOLE_AGENT_NAME": f"agent-{SLUG}",
+            "CONSOLE_HOST_NAME": "vm1 (Debian kernel in QEMU)",
+            "AGENT_STATE_DIR": str(self.share / "agent-state"),
+            "STORAGE_POOL_DIR": str(self.share / "pools"),
+            "STORAGE_IMAGE_DIR": str(self.share / "images"),
+            "AUTOSTART_BOOT_WINDOW_SECONDS": "0",
+        }
+        self.vm: VmRunner | None = None
+
+    def boot(self) -> float:
+        """Boot, set the machine up as a host's boot would, start the agent in the background;
+        returns the seconds from starting QEMU to the agent's start (not yet online)."""
+        started = time.monotonic()
+        self.vm = boot_host_system(self.boot_dir, self.share, self.disks, network=True)
+        vm = self.vm
+        # The network: an address on QEMU's user network and no default route.
+        vm.shell(
+            "modprobe virtio_net && ip link set lo up && ip link set eth0 up && "
+            "ip addr add 10.0.2.15/24 dev eth0",
+            timeout=120,
+        )
+        # A machine's clock is set at boot (NTP); here from this machine's, once.
+        vm.shell(f"date -u -s @{time.time():.3f} >/dev/null", timeout=60)
+        # What LXC needs to start containers: cgroup2, ptys for their consoles, the bridge of
+        # /etc/lxc/default.conf, veth.
+        vm.shell(
+            "mount -t cgroup2 none /sys/fs/cgroup && mkdir -p /dev/pts && "
+            "mount -t devpts -o gid=5,mode=620,ptmxmode=0666 devpts /dev/pts && "
+            "modprobe bridge && modprobe veth && "
+            "ip link add lxcbr0 type bridge && ip link set lxcbr0 up",
+            timeout=120,
+        )
+        # ZFS's module (the host's capabilities say so) and the LVM volumes a previous boot made.
+        vm.shell("modprobe zfs", timeout=180)
+        vm.shell("vgchange -ay >/dev/null 2>&1; true", timeout=120)
+        script = self.share / "agent.sh"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        argv = [
+            sys.executable,
+            "manage.py",
+            "agent",
+            "--host",
+            SLUG,
+            "--lxc-path",
+            str(self.lxc_path),
+            "--loglevel",
+            "INFO",
+        ]
+        script.write_text(
+            f"cd {shlex.quote(str(ROOT))} || exit 1\nexport {exports}\n"
+            f'echo "agent started $(date -u +%FT%T.%N)"\nexec {shlex.join(argv)}\n'
+        )
+        vm.shell(f"setsid sh {shlex.quote(str(script))} >>{shlex.quote(str(self.agent_log))} 2>&1 &")
+        return time.monotonic() - started
+
+    def power_off(self) -> None:
+        assert self.vm is not None
+        self.vm.close()
+        self.vm = None
+
+    def guest_clock_offset(self) -> float:
+        """Seconds the guest's clock is ahead of this machine's."""
+        assert self.vm is not None
+        before = time.time()
+        out = self.vm.shell("date +%s.%N", timeout=30).stdout.strip()
+        return float(out) - (before + time.time()) / 2
+
+    def log_tail(self) -> str:
+        return self.agent_log.read_text(errors="replace")[-4000:] if self.agent_log.exists() else ""
+
+    def close(self) -> None:
+        if self.vm is not None:
+            self.power_off()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@pytest.fixture
+def vm_host(transactional_db, redis_url, settings, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("a VM host needs the suite on PostgreSQL (--database=postgres): SQLite is one machine's")
+    require_tool("qemu-system-x86_64")
+    scratch = Path(tempfile.mkdtemp(prefix="console-vmhost-", dir="/var/tmp"))
+    machine = VmHost(scratch, session_database_url(), redis_url)
+    # The web side (this process) validates pool paths against the same directories.
+    settings.STORAGE_POOL_DIR = machine.env["STORAGE_POOL_DIR"]
+    settings.STORAGE_IMAGE_DIR = machine.env["STORAGE_IMAGE_DIR"]
+    try:
+        yield machine
+    finally:
+        log = machine.log_tail()
+        if log:
+            logs = ROOT / "var" / "test-logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / "agent-vm1.log").write_text(log)
+        machine.close()
+
+
+def host_row(client, slug: str) -> str:
+    page = client.get(reverse("host-list")).content.decode()
+    rows = re.findall(r"<tr><td><a href=\"[^\"]*\">([^<]+)</a>(.*?)</tr>", page, re.DOTALL)
+    found = [row for name, row in rows if name == slug]
+    assert len(found) == 1, page
+    return found[0]
+
+
+def wait_online(slug: str, timeout: float, vm: VmHost | None = None) -> Host:
+    def online():
+        host = Host.objects.filter(slug=slug, capabilities__has_key="lxc").first()
+        if vm is not None and not host:
+            assert "Traceback" not in vm.log_tail(), vm.log_tail()
+        return host if host and host.agent_online else None
+
+    return wait_for(online, timeout, interval=0.2, what=f"host {slug} online")
+
+
+def ok(op: Operation, timeout: float = 120) -> Operation:
+    done = wait_terminal(op, timeout=timeout)
+    assert done.status == "succeeded", f"{done.error}\n{done.log}"
+    return done
+
+
+def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
+    client, admin, start_agent, vm_host, settings
+):
+    timings: dict[str, float] = {}
+    local_agent = start_agent()
+    local = Host.objects.get(slug=local_agent.slug)
+
+    # Boot vm1: its agent registers over the guest network and heartbeats.
+    t0 = time.monotonic()
+    vm_host.boot()
+    vm1 = wait_online(SLUG, 180, vm_host)
+    timings["boot_to_online"] = time.monotonic() - t0
+    offset = vm_host.guest_clock_offset()
+    assert abs(offset) < 2, f"the guest's clock is {offset:+.2f} s off"
+    assert vm1.agent_name == f"agent-{SLUG}" and vm1.lxc_path == str(vm_host.lxc_path)
+
+    # Each host with its own detected capabilities: device-mapper and ZFS in the VM, not here.
+    caps, here = vm1.capabilities, local.capabilities
+    assert caps["lxc"]["available"] and "busybox" in caps["lxc"]["templates"]
+    assert caps["lvm"]["device_mapper"] is True, caps["lvm"]
+    assert caps["zfs"]["kernel"] is True, caps["zfs"]
+    assert here["lvm"]["device_mapper"] is False and here["zfs"]["kernel"] is False
+    assert {a["address"] for a in caps["ipv4"]} >= {"10.0.2.15"}, caps["ipv4"]
+
+    client.force_login(admin)
+    for slug in (SLUG, local.slug):
+        assert '<span class="badge ok">online</span>' in host_row(client, slug)
+
+    # A busybox container created and started on each host from the container page's form, each
+    # run by its own host's agent only.
+    names = {SLUG: f"vmc-{uuid.uuid4().hex[:5]}", local.slug: f"loc-{uuid.uuid4().hex[:5]}"}
+    for slug, name in names.items():
+        response = client.post(
+            reverse("containers:create"), {"host": slug, "name": name, "template": "busybox"}
+        )
+        assert response.status_code == 302, response.content.decode()[-2000:]
+    creates = {op.host.slug: op for op in Operation.objects.filter(kind="container.create")}
+    for slug, op in creates.items():
+        op = ok(op, 180)
+        assert op.worker == f"agent-{slug}", (slug, op.worker)
+    assert (vm_host.lxc_path / names[SLUG] / "config").is_file()
+    assert not (Path(local_agent.lxc_path) / names[SLUG]).exists()
+    assert not (vm_host.lxc_path / names[local.slug]).exists()
+    starts = {}
+    for slug, name in names.items():
+        c = Container.objects.get(host__slug=slug, name=name)
+        started = time.monotonic()
+        op = ok(services.start_container(actor=admin, ctx=CTX, container=c), 120)
+        starts[slug] = (time.monotonic() - started, op)
+        assert op.worker == f"agent-{slug}"
+    wait_for(
+        lambda: Container.objects.get(host=vm1, name=names[SLUG]).state == "RUNNING",
+        30,
+        what="vm1's container RUNNING in the inventory",
+    )
+    # Really running in the VM: its init is a process of the guest.
+    assert vm_host.vm is not None
+    info = vm_host.vm.run(["lxc-info", "-P", str(vm_host.lxc_path), "-n", names[SLUG], "-s", "-p"])
+    assert "RUNNING" in info.stdout and re.search(r"PID:\s+\d+", info.stdout), info.stdout
+
+    # The raw command on vm1 for the same work: lxc-start of a second container, timed in the VM.
+    raw_name = "raw1"
+    vm_host.vm.run(["lxc-create", "-P", str(vm_host.lxc_path), "-n", raw_name, "-t", "busybox"], timeout=180)
+    raw = vm_host.vm.shell(
+        f"s=$(date +%s%N); lxc-start -P {vm_host.lxc_path} -n {raw_name}; e=$(date +%s%N); "
+        "echo $(( (e - s) / 1000000 ))",
+        timeout=120,
+    )
+    timings["raw_lxc_start_ms_in_vm"] = float(raw.stdout.strip().splitlines()[-1])
+    vm_start = starts[SLUG][1]
+    timings["console_start_ms_vm1_request_to_terminal"] = starts[SLUG][0] * 1000
+    timings["console_start_ms_vm1_agent"] = (
+        vm_start.finished_at - vm_start.started_at
+    ).total_seconds() * 1000
+    timings["console_start_ms_local_request_to_terminal"] = starts[local.slug][0] * 1000
+
+    # An LVM pool on the VM's disk, a container on it and a snapshot: a real snapshot LV.
+    def vda_seen() -> bool:
+        storage = HostStorage.objects.filter(host=vm1).first()
+        return storage is not None and any(d.get("path") == "/dev/vda" for d in storage.block_devices)
+
+    wait_for(
+        vda_seen,
+        60,
+        what="vm1's disks in its storage inventory",
+    )
+    ok(
+        storage_services.create_pool(
+            actor=admin, ctx=CTX, host=vm1, name="vglxc", kind="lvm", device="/dev/vda"
+        ),
+        180,
+    )
+    pool = Pool.objects.get(host=vm1, name="vglxc")
+    vm1.refresh_from_db()
+    ok(
+        services.create_container(
+            actor=admin, ctx=CTX, host=vm1, name="lv1", lxc_path=pool.lxc_path, fssize="64M"
+        ),
+        240,
+    )
+    lv1 = Container.objects.get(host=vm1, lxc_path=pool.lxc_path, name="lv1")
+    assert lv1.rootfs == "lvm:/dev/lxc/lv1", lv1.rootfs
+    snap = ok(services.copy_container(actor=admin, ctx=CTX, container=lv1, new_name="lv1snap", snapshot=True))
+    assert snap.worker == f"agent-{SLUG}" and snap.result.get("kind") == "snapshot", snap.result
+    lvs = vm_host.vm.run(["lvs", "--noheadings", "-o", "lv_name,lv_attr,origin", "lxc"]).stdout
+    table = {f[0]: f[1:] for f in (line.split() for line in lvs.splitlines()) if f}
+    assert table["lv1"][0].startswith("o") and table["lv1snap"][0].startswith("s"), table
+    assert table["lv1snap"][1] == "lv1", table
+    # None of vm1's work ran here, none of this host's there.
+    assert set(Operation.objects.filter(host=vm1).values_list("worker", flat=True)) == {f"agent-{SLUG}"}
+    assert set(Operation.objects.filter(host=local).values_list("worker", flat=True)) == {
+        f"agent-{local.slug}"
+    }
+
+    # Power off (kill QEMU): vm1 shows offline within 30 s, in the model and on the Hosts page.
+    killed = time.monotonic()
+    vm_host.power_off()
+    wait_for(lambda: not Host.objects.get(slug=SLUG).agent_online, 30, interval=0.2, what="vm1 offline")
+    timings["power_off_to_offline"] = time.monotonic() - killed
+    wait_for(
+        lambda: '<span class="badge bad">offline</span>' in host_row(client, SLUG),
+        30,
+        interval=0.2,
+        what="the Hosts page saying vm1 is offline",
+    )
+    timings["power_off_to_offline_page"] = time.monotonic() - killed
+    assert timings["power_off_to_offline_page"] < 30, timings
+    assert '<span class="badge ok">online</span>' in host_row(client, local.slug)
+
+    # A new operation for vm1 is accepted as pending, and its page says why it waits.
+    response = client.post(
+        reverse("containers:create"), {"host": SLUG, "name": "later", "template": "busybox"}
+    )
+    assert response.status_code == 302
+    later = Operation.objects.get(kind="container.create", host=vm1, params__name="later")
+    assert later.status == "pending"
+    page = client.get(reverse("operation-detail", args=[later.pk])).content.decode()
+    assert f"No agent for host {SLUG} is running" in page
+
+    # While the console cannot see vm1, its disk changes: a container made there by hand (from
+    # this machine, which shares the LXC path's directory).
+    subprocess.run(
+        ["lxc-create", "-P", str(vm_host.lxc_path), "-n", "byhand", "-t", "busybox"],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    assert not Container.objects.filter(host=vm1, name="byhand").exists()
+
+    # Boot again on the same disks: the agent reconnects, runs what waited, resyncs.
+    t0 = time.monotonic()
+    vm_host.boot()
+    wait_online(SLUG, 180, vm_host)
+    timings["reboot_to_online"] = time.monotonic() - t0
+    later = ok(later, 180)
+    assert later.worker == f"agent-{SLUG}"
+    assert (vm_host.lxc_path / "later" / "config").is_file()
+    wait_for(
+        lambda: Container.objects.filter(host=vm1, name="byhand").exists(),
+        30,
+        what="the container made while vm1 was off, in the inventory",
+    )
+    # The container that ran before the power-off did not survive it: the inventory says so.
+    wait_for(
+        lambda: Container.objects.get(host=vm1, name=names[SLUG]).state == "STOPPED",
+        30,
+        what="vm1's container STOPPED after the reboot",
+    )
+    # The LVM snapshot is back with its volume group.
+    lvs = vm_host.vm.run(["lvs", "--noheadings", "-o", "lv_name,origin", "lxc"]).stdout
+    assert {tuple(line.split()) for line in lvs.splitlines() if line.strip()} >= {("lv1snap", "lv1")}, lvs
+    print("\nvm_host timings:", {k: round(v, 2) for k, v in timings.items()})
+    record = os.environ.get("CONSOLE_VM_HOST_TIMINGS")
+    if record:
+        Path(record).write_text(repr(timings) + "\n")
