@@ -37,7 +37,7 @@ from storage import services as storage_services
 from storage.models import HostStorage, Pool
 from tests.database import session_database_url
 from tests.host.helpers import wait_terminal
-from tests.hosttools import require_tool, wait_for
+from tests.hosttools import missing, require_tool, wait_for
 from tests.vm.conftest import boot_host_system
 from tests.vm.transport import VmRunner, make_disk
 
@@ -117,7 +117,8 @@ class VmHost:
             timeout=120,
         )
         # ZFS's module (the host's capabilities say so) and the LVM volumes a previous boot made.
-        vm.shell("modprobe zfs", timeout=180)
+        if vm.shell("modprobe zfs", timeout=180, check=False).returncode != 0:
+            missing("zfs.ko is not built for the VM's kernel (make vm-zfs-deps)")
         vm.shell("vgchange -ay >/dev/null 2>&1; true", timeout=120)
         script = self.share / "agent.sh"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
@@ -214,7 +215,7 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
 
     # Boot vm1: its agent registers over the guest network and heartbeats.
     t0 = time.monotonic()
-    vm_host.boot()
+    timings["boot_to_agent_started"] = vm_host.boot()
     vm1 = wait_online(SLUG, 180, vm_host)
     timings["boot_to_online"] = time.monotonic() - t0
     offset = vm_host.guest_clock_offset()
@@ -248,13 +249,17 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     assert (vm_host.lxc_path / names[SLUG] / "config").is_file()
     assert not (Path(local_agent.lxc_path) / names[SLUG]).exists()
     assert not (vm_host.lxc_path / names[local.slug]).exists()
-    starts = {}
-    for slug, name in names.items():
-        c = Container.objects.get(host__slug=slug, name=name)
+
+    def console_start(c: Container) -> tuple[float, Operation]:
+        """Seconds from the request to the terminal operation (the web side's view), and the op."""
         started = time.monotonic()
         op = ok(services.start_container(actor=admin, ctx=CTX, container=c), 120)
-        starts[slug] = (time.monotonic() - started, op)
-        assert op.worker == f"agent-{slug}"
+        return time.monotonic() - started, op
+
+    starts = {}
+    for slug, name in names.items():
+        starts[slug] = console_start(Container.objects.get(host__slug=slug, name=name))
+        assert starts[slug][1].worker == f"agent-{slug}"
     wait_for(
         lambda: Container.objects.get(host=vm1, name=names[SLUG]).state == "RUNNING",
         30,
@@ -265,21 +270,40 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     info = vm_host.vm.run(["lxc-info", "-P", str(vm_host.lxc_path), "-n", names[SLUG], "-s", "-p"])
     assert "RUNNING" in info.stdout and re.search(r"PID:\s+\d+", info.stdout), info.stdout
 
-    # The raw command on vm1 for the same work: lxc-start of a second container, timed in the VM.
+    # The start's cost on vm1 against the raw commands doing the same there (lxc-start -d, then
+    # lxc-wait RUNNING, timed inside the VM), 3 rounds each; stopped with -k between rounds.
+    vm_starts = [starts[SLUG]]
+    for _ in range(2):
+        c = Container.objects.get(host=vm1, name=names[SLUG])
+        ok(services.stop_container(actor=admin, ctx=CTX, container=c, force=True))
+        vm_starts.append(console_start(Container.objects.get(host=vm1, name=names[SLUG])))
     raw_name = "raw1"
+    p = shlex.quote(str(vm_host.lxc_path))
     vm_host.vm.run(["lxc-create", "-P", str(vm_host.lxc_path), "-n", raw_name, "-t", "busybox"], timeout=180)
-    raw = vm_host.vm.shell(
-        f"s=$(date +%s%N); lxc-start -P {vm_host.lxc_path} -n {raw_name}; e=$(date +%s%N); "
-        "echo $(( (e - s) / 1000000 ))",
-        timeout=120,
+    raw_ms = []
+    for _ in range(3):
+        raw = vm_host.vm.shell(
+            f"s=$(date +%s%N); lxc-start -P {p} -n {raw_name} -d && lxc-wait -P {p} -n {raw_name} "
+            f"-s RUNNING -t 10; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
+            timeout=120,
+        )
+        raw_ms.append(float(raw.stdout.strip().splitlines()[-1]))
+        vm_host.vm.run(["lxc-stop", "-P", str(vm_host.lxc_path), "-n", raw_name, "-k"], timeout=120)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    timings["raw_start_ms_in_vm"] = median(raw_ms)
+    timings["console_start_ms_vm1_request_to_terminal"] = median([s * 1000 for s, _ in vm_starts])
+    timings["console_start_ms_vm1_agent"] = median(
+        [(op.finished_at - op.started_at).total_seconds() * 1000 for _, op in vm_starts]
     )
-    timings["raw_lxc_start_ms_in_vm"] = float(raw.stdout.strip().splitlines()[-1])
-    vm_start = starts[SLUG][1]
-    timings["console_start_ms_vm1_request_to_terminal"] = starts[SLUG][0] * 1000
-    timings["console_start_ms_vm1_agent"] = (
-        vm_start.finished_at - vm_start.started_at
-    ).total_seconds() * 1000
+    timings["console_start_ms_vm1_commands"] = median(
+        [sum(c["seconds"] for c in op.commands) * 1000 for _, op in vm_starts]
+    )
     timings["console_start_ms_local_request_to_terminal"] = starts[local.slug][0] * 1000
+    commands = [(c["argv"][0], round(c["seconds"], 3)) for c in vm_starts[-1][1].commands]
+    print("\nvm1 start commands:", commands, "raw:", raw_ms)
 
     # An LVM pool on the VM's disk, a container on it and a snapshot: a real snapshot LV.
     def vda_seen() -> bool:
@@ -356,7 +380,7 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
 
     # Boot again on the same disks: the agent reconnects, runs what waited, resyncs.
     t0 = time.monotonic()
-    vm_host.boot()
+    timings["reboot_to_agent_started"] = vm_host.boot()
     wait_online(SLUG, 180, vm_host)
     timings["reboot_to_online"] = time.monotonic() - t0
     later = ok(later, 180)
