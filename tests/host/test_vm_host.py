@@ -152,8 +152,11 @@ class VmHost:
         out = self.vm.shell("date +%s.%N", timeout=30).stdout.strip()
         return float(out) - (before + time.time()) / 2
 
+    def log(self) -> str:
+        return self.agent_log.read_text(errors="replace") if self.agent_log.exists() else ""
+
     def log_tail(self) -> str:
-        return self.agent_log.read_text(errors="replace")[-4000:] if self.agent_log.exists() else ""
+        return self.log()[-4000:]
 
     def close(self) -> None:
         if self.vm is not None:
@@ -174,7 +177,7 @@ def vm_host(transactional_db, redis_url, settings, monkeypatch):
     try:
         yield machine
     finally:
-        log = machine.log_tail()
+        log = machine.log()
         if log:
             logs = ROOT / "var" / "test-logs"
             logs.mkdir(parents=True, exist_ok=True)
@@ -343,6 +346,20 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
         f"agent-{local.slug}"
     }
 
+    # A command running in vm1's container when the power goes.
+    running = services.attach_command(
+        actor=admin,
+        ctx=CTX,
+        container=Container.objects.get(host=vm1, name=names[SLUG]),
+        command="sleep 300",
+        timeout=600,
+    )
+    wait_for(
+        lambda: Operation.objects.get(pk=running.pk).process,
+        60,
+        what="the attach command running on vm1",
+    )
+
     # Power off (kill QEMU): vm1 shows offline within 30 s, in the model and on the Hosts page.
     killed = time.monotonic()
     vm_host.power_off()
@@ -357,6 +374,10 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     timings["power_off_to_offline_page"] = time.monotonic() - killed
     assert timings["power_off_to_offline_page"] < 30, timings
     assert '<span class="badge ok">online</span>' in host_row(client, local.slug)
+    # The running operation waits for its host, and says so.
+    assert Operation.objects.get(pk=running.pk).status == "running"
+    page = client.get(reverse("operation-detail", args=[running.pk])).content.decode()
+    assert "Agent offline since" in page, page[-3000:]
 
     # A new operation for vm1 is accepted as pending, and its page says why it waits.
     response = client.post(
@@ -384,6 +405,11 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     wait_online(SLUG, 180, vm_host)
     timings["reboot_to_online"] = time.monotonic() - t0
     later = ok(later, 180)
+    # The command that ran when vm1 died is settled by the agent's adoption: it did not survive
+    # the reboot (another boot id), so the operation failed, saying why.
+    running = wait_terminal(running, 60)
+    assert running.status == "failed", running.status
+    assert "the agent stopped while this operation was running" in running.error, running.error
     assert later.worker == f"agent-{SLUG}"
     assert (vm_host.lxc_path / "later" / "config").is_file()
     wait_for(
