@@ -1,6 +1,6 @@
 """A second host that is a real machine: a QEMU VM running the console's own agent.
 
-The VM boots Debian's kernel with this host's system (tests/vm/conftest.py ``boot_host_system``)
+The VM boots Debian's kernel with this host's system (tests/vm/system.py ``boot_host_system``)
 plus a virtio NIC on QEMU's user networking. Its agent (``manage.py agent --host vm1``) reaches
 the test session's PostgreSQL and Redis as ``10.0.2.2:<port>`` (QEMU maps the guest's 10.0.2.2
 to this machine's loopback). The guest gets 10.0.2.15/24 and no other route: nothing leaves the
@@ -38,7 +38,7 @@ from storage.models import HostStorage, Pool
 from tests.database import session_database_url
 from tests.host.helpers import wait_terminal
 from tests.hosttools import missing, require_tool, wait_for
-from tests.vm.conftest import boot_host_system
+from tests.vm.system import boot_host_system
 from tests.vm.transport import VmRunner, make_disk
 
 pytestmark = [pytest.mark.host, pytest.mark.vm, pytest.mark.vm_host, pytest.mark.slow]

@@ -52,6 +52,17 @@ def test_runner_puts_the_shares_on_qemus_command_line(tmp_path):
     assert f"local,path={tmp_path},mount_tag=scratch,security_model=passthrough,multidevs=remap" in argv
 
 
+def test_runner_has_no_network_unless_asked_and_then_only_user_networking(tmp_path):
+    """No NIC by default (QEMU would add one of its own); with network=True one virtio NIC on
+    QEMU's user networking, which maps the guest's 10.0.2.2 to this machine's loopback."""
+    plain = VmRunner(kernel="/boot/k", initrd="/boot/i", disk=str(tmp_path / "d.img")).argv
+    assert plain[plain.index("-nic") + 1] == "none" and "-netdev" not in plain
+    net = VmRunner(kernel="/boot/k", initrd="/boot/i", disk=str(tmp_path / "d.img"), network=True).argv
+    assert "-nic" not in net
+    assert net[net.index("-netdev") + 1] == "user,id=n0"
+    assert net[net.index("-device") + 1] == "virtio-net-pci,netdev=n0"
+
+
 def test_module_load_order_puts_dependencies_first(tmp_path):
     version = "9.9.9-test"
     d = tmp_path / "lib/modules" / version
