@@ -279,6 +279,15 @@ def files_list(op: Operation, runner: Runner) -> dict[str, Any]:
         listing = container_fs.list_dir(pid, op.params["path"], limit=settings.FILE_LIST_LIMIT)
     except container_fs.RootfsError as exc:
         raise ServiceError(exc.message) from None
+    except container_fs.IsAFile as exc:
+        # "List" on a file: the page offers the file itself (one click to download it).
+        e = exc.entry
+        return {
+            "path": op.params["path"],
+            "file": {"type": e.type, "size": e.size, "mode": e.mode, "mtime": e.mtime.isoformat()},
+            "entries": [],
+            "truncated": False,
+        }
     return {
         "path": listing.path,
         "truncated": listing.truncated,

@@ -108,6 +108,14 @@ class Entry:
     target: str | None = None  # the link's text, for symlinks only
 
 
+class IsAFile(Exception):
+    """``list_dir`` was asked for something that is not a directory: ``entry`` describes it."""
+
+    def __init__(self, entry: Entry) -> None:
+        super().__init__(f"{entry.name} is not a directory")
+        self.entry = entry
+
+
 @dataclass(frozen=True)
 class Listing:
     """A directory's entries: directories first, then by name, at most ``limit`` of them."""
@@ -493,8 +501,19 @@ def list_dir(pid: int, path: str, *, limit: int = 1000) -> Listing:
     try:
         fd, name = _open_in_root(root_fd, path)
         try:
-            if not stat.S_ISDIR(os.fstat(fd).st_mode):
-                raise RootfsError(f"{name}: not a directory")
+            st = os.fstat(fd)
+            if not stat.S_ISDIR(st.st_mode):
+                # The path names a file: say what it is, so the page can offer to download it.
+                raise IsAFile(
+                    Entry(
+                        name=name,
+                        type="file" if stat.S_ISREG(st.st_mode) else "other",
+                        size=st.st_size,
+                        mode=stat.filemode(st.st_mode),
+                        mtime=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+                        target="",
+                    )
+                )
             dir_fd = _reopen(fd, os.O_RDONLY | os.O_DIRECTORY, name)
         finally:
             os.close(fd)

@@ -80,6 +80,17 @@ def test_browse_a_running_container_by_clicking(page, live_server, make_user, lo
     page.click("form.filters button:text-is('List')")
     page.locator("#files-result .alert.error", has_text="no such file").wait_for(timeout=30000)
 
+    # A file's path typed in: it is offered as a file (not "not a directory"), one click fetches it.
+    page.fill("input[name=path]", "/etc/passwd")
+    page.click("form.filters button:text-is('List')")
+    offer = page.locator("#files-result [data-is-file]")
+    offer.wait_for(timeout=30000)
+    assert "/etc/passwd is a file" in offer.inner_text()
+    offer.get_by_role("button", name="Download it").click()
+    page.locator("#files-result a:has-text('Save the file')").wait_for(timeout=30000)
+    assert Operation.objects.filter(kind="container.files.read", params__path="/etc/passwd").count() == 2
+    assert f"/proc/{Container.objects.get(pk=c.pk).pid}/root" in page.inner_text("main")
+
     # Reads are audited but the Operations list shows them only when asked for.
     assert AuditEvent.objects.filter(action="container.files.list", actor=admin).count() >= 5
     page.goto(f"{live_server.url}/operations/")
