@@ -80,9 +80,6 @@ class OperationQuerySet(models.QuerySet["Operation"]):
             Q(started_at__lt=before) | Q(started_at__isnull=True), host=host, status=OperationStatus.RUNNING
         ).order_by("started_at", "id")
 
-    def waiting_on(self, host: Host) -> int:
-        return self.filter(host=host, status__in=ACTIVE_STATUSES).count()
-
 
 class Operation(models.Model):
     """A job run by a host's agent: lifecycle actions, creates, snapshots, attaches.

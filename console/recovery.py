@@ -39,7 +39,7 @@ from django.utils import timezone
 from console.choices import OperationStatus
 from console.errors import ServiceError
 from console.models import Host, Operation
-from console.runner import CommandError, Runner, boot_id, read_exit_file, start_ticks
+from console.runner import CommandError, Runner, boot_id, proc_stat, read_exit_file, start_ticks
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +113,9 @@ def group_members(pgid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        # After the command name: state, ppid, pgrp, ...; a zombie has ended already.
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+        fields = proc_stat(entry)
+        # State, ppid, pgrp, ...: a zombie has ended already.
+        if fields is not None and len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
             members.append(int(entry))
     return members
 

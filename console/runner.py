@@ -403,17 +403,21 @@ def boot_id() -> str:
         return ""
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...), or None if
+    the process is gone. The name (field 2) may hold spaces and parentheses: split after its last ")"."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def start_ticks(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (field 22 of /proc/PID/stat):
     with the boot id it tells a process from a later one that reuses its pid."""
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[19]) if len(fields) > 19 else None
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
 
 
 def process_record(pid: int, argv: list[str], exit_file: str) -> dict:

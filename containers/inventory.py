@@ -61,25 +61,11 @@ def _cgroup_value(container: Container, driver: LxcDriver, key: str) -> str | No
     return driver.cgroup_get(container.name, key)
 
 
-# What a sync compares to decide whether a row changed (last_seen is stamped on all in one query).
-_COMPARED = (
-    "config_text",
-    "state",
-    "pid",
-    "ips",
-    "autostart",
-    "start_delay",
-    "start_order",
-    "groups",
-    "rootfs",
-    "store",
-    "usage",
-    "cgroup_live",
-)
-
-
 def _values(container: Container) -> tuple:
-    return tuple(getattr(container, field) for field in _COMPARED)
+    """What a sync compares to decide whether a row changed: what pages show of it
+    (``Container.shown``), its figures and its live cgroup values; last_seen is stamped on all
+    rows in one query."""
+    return (container.shown(), container.usage, container.cgroup_live)
 
 
 def _save(container: Container, reapply: Callable[[Container], None]) -> Container:
