@@ -79,6 +79,13 @@ class Container(models.Model):
         return f"container {self.host.slug}/{self.name}"
 
     @property
+    def host_offline(self) -> bool:
+        """Its host's agent sends no heartbeat: ``state`` is only what it last reported (the host
+        may be down, the container changed since), so pages say "state unknown (host offline)".
+        Reads ``host``: list pages load it with the rows (``select_related``)."""
+        return not self.host.agent_online
+
+    @property
     def is_running(self) -> bool:
         return self.state in (State.RUNNING, State.FROZEN, State.FREEZING, State.THAWED)
 

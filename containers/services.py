@@ -475,6 +475,8 @@ def autostart_plan(host: Host, group: str | None = None, all_groups: bool = Fals
     """The containers ``lxc-autostart --list`` names, in its order, from the inventory."""
     qs = Container.objects.filter(host=host, autostart=True).order_by("start_order", "name")
     containers = list(qs)
+    for c in containers:
+        c.host = host  # the page's state badges read it (host offline): not one query each
     if all_groups:
         return containers
     if group:

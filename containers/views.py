@@ -177,6 +177,8 @@ def clone_graph(container: Container) -> dict:
             "pk", "name", "origin_id", "origin_kind", "state", "host_id"
         )
     }
+    for c in rows.values():
+        c.host = container.host  # their state badges read it (host offline): not one query each
     ancestors: list[Container] = []
     cursor = rows.get(container.pk)
     while cursor is not None and cursor.origin_id and len(ancestors) < 50:
