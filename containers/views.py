@@ -91,6 +91,7 @@ def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     )
     context = {
         "container": container,
+        "destroy_blocked": destroy_blocked(container),
         "graph": clone_graph(container),
         "volume": store_volume(container),
         "mounts": [m for m in LxcConfig(container.config_text).mount_entries if m.bind],
@@ -148,6 +149,13 @@ def vanished_panel(request: HtmxHttpRequest) -> HttpResponse:
         f"The {word} {name} was {_REMOVALS[removal.kind]}",
         f"by {by} (operation #{removal.pk}{', ' + when if when else ''}).",
     )
+
+
+def destroy_blocked(container: Container) -> str:
+    """Why destroying the container is refused whatever the user ticks (containers.services says
+    the same): snapshots that need its rootfs. Empty when it can be destroyed."""
+    names = list(container.copies.filter(origin_kind="snapshot").values_list("name", flat=True))
+    return f"these snapshots depend on it: {', '.join(names)}; destroy them first" if names else ""
 
 
 def store_volume(container: Container) -> dict | None:

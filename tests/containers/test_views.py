@@ -310,6 +310,23 @@ def test_destroy_with_the_right_name_redirects_to_the_operation(client, admin, m
     assert op.kind == "container.destroy" and op.params["stop_first"] is False
 
 
+def test_destroy_blocked_by_snapshots_is_shown_disabled_and_refused_once(client, admin, make_container):
+    base = make_container("web1")
+    make_container("web1-snap", origin=base, origin_kind="snapshot")
+    client.force_login(admin)
+    body = client.get(reverse("containers:detail", args=[base.pk])).content.decode()
+    assert reverse("containers:destroy", args=[base.pk]) not in body  # not offered...
+    disabled = r'<button type="button" class="danger" disabled title="[^"]*web1-snap[^"]*"[^>]*>Destroy…'
+    assert re.search(disabled, body)
+    assert "Destroy is not possible: these snapshots depend on it: web1-snap" in body  # ...and why
+    page = client.get(reverse("containers:destroy", args=[base.pk])).content.decode()
+    assert re.search(r'<button type="submit" class="danger" disabled', page)
+    # A page opened before the snapshot was taken still posts: the refusal is said once.
+    response = client.post(reverse("containers:destroy", args=[base.pk]), {"confirm": "web1"})
+    assert response.status_code == 409 and Operation.objects.count() == 0
+    assert response.content.decode().count("web1-snap") == 1
+
+
 def test_destroy_of_a_running_container_without_stop_first_conflicts(client, admin, make_container):
     container = make_container("web1", state="RUNNING")
     client.force_login(admin)

@@ -124,3 +124,19 @@ def test_detach_needs_the_device_typed(client, admin, host, inventory):
     assert response.status_code == 400 and Operation.objects.count() == 0
     response = client.post(f"/storage/loop/{loop.pk}/detach/", {"confirm": "/dev/loop0"})
     assert response.status_code == 302 and Operation.objects.get().kind == "storage.loop.detach"
+
+
+def test_pool_with_containers_cannot_be_destroyed_and_says_so_once(client, admin, host, inventory):
+    from containers.models import Container
+
+    pool = Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop0", lxc_path="/srv/f")
+    Container.objects.create(host=host, name="lives-here", lxc_path="/srv/f", state="STOPPED")
+    client.force_login(admin)
+    detail = client.get(f"/storage/pools/{pool.pk}/").content.decode()
+    assert f"/storage/pools/{pool.pk}/destroy/" not in detail
+    assert "Destroy is not possible while something lives on the pool" in detail
+    page = client.get(f"/storage/pools/{pool.pk}/destroy/").content.decode()
+    assert '<button type="submit" class="danger" disabled' in page
+    response = client.post(f"/storage/pools/{pool.pk}/destroy/", {"confirm": "fast"})
+    assert response.status_code == 409 and Operation.objects.count() == 0
+    assert response.content.decode().count("destroy the container lives-here") == 1
