@@ -26,13 +26,16 @@ class ContainersConfig(AppConfig):
             agent.AGENT_WATCHERS.append(boot.autostart_on_boot)
         if monitor.start_usage_refresh not in agent.AGENT_WATCHERS:
             agent.AGENT_WATCHERS.append(monitor.start_usage_refresh)
-        # libvirt-LXC domains and networks: handlers, periodic sync, lifecycle events.
-        from containers import libvirt_handlers, libvirt_inventory  # noqa: F401
+        # libvirt-LXC domains: handlers, periodic sync, lifecycle events (networks do the same).
+        from console import libvirt_events
+        from containers.libvirt import handlers as libvirt_handlers  # noqa: F401
+        from containers.libvirt import inventory as libvirt_inventory
 
         if libvirt_inventory.sync_host not in agent.INVENTORY_SYNCERS:
             agent.INVENTORY_SYNCERS.append(libvirt_inventory.sync_host)
-        if libvirt_inventory.start_libvirt_watcher not in agent.AGENT_WATCHERS:
-            agent.AGENT_WATCHERS.append(libvirt_inventory.start_libvirt_watcher)
+        libvirt_events.REFRESHERS["domain"] = libvirt_inventory.refresh_domain
+        if libvirt_events.start_libvirt_watcher not in agent.AGENT_WATCHERS:
+            agent.AGENT_WATCHERS.append(libvirt_events.start_libvirt_watcher)
 
 
 def _container_subject(op, rest: str):

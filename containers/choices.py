@@ -56,7 +56,7 @@ class ContainerOp(models.TextChoices):
 
 
 class DomainOp(models.TextChoices):
-    """Operations on libvirt-LXC domains (handlers: containers.libvirt_handlers)."""
+    """Operations on libvirt-LXC domains (handlers: containers.libvirt.handlers)."""
 
     DEFINE = "libvirt.domain.define", "define"
     REDEFINE = "libvirt.domain.redefine", "edit the definition"

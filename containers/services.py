@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from console.errors import Conflict, InvalidInput, NotFound
+from console.identifiers import validate_container_name
 from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
 from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
@@ -27,12 +28,7 @@ from containers.lxc_config import (
 )
 from containers.models import Container, container_lock_key
 from containers.mounts import normalise_roots, validate_source, validate_target
-from containers.validators import (
-    validate_container_name,
-    validate_lxc_path,
-    validate_release,
-    validate_tarball_path,
-)
+from containers.validators import validate_lxc_path, validate_release, validate_tarball_path
 from storage.drivers.pool import backing_stores, pool_type
 from storage.models import Pool
 

@@ -191,7 +191,7 @@ def close_session(*, op: Operation, ctx: RequestContext, reason: str) -> None:
 
 
 def terminal_argv(params: dict) -> list[str]:
-    from containers.validators import validate_container_name
+    from console.identifiers import validate_container_name
 
     name = validate_container_name(params["name"])
     return ["lxc-attach", "-P", params["lxc_path"], "-n", name]

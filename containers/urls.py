@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from containers import libvirt_views, views
+from containers import views
+from containers.libvirt import views as libvirt_views
 
 app_name = "containers"
 urlpatterns = [

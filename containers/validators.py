@@ -8,24 +8,6 @@ import re
 from console.errors import InvalidInput
 from console.paths import canonical_path, check_place, within
 
-# LXC's own rule plus ours: 1-63 characters, letters, digits, "-", "_", ".",
-# not starting with "-" (it would read as an option) or "." (hidden, "..").
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
-
-
-def validate_container_name(value: object) -> str:
-    if not isinstance(value, str) or value == "":
-        raise InvalidInput("a container name is required", field="name")
-    if len(value) > 63:
-        raise InvalidInput(
-            f"container names are at most 63 characters (this one has {len(value)})", field="name"
-        )
-    if value[0] in "-.":
-        raise InvalidInput("container names must not start with '-' or '.'", field="name")
-    if not _NAME_RE.fullmatch(value):
-        raise InvalidInput("container names may contain only letters, digits, '-', '_' and '.'", field="name")
-    return value
-
 
 def validate_lxc_path(value: object, allowed: list[str]) -> str:
     """An LXC path must be one the host declares (its default or a pool's), and a directory LXC

@@ -81,7 +81,7 @@ def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             return vanished_panel(request)
         raise Http404("no such container")
     if container.backend == Backend.LIBVIRT:
-        from containers.libvirt_views import domain_detail
+        from containers.libvirt.views import domain_detail
 
         return domain_detail(request, container)
     operations = (

@@ -7,11 +7,17 @@ class NetworksConfig(AppConfig):
     name = "networks"
 
     def ready(self) -> None:
-        # Registers the operation handlers (Celery's autodiscovery only finds tasks.py).
-        from console import subjects
-        from networks import handlers  # noqa: F401
+        # Registers the operation handlers (Celery's autodiscovery only finds tasks.py), the
+        # periodic sync and the refresh on libvirt's lifecycle events.
+        from console import agent, libvirt_events, subjects
+        from networks import handlers, inventory  # noqa: F401
 
         subjects.register("network", _network_subject)
+        if inventory.sync_host not in agent.INVENTORY_SYNCERS:
+            agent.INVENTORY_SYNCERS.append(inventory.sync_host)
+        libvirt_events.REFRESHERS["network"] = inventory.refresh_network
+        if libvirt_events.start_libvirt_watcher not in agent.AGENT_WATCHERS:
+            agent.AGENT_WATCHERS.append(libvirt_events.start_libvirt_watcher)
 
 
 def _network_subject(op, rest: str):

@@ -8,9 +8,9 @@ from console.errors import ServiceError
 from console.models import Operation
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
-from containers.libvirt_inventory import network_driver, refresh_network
 from networks.choices import NetworkOp
 from networks.drivers.libvirt import bridge_exists
+from networks.inventory import network_driver, refresh_network
 
 
 def _refresh(op: Operation, runner: Runner) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET  # building only; untrusted text goes through
 from dataclasses import dataclass, field
 
 from console.errors import InvalidInput
-from containers.domain_xml import safe_parse, to_text, validate_ifname, validate_mac
-from containers.validators import validate_container_name
+from console.identifiers import validate_container_name, validate_ifname, validate_mac
+from console.safe_xml import safe_parse, to_text
 from networks.choices import ForwardMode
 
 

@@ -6,8 +6,8 @@ import os
 import re
 
 from console.errors import InvalidInput
+from console.identifiers import validate_container_name
 from console.paths import canonical_path, check_place
-from containers.validators import validate_container_name
 
 # ASCII digits only: ``\d`` alone also takes other scripts' digits, which float() reads.
 _SIZE_RE = re.compile(r"(?P<num>-?\d+(?:\.\d+)?)[ ]*(?P<unit>[KMGT]?)(?:i?B)?", re.IGNORECASE | re.ASCII)

@@ -19,7 +19,7 @@ import libvirt
 from console.drivers import libvirt_conn
 from console.drivers.libvirt_conn import LibvirtError
 from console.runner import Runner
-from containers.domain_xml import disk_xml
+from containers.libvirt.domain_xml import disk_xml
 
 # libvirt's domain states in the inventory's words (lxc-info's).
 STATES = {

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from console.errors import InvalidInput
+from console.identifiers import validate_container_name
 from console.runner import CommandError, CommandResult, Runner
 from containers.drivers import container_fs
 from containers.lxc_config import ContainerConfig, LxcConfig, check_key_value, parse_config
-from containers.validators import validate_container_name
 from storage.drivers.pool import pool_type
 
 # lxc-info -H prints "Key:   value" lines; the keys we keep and how we name them.

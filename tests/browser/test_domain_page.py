@@ -13,8 +13,8 @@ import pytest
 
 from console.models import Host, Operation
 from console.operations import RequestContext
-from containers import libvirt_services as domains
 from containers.choices import Backend
+from containers.libvirt import services as domains
 from containers.models import Container
 from tests.browser.helpers import PASSWORD, SHOTS, busybox, login, virsh
 from tests.host.helpers import wait_terminal

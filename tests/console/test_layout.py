@@ -1,5 +1,7 @@
 """The tree's layering, read from its imports (ast, no import is executed).
 
+- ``networks`` and ``storage`` take nothing from ``containers`` but ``containers.models`` (pools
+  hold containers); shared helpers (XML, names, MACs) live in ``console``.
 - ``containers`` takes nothing from ``networks`` or ``storage`` but their models, except the
   exceptions listed below with their reason (each a known debt of issue 14, not a licence).
 - No views module imports a driver module: views go through services.
@@ -29,9 +31,7 @@ CONTAINER_EXCEPTIONS = {
     ("containers.inventory", "storage.drivers.lvm"): "a container's logical volume is read from lvs",
     ("containers.inventory", "storage.drivers.zfs"): "a container's dataset is read from zfs list",
     ("containers.inventory", "storage.validators"): "an LVM name read from a config is validated",
-    ("containers.libvirt_inventory", "networks.drivers.libvirt"): "a domain's networks are synced with it",
-    ("containers.libvirt_inventory", "networks.network_xml"): "a network's XML is parsed in the same sync",
-    ("containers.libvirt_services", "networks.network_xml"): "a domain's network name is validated",
+    ("containers.libvirt.services", "networks.network_xml"): "a domain's network name is validated",
 }
 
 
@@ -102,6 +102,22 @@ def test_containers_take_only_models_from_networks_and_storage():
             if (module, imported) not in CONTAINER_EXCEPTIONS:
                 bad.append(f"{module} imports {imported}")
     assert bad == []
+
+
+def test_networks_and_storage_take_only_the_model_from_containers():
+    seen, bad = set(), []
+    for module in sorted(MODULES):
+        if module.split(".")[0] not in ("networks", "storage"):
+            continue
+        for imported in sorted(_imports(module, lazy=True)):
+            if imported.split(".")[0] != "containers":
+                continue
+            seen.add(imported)
+            if imported != "containers.models":
+                bad.append(f"{module} imports {imported}")
+    assert bad == []
+    # The reader sees the one allowed import (storage's pools hold containers).
+    assert seen == {"containers.models"}
 
 
 def test_every_listed_exception_is_still_needed():

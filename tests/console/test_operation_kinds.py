@@ -7,7 +7,7 @@ from django.db import models
 
 # The handler modules register themselves on import (each app's ready() imports them too).
 import containers.handlers
-import containers.libvirt_handlers
+import containers.libvirt.handlers
 import networks.handlers  # noqa: F401
 import storage.handlers  # noqa: F401
 from console.tasks import HANDLERS, operation_handler

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from console.errors import InvalidInput, ServiceError
-from containers.validators import validate_container_name, validate_lxc_path
+from console.identifiers import validate_container_name
+from containers.validators import validate_lxc_path
 
 REQUIRED = "a container name is required"
 TOO_LONG = "at most 63 characters"

@@ -15,20 +15,19 @@ import pytest
 from console.drivers import libvirt_conn
 from console.drivers.libvirt_conn import LibvirtUnavailable
 from console.errors import Conflict, Forbidden, InvalidInput, ServiceError
+from console.identifiers import validate_mac
 from console.models import AuditEvent, Operation
 from console.operations import RequestContext
-from containers import libvirt_services as domains
+from console.safe_xml import MAX_XML_BYTES, safe_parse
 from containers import services as native
-from containers.domain_xml import (
-    MAX_XML_BYTES,
+from containers.libvirt import services as domains
+from containers.libvirt.domain_xml import (
     DomainSpec,
     build_domain_xml,
     fix_converted,
     parse_domain_xml,
-    safe_parse,
     unconverted_lines,
     validate_domain_document,
-    validate_mac,
 )
 from containers.models import Container
 from networks import services as nets
@@ -538,7 +537,6 @@ def test_reservation_xml_and_operation(admin, reserved):
         name="web",
     )  # fmt: skip
     assert op.kind == "libvirt.network.dhcp_host" and op.params["change"] == "add"
-    from containers.domain_xml import safe_parse
 
     element = safe_parse(op.params["xml"], what="host XML")
     assert (element.tag, element.attrib) == (
@@ -744,7 +742,7 @@ def test_the_agent_refuses_a_domain_root_that_is_a_symlink_to_the_host_root(admi
     """The web side sees a harmless directory name; the agent, where libvirt will follow the
     link, sees the host's /."""
     from console.runner import Runner
-    from containers.libvirt_handlers import define, redefine
+    from containers.libvirt.handlers import define, redefine
 
     (tmp_path / "rootfs").symlink_to("/proc/self/root")
     (tmp_path / "shm").symlink_to("/dev/shm")

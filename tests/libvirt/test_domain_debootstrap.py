@@ -10,7 +10,7 @@ import pytest
 from console.errors import InvalidInput
 from console.models import Host
 from console.operations import RequestContext
-from containers import libvirt_services as domains
+from containers.libvirt import services as domains
 from tests.hosttools import require_tool
 from tests.libvirt.test_host_libvirt import _virsh, domain_row, libvirt_env, ok  # noqa: F401
 

@@ -14,10 +14,10 @@ import pytest
 
 from console.models import Host, Operation
 from console.operations import RequestContext
-from containers import libvirt_services as domains
 from containers import services as native
 from containers.choices import Backend
-from containers.domain_xml import parse_domain_xml
+from containers.libvirt import services as domains
+from containers.libvirt.domain_xml import parse_domain_xml
 from containers.models import Container
 from networks import services as nets
 from networks.models import Network

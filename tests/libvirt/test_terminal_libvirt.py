@@ -11,8 +11,8 @@ from websockets.sync.client import connect
 
 from console.models import Host, Operation
 from console.operations import RequestContext
-from containers import libvirt_services as domains
 from containers import terminal
+from containers.libvirt import services as domains
 from tests.host.helpers import browser_session
 from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row, libvirt_env, ok  # noqa: F401
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from console.models import Host
-from containers.domain_xml import MEMORY_MIB_MAX, MEMORY_MIB_MIN
+from containers.libvirt.domain_xml import MEMORY_MIB_MAX, MEMORY_MIB_MIN
 
 
 class DefineDomainForm(forms.Form):

@@ -1,4 +1,4 @@
-"""libvirt-LXC domain pages: they read the inventory; actions go through containers.libvirt_services."""
+"""libvirt-LXC domain pages: they read the inventory; actions go through containers.libvirt.services."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from console.forms import answer_operation, queue_from_form
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
-from containers import libvirt_services as services
 from containers.choices import Backend, ContainerAction, DomainOp
-from containers.domain_xml import parse_domain_xml
-from containers.libvirt_forms import DefineDomainForm, DomainXmlForm
+from containers.libvirt import services
+from containers.libvirt.domain_xml import parse_domain_xml
+from containers.libvirt.forms import DefineDomainForm, DomainXmlForm
 from containers.models import Container
 from networks.models import Network
 

@@ -1,6 +1,6 @@
 """Every change to a libvirt-LXC domain goes through here: validate, authorize, lock, audit, enqueue.
 
-The agent's handlers are in ``containers.libvirt_handlers``. Domains are Container rows with
+The agent's handlers are in ``containers.libvirt.handlers``. Domains are Container rows with
 ``backend="libvirt"`` and an empty LXC path; the native ``lxc-*`` actions refuse them and these
 functions refuse native containers.
 """
@@ -17,25 +17,22 @@ from typing import Any
 from django.conf import settings
 
 from console.errors import Conflict, InvalidInput
+from console.identifiers import MAC_PREFIXES, generate_mac, validate_ifname, validate_mac
 from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
 from console.paths import check_place
+from console.safe_xml import to_text
 from containers.choices import Backend, ContainerAction, DomainOp, State
-from containers.domain_xml import (
-    MAC_PREFIXES,
+from containers.libvirt.domain_xml import (
     DomainSpec,
     build_domain_xml,
     check_domain_root,
-    generate_mac,
     macs_in,
     parse_domain_xml,
-    to_text,
     validate_abs_path,
     validate_block_device_path,
     validate_domain_document,
     validate_domain_name,
-    validate_ifname,
-    validate_mac,
     validate_memory_mib,
     validate_target,
     validate_vcpus,

@@ -1,34 +1,29 @@
 """libvirt-LXC domain XML: validated values in, XML built and read with a real XML library.
 
 Nothing here talks to libvirt: the web process validates forms and pasted XML with it, the agent
-builds what it defines with it. Untrusted XML is parsed with ``defusedxml`` (no DTDs, no entities,
-no external references) and only after a size check.
+builds what it defines with it. Untrusted XML is parsed by ``console.safe_xml.safe_parse`` (no DTDs,
+no entities, no external references, and only after a size check).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import xml.etree.ElementTree as ET  # building only; untrusted text goes through safe_parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError as SafeParseError
-from defusedxml.ElementTree import fromstring as safe_fromstring
-
 from console.errors import InvalidInput
+from console.identifiers import (
+    generate_mac,
+    validate_container_name,
+    validate_mac,
+)
 from console.paths import canonical_path
-from containers.validators import validate_container_name
+from console.safe_xml import safe_parse, to_text
 
 EMULATOR = "/usr/lib/libvirt/libvirt_lxc"
-MAX_XML_BYTES = 64 * 1024
 MEMORY_MIB_MIN, MEMORY_MIB_MAX = 16, 65536
-MAC_PREFIXES = ("00:16:3e", "52:54:00")
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _TARGET_RE = re.compile(r"vd[b-z]")
-# Linux interface names: 1-15 characters, no "/", ":" or whitespace; ours are stricter.
-_IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 
 
 # ---------------------------------------------------------------- validation
@@ -97,33 +92,6 @@ def check_domain_root(xml: str, *, field: str = "xml", on_host: bool = False) ->
             source.get("dir") or "", field=field, what="the root filesystem directory", directory=True
         )
     return ""
-
-
-def validate_ifname(value: object, field_name: str, what: str) -> str:
-    if not isinstance(value, str) or not _IFNAME_RE.fullmatch(value):
-        raise InvalidInput(
-            f"{what} must be 1-15 letters, digits, '-', '_' or '.', not starting with '-' or '.'",
-            field=field_name,
-        )
-    return value
-
-
-def generate_mac(prefix: str = MAC_PREFIXES[0]) -> str:
-    return prefix + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
-
-
-def validate_mac(value: object) -> str:
-    """A unicast, non-zero MAC written as six ``xx:`` pairs; returned lowercase."""
-    if not isinstance(value, str):
-        raise InvalidInput("the MAC address must look like 00:16:3e:12:34:56", field="mac")
-    mac = value.strip().lower()
-    if not _MAC_RE.fullmatch(mac):
-        raise InvalidInput("the MAC address must look like 00:16:3e:12:34:56", field="mac")
-    if int(mac[:2], 16) & 1:
-        raise InvalidInput("that is a multicast MAC address; a container needs a unicast one", field="mac")
-    if mac == "00:00:00:00:00:00":
-        raise InvalidInput("the all-zero MAC address is not usable", field="mac")
-    return mac
 
 
 def validate_target(value: object) -> str:
@@ -202,34 +170,7 @@ def disk_xml(device: str, target: str) -> str:
     return to_text(disk)
 
 
-def to_text(element: ET.Element) -> str:
-    ET.indent(element)
-    return ET.tostring(element, encoding="unicode")
-
-
 # ---------------------------------------------------------------- reading
-
-
-def safe_parse(text: object, *, what: str = "XML", field_name: str = "xml") -> ET.Element:
-    """Parse untrusted XML: size-capped, no DTD, no entities, no external references."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput(f"the {what} is empty", field=field_name)
-    size = len(text.encode())
-    if size > MAX_XML_BYTES:
-        raise InvalidInput(
-            f"the {what} is {size} bytes; at most {MAX_XML_BYTES // 1024} KiB is accepted", field=field_name
-        )
-    if "\x00" in text:
-        raise InvalidInput(f"the {what} contains NUL characters", field=field_name)
-    try:
-        return safe_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise InvalidInput(
-            f"the {what} was refused: DTDs, entities and external references are not allowed ({exc})",
-            field=field_name,
-        ) from None
-    except (SafeParseError, ET.ParseError, ValueError) as exc:
-        raise InvalidInput(f"the {what} is not well-formed: {exc}", field=field_name) from None
 
 
 def validate_domain_document(text: object) -> tuple[str, ET.Element]:

@@ -13,15 +13,15 @@ from console.models import Operation
 from console.runner import Runner
 from console.tasks import operation_handler, refresh_on_failure
 from containers.choices import DomainOp
-from containers.domain_xml import (
+from containers.drivers.libvirt import LibvirtDomainDriver
+from containers.libvirt.domain_xml import (
     Conversion,
     check_domain_root,
     fix_converted,
     hint_for_conversion_error,
     unconverted_lines,
 )
-from containers.drivers.libvirt import LibvirtDomainDriver
-from containers.libvirt_inventory import domain_driver, refresh_domain
+from containers.libvirt.inventory import domain_driver, refresh_domain
 
 
 def _driver(op: Operation, runner: Runner) -> LibvirtDomainDriver:
