@@ -46,6 +46,7 @@ class ContainerOp(models.TextChoices):
     FILES_LIST = "container.files.list", "list a directory"
     FILES_READ = "container.files.read", "read a file"
     LIMIT_SET = "container.limit.set", "set a cgroup limit"
+    LIMIT_REMOVE = "container.limit.remove", "remove a saved cgroup limit"
     HOOK_SET = "container.hook.set", "set a hook"
     HOOK_REMOVE = "container.hook.remove", "remove a hook"
     MOUNT_ADD = "container.mount.add", "add a mount entry"

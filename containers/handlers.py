@@ -346,6 +346,15 @@ def limit_set(op: Operation, runner: Runner) -> dict[str, Any]:
     return {**result, "key": key, "value": value, "applied": applied, "live": live}
 
 
+@operation_handler(ContainerOp.LIMIT_REMOVE)
+def limit_remove(op: Operation, runner: Runner) -> dict[str, Any]:
+    driver = _driver(op, runner)
+    key = op.params["key"]
+    op.set_progress(40, f"removing lxc.cgroup.{key}")
+    driver.set_config_value(op.params["name"], f"lxc.cgroup.{key}", None)
+    return {**_refresh(op, runner), "key": key}
+
+
 @operation_handler(ContainerOp.HOST_AUTOSTART)
 def host_autostart(op: Operation, runner: Runner) -> dict[str, Any]:
     from containers.inventory import sync_lxc_path

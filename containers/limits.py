@@ -134,10 +134,18 @@ def same_value(key: str, a: str | None, b: str | None) -> bool:
 
 
 def describe_limit(key: str, value: str | None) -> str | None:
-    """A live value as a person reads it: memory in MiB, the kernel's "no limit" as unlimited."""
-    if value is None or not key.startswith("memory.") or not re.fullmatch(r"[0-9]{1,20}", value):
+    """A saved or a live value as a person reads it, the same way in both columns: memory in MiB
+    (GiB when whole), whether it was written ``268435456``, ``256M`` or ``256MiB``; the kernel's
+    "no limit" as unlimited. Other keys as they are."""
+    if value is None or not key.startswith("memory."):
         return value
-    size = int(value)
+    try:
+        # The kernel's "no limit" (about 2**63) is longer than a size a person types.
+        size = int(value) if re.fullmatch(r"[0-9]{1,20}", value) else parse_size(value)
+    except InvalidInput:
+        return value
     if size >= 2**62:
         return "unlimited"
-    return f"{value} ({size / 1024**2:g} MiB)"
+    if size >= 1024**3 and size % 1024**3 == 0:
+        return f"{size // 1024**3} GiB"
+    return f"{round(size / 1024**2, 2):g} MiB"

@@ -445,6 +445,19 @@ def set_limit(
         )
 
 
+def remove_limit(*, actor: Any, ctx: RequestContext, container: Container, key: str) -> Operation:
+    """Remove the saved ``lxc.cgroup.KEY`` lines from the config; the live value stays until the
+    next start (the kernel has no "unset": a running container keeps what it was given)."""
+    c = container
+    with _lxc_request(
+        actor=actor, ctx=ctx, container=c, kind=ContainerOp.LIMIT_REMOVE, role="admin", params={"key": key}
+    ) as request:
+        saved = LxcConfig(c.config_text).cgroup_limits
+        if not isinstance(key, str) or key not in saved:
+            raise Conflict(f"{c.name} has no saved limit {key!r}", field="key")
+        return _queue(request, c, {"key": key}, before={"saved": saved[key]}, after={"saved": None})
+
+
 def autostart_host(
     *, actor: Any, ctx: RequestContext, host: Host, group: str | None = None, all_groups: bool = False
 ) -> Operation:

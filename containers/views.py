@@ -508,6 +508,7 @@ def container_limits(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 "key": key,
                 "spec": LIMITS.get(key),
                 "saved": saved.get(key),
+                "saved_shown": describe_limit(key, saved.get(key)),
                 "live": live,
                 "live_shown": describe_limit(key, live),
                 "differs": container.is_running
@@ -529,6 +530,18 @@ def container_limits(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return page()
     post = request.POST
+    if post.get("remove"):
+        return answer_operation(
+            request,
+            lambda: services.remove_limit(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                container=container,
+                key=post.get("remove", ""),
+            ),
+            page=page,
+            follow=True,
+        )
     return answer_operation(
         request,
         lambda: services.set_limit(
