@@ -97,13 +97,13 @@ class Claimer:
 
     def _run(self, pk: int) -> None:
         from console.models import Operation
-        from console.tasks import execute
+        from console.tasks import run_verified
 
         try:
-            op = Operation.objects.select_related("host").filter(pk=pk).first()
+            op = Operation.objects.select_related("host").filter(pk=pk, host=self.host).first()
             if op is not None and op.status == "pending":
                 logger.info("operation %s claimed from the database", pk)
-                execute(op, worker=worker_name())
+                run_verified(op)
         except Exception:
             logger.exception("claimed operation %s failed to run", pk)
         finally:

@@ -42,3 +42,7 @@ class ConsoleAction(models.TextChoices):
     ACCOUNT_TOTP_DISABLE = "account.totp.disable", "disable two-factor"
     ACCOUNT_PASSWORD_CHANGE = "account.password.change", "change password"
     AUDIT_PRUNE = "audit.prune", "prune the audit trail"
+    # Written by an agent: a broker message or an operation row it would not run (forged,
+    # replayed, another host's, signature not verifying).
+    AGENT_MESSAGE_REFUSED = "agent.message.refused", "agent refused a message"
+    AGENT_OPERATION_REFUSED = "agent.operation.refused", "agent refused an operation"

@@ -114,6 +114,9 @@ class Operation(models.Model):
     # Who asked to cancel it while it ran: its runner ends the running command and it ends
     # "cancelled" (console.runner); empty when nobody did.
     cancel_requested_by = models.CharField(max_length=150, blank=True)
+    # HMAC of what the agent runs, under its host's key (console.signing): an agent runs only an
+    # operation whose signature verifies.
+    signature = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -175,7 +178,12 @@ class Operation(models.Model):
 
         self._changed()  # pages showing its target learn it exists
         try:
-            sent = app.send_task("console.run_operation", args=[self.pk], queue=self.host.queue_name)
+            sent = app.send_task(
+                "console.run_operation",
+                args=[self.pk],
+                kwargs={"host": self.host.slug, "kind": self.kind, "signature": self.signature},
+                queue=self.host.queue_name,
+            )
         except Exception as exc:  # kombu raises several types for an unreachable broker
             # The row is the queue of record: the host's agent claims it from the database.
             logger.warning("could not send the wake-up of operation %s: %s", self.pk, exc)

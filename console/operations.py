@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from console import access
+from console import access, signing
 from console.choices import AuditResult
 from console.errors import Busy, ServiceError
 from console.models import AuditEvent, Host, Operation
@@ -245,6 +245,7 @@ def start_operation(
                 lock_key=lock_key,
                 params=params,
             )
+            signing.sign(op)
             audit(
                 actor=actor,
                 ctx=ctx,

@@ -245,6 +245,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Operations are signed (console.signing). The web side's master key: CONSOLE_SIGNING_KEY, else
+# derived from SECRET_KEY. An agent on another machine holds only its own host's key (hex).
+CONSOLE_SIGNING_KEY = os.environ.get("CONSOLE_SIGNING_KEY", "")
+CONSOLE_AGENT_KEY = os.environ.get("CONSOLE_AGENT_KEY", "")
+
 # The agent of the embedded default: the local host.
 CONSOLE_LOCAL_HOST_SLUG = os.environ.get("CONSOLE_HOST_SLUG", "local")
 CONSOLE_DEFAULT_LXC_PATH = os.environ.get("CONSOLE_LXC_PATH", "/var/lib/lxc")

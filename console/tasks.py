@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -10,8 +11,8 @@ from typing import Any
 from celery import shared_task
 from django.db import models
 
-from console import agent
-from console.choices import OperationStatus
+from console import agent, signing
+from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
 from console.recovery import is_supervised
@@ -104,22 +105,88 @@ def internal_error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}" + (f": {message}" if message else "")
 
 
+def record_refusal(action: str, *, target: str, message: str, params: dict | None = None) -> None:
+    """An audit row (result refused) of what this agent would not run, on its own host: admins
+    see it on the Audit page. Agents may only insert audit rows."""
+    from console.models import AuditEvent, Host
+
+    me = agent.current_host_slug() or ""
+    logger.warning("refused: %s: %s", target, message)
+    AuditEvent.objects.create(
+        actor=None,
+        actor_name=f"agent {me}"[:150],
+        action=action,
+        host=Host.objects.filter(slug=me).first(),
+        target=target[:255],
+        params=params or {},
+        result=AuditResult.REFUSED,
+        message=message,
+    )
+
+
+def run_verified(op: Operation) -> str:
+    """Run ``op`` (pending, of this agent's host) if its stored signature verifies; otherwise run
+    nothing, end it failed and record why. The one gate of the message and the database claim."""
+    if signing.verifies(op):
+        return execute(op, worker=agent.worker_name()).status
+    reason = "its signature does not verify (not queued by the console, or altered): nothing was run"
+    if op.claim(agent.worker_name()):
+        op.finish(OperationStatus.FAILED, error=reason)
+    record_refusal(
+        ConsoleAction.AGENT_OPERATION_REFUSED,
+        target=f"operation #{op.pk}",
+        message=reason,
+        params={"kind": op.kind, "target": op.target},
+    )
+    return "refused"
+
+
 @shared_task(name="console.run_operation", acks_late=True)
-def run_operation(operation_id: int) -> str:
+def run_operation(operation_id: Any, host: Any = None, kind: Any = None, signature: Any = None) -> str:
     """The broker's wake-up for one operation. The agent also claims pending operations from the
     database (console.agent), and only one claim succeeds: a message delivered twice, or a message
-    and the claim, run it once."""
-    op = Operation.objects.select_related("host").filter(pk=operation_id).first()
-    if op is None:
-        return "missing"
-    if op.status != "pending":
-        return op.status  # run already (or cancelled): nothing to do, no write
+    and the claim, run it once.
+
+    The message must name an operation of this agent's host that exists in the database, with its
+    kind and signature (console.signing); it is only a wake-up, what runs is the row. A message that
+    names no such operation (forged), or one that is no longer pending (replayed), runs nothing and
+    is recorded."""
     me = agent.current_host_slug()
-    if me != op.host.slug:
-        # Queues are per host, so this means a misconfigured agent: never act on another host.
-        op.finish(
-            OperationStatus.FAILED,
-            error=f"delivered to the agent of host '{me}', not of '{op.host.slug}'; nothing was run",
+    sent = {"operation": str(operation_id)[:40], "host": str(host)[:80], "kind": str(kind)[:80]}
+    op = None
+    if isinstance(operation_id, int) and not isinstance(operation_id, bool):
+        op = Operation.objects.select_related("host").filter(pk=operation_id, host__slug=me).first()
+    target = f"operation #{sent['operation']}"
+    if op is None:
+        record_refusal(
+            ConsoleAction.AGENT_MESSAGE_REFUSED,
+            target=target,
+            message=f"no such operation of host '{me}' in the database: nothing was run",
+            params=sent,
         )
-        return "wrong-host"
-    return execute(op, worker=agent.worker_name()).status
+        return "refused"
+    if (
+        host != me
+        or kind != op.kind
+        or not isinstance(signature, str)
+        or not op.signature
+        or not hmac.compare_digest(signature, op.signature)
+    ):
+        record_refusal(
+            ConsoleAction.AGENT_MESSAGE_REFUSED,
+            target=target,
+            message="the message's host, kind or signature is not the operation's: nothing was run",
+            params=sent,
+        )
+        return "refused"
+    if op.status != OperationStatus.PENDING:
+        if op.status == OperationStatus.RUNNING and op.worker == agent.worker_name():
+            return op.status  # this agent claimed it from the database just before the message came
+        record_refusal(
+            ConsoleAction.AGENT_MESSAGE_REFUSED,
+            target=target,
+            message=f"the operation is {op.status}: a replayed or late message; nothing was run",
+            params=sent,
+        )
+        return op.status
+    return run_verified(op)

@@ -168,10 +168,18 @@ def test_the_supervisor_keeps_the_command_alive_when_the_agent_is_gone(tmp_path)
     assert exit_file.read_text() == "7\n"
 
 
-def test_a_message_for_an_operation_that_is_not_pending_writes_nothing(op):
+def test_a_message_for_an_operation_that_is_not_pending_changes_nothing(op, monkeypatch):
+    """A late (or replayed) message of a running operation leaves it alone; the agent records it."""
+    from console import signing
+    from console.models import AuditEvent
     from console.tasks import run_operation
 
+    monkeypatch.setenv("CONSOLE_AGENT_HOST", op.host.slug)
+    signing.sign(op)
     before = Operation.objects.get(pk=op.pk)
-    assert run_operation(op.pk) == "running"
+    assert run_operation(op.pk, host=op.host.slug, kind=op.kind, signature=op.signature) == "running"
     after = Operation.objects.get(pk=op.pk)
     assert (after.status, after.worker, after.started_at) == ("running", before.worker, before.started_at)
+    assert AuditEvent.objects.get(action="agent.message.refused").message == (
+        "the operation is running: a replayed or late message; nothing was run"
+    )

@@ -136,7 +136,12 @@ def test_a_message_delivered_twice_and_the_claim_run_the_command_once(admin, sta
     agent.stop()
     op = services.start_container(actor=admin, ctx=CTX, container=container)
     # The same wake-up a second time (a redelivery after a lost ack looks the same).
-    celery_app.send_task("console.run_operation", args=[op.pk], queue=host.queue_name)
+    celery_app.send_task(
+        "console.run_operation",
+        args=[op.pk],
+        kwargs={"host": host.slug, "kind": op.kind, "signature": op.signature},
+        queue=host.queue_name,
+    )
     start_agent(slug=agent.slug, lxc_path=agent.lxc_path)  # two messages, and the claim loop
     op = wait_terminal(op)
     assert op.status == "succeeded", op.error + op.log
