@@ -83,10 +83,15 @@ class Claimer:
 
     def claim_pending(self) -> int:
         from console.models import Operation
+        from console.recovery import checking
 
-        ids = list(Operation.objects.claimable(self.host).values_list("pk", flat=True)[:50])
+        rows = list(Operation.objects.claimable(self.host).values_list("pk", "lock_key")[:50])
+        # Targets whose earlier operation this agent is still checking (console.recovery) wait.
+        held = checking()
         handed = 0
-        for pk in ids:
+        for pk, lock_key in rows:
+            if lock_key in held:
+                continue
             with self._lock:
                 if pk in self._handed:
                     continue

@@ -63,6 +63,14 @@ class Host(models.Model):
         age = timezone.now() - self.last_heartbeat
         return age < timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS)
 
+    @property
+    def dead_at(self) -> Any:
+        """When a host whose agent stays offline counts as dead (``HOST_DEAD_AFTER_SECONDS`` after
+        its last heartbeat): its running operations are then recorded as failed (console.hostwatch)."""
+        if self.last_heartbeat is None:
+            return None
+        return self.last_heartbeat + timedelta(seconds=settings.HOST_DEAD_AFTER_SECONDS)
+
 
 class OperationQuerySet(models.QuerySet["Operation"]):
     def active(self, lock_key: str) -> Operation | None:
@@ -72,6 +80,16 @@ class OperationQuerySet(models.QuerySet["Operation"]):
     def claimable(self, host: Host) -> OperationQuerySet:
         """``host``'s pending operations, oldest first: what its agent claims from the database."""
         return self.filter(host=host, status=OperationStatus.PENDING).order_by("created_at", "id")
+
+    def host_dead_unchecked(self, host: Host) -> OperationQuerySet:
+        """Operations of ``host`` recorded as failed while it was known dead
+        (:meth:`Operation.fail_host_dead`) that no agent of it has checked since: the agent checks
+        them when it starts (``console.recovery``)."""
+        return (
+            self.filter(host=host, status=OperationStatus.FAILED, result__has_key="host_dead")
+            .exclude(result__host_dead__has_key="checked")
+            .order_by("started_at", "id")
+        )
 
     def orphaned(self, host: Host, before: Any) -> OperationQuerySet:
         """Operations of ``host`` that an earlier life of its agent (one that claimed them before
@@ -177,6 +195,14 @@ class Operation(models.Model):
         from console.celery import app
 
         self._changed()  # pages showing its target learn it exists
+        if not self.host.agent_online:
+            seen = self.host.last_heartbeat
+            self.append_log(
+                f"# {timezone.localtime():%H:%M:%S} no agent for {self.host.slug} is running"
+                + (f" (last heartbeat {timezone.localtime(seen):%Y-%m-%d %H:%M:%S})" if seen else "")
+                + ": this operation waits in the queue until its agent starts; cancel it if it should "
+                "not run then\n"
+            )
         try:
             sent = app.send_task(
                 "console.run_operation",
@@ -257,14 +283,84 @@ class Operation(models.Model):
         """What the handler learnt so far, kept even if it then fails (a cache built, an exit status)."""
         self._update(result=result)
 
-    def finish(self, status: str, *, error: str = "", result: dict | None = None) -> None:
-        """Make it terminal: this also releases its target's lock (the partial unique index)."""
+    def finish(self, status: str, *, error: str = "", result: dict | None = None) -> bool:
+        """Make it terminal: this also releases its target's lock (the partial unique index).
+
+        Only an active operation ends: one that is terminal already (recorded as failed while its
+        host was known dead, :meth:`fail_host_dead`) keeps its status, and what its agent found
+        in the end is logged and kept as ``result["host_dead"]["checked"]``; False then."""
         fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
         if status == OperationStatus.SUCCEEDED:
             fields.update(progress=100, progress_label="done")
         if result is not None:
             fields["result"] = result
-        self._update(**fields)
+        fields = {key: storable(value) for key, value in fields.items()}
+        ended = Operation.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(**fields)
+        if not ended:
+            self.refresh_from_db()
+            if "host_dead" in (self.result or {}):
+                self.record_late_outcome(status, error)
+            else:
+                logger.warning("operation %s is %s already: not ended %s", self.pk, self.status, status)
+            return False
+        for key, value in fields.items():
+            setattr(self, key, value)
+        self._changed()
+        return True
+
+    def fail_host_dead(self, host: Host) -> bool:
+        """Running -> failed because ``host`` (its host) is known dead: no heartbeat since
+        ``host.last_heartbeat``, for longer than ``HOST_DEAD_AFTER_SECONDS``. Its agent cannot say
+        how it ended; its target is freed. Only while the operation runs and the host is still
+        dead (an agent that came back meanwhile settles it itself); False if nothing changed."""
+        if host.last_heartbeat is None:
+            return False
+        since = timezone.localtime(host.last_heartbeat)
+        reason = f"host {host.slug} offline since {since:%H:%M:%S}; outcome unknown"
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=settings.HOST_DEAD_AFTER_SECONDS)
+        marker = {"since": host.last_heartbeat.isoformat(), "declared_at": now.isoformat()}
+        failed = Operation.objects.filter(
+            pk=self.pk,
+            status=OperationStatus.RUNNING,
+            host__last_heartbeat__lt=cutoff,
+            host__last_heartbeat=host.last_heartbeat,
+        ).update(
+            status=OperationStatus.FAILED,
+            finished_at=now,
+            error=reason,
+            result=storable({**(self.result or {}), "host_dead": marker}),
+        )
+        self.refresh_from_db()
+        if not failed:
+            return False
+        self.append_log(
+            f"# {timezone.localtime(now):%H:%M:%S} failed: {reason} (no heartbeat for more than "
+            f"{settings.HOST_DEAD_AFTER_SECONDS} s, HOST_DEAD_AFTER_SECONDS): its agent cannot tell how "
+            "it ended, and its target is free again. If the agent returns, it checks on the host what "
+            "happened and writes it here; the operation stays failed.\n"
+        )
+        self._changed()
+        return True
+
+    def record_late_outcome(self, status: str, detail: str) -> None:
+        """What the agent found of an operation that was recorded as failed while its host was
+        known dead: logged and kept in ``result["host_dead"]["checked"]``, status unchanged."""
+        result = dict(self.result or {})
+        dead = dict(result.get("host_dead") or {})
+        dead["checked"] = {"at": timezone.now().isoformat(), "outcome": status, "detail": detail}
+        result["host_dead"] = dead
+        self._update(result=result)
+        found = f"it had in fact {'succeeded' if status == OperationStatus.SUCCEEDED else status}"
+        if detail:
+            found += f" ({detail})"
+        text = (
+            f"# {timezone.localtime():%H:%M:%S} the agent of {self.host.slug} is back and checked this "
+            f"operation, recorded as {self.status} while the host was offline: {found}. It stays "
+            f"{self.status}: its target was freed then, and may have been acted on since.\n"
+        )
+        logger.warning("operation %s: %s", self.pk, text.lstrip("# ").strip())
+        self.append_log(text)
         self._changed()
 
     def _update(self, **fields: Any) -> None:

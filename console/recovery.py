@@ -17,6 +17,13 @@ that host starts again it **adopts** each such operation, in its own thread:
 
 The operation keeps its target's lock until then, so nobody acts on a target whose outcome is
 still being decided.
+
+An operation whose host stayed offline past ``HOST_DEAD_AFTER_SECONDS`` was recorded as failed
+meanwhile by the web side (``console.hostwatch``: "host vm1 offline since ...; outcome unknown")
+and its lock released. The returning agent checks it the same way (steps 1-3) but does not
+change its status: it logs what it found and keeps it as ``result["host_dead"]["checked"]``
+(:meth:`Operation.record_late_outcome`). While it checks, the agent claims no pending operation
+on the same target (:func:`checking`).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, models
+from django.db import connection, models
 from django.utils import timezone
 
 from console.choices import OperationStatus
@@ -205,28 +212,81 @@ def adopt(op: Operation) -> Operation:
         runner.log(f"# failed: {reason}")
         op.finish(OperationStatus.FAILED, error=reason)
     else:
-        runner.log("# recorded as succeeded: the outcome was checked on the host after the agent restarted")
-        op.finish(OperationStatus.SUCCEEDED, result={**result, "recovered_after_restart": True})
+        if op.finish(OperationStatus.SUCCEEDED, result={**result, "recovered_after_restart": True}):
+            runner.log(
+                "# recorded as succeeded: the outcome was checked on the host after the agent restarted"
+            )
     finally:
         runner.sink.flush()
     op.refresh_from_db()
     return op
 
 
+def check_host_dead(op: Operation) -> Operation:
+    """Check on the host an operation recorded as failed while the host was known dead: what
+    its last command and the kind's recovery say is logged and kept, the status stays."""
+    op.append_log(
+        f"# {timezone.localtime():%H:%M:%S} the agent of {op.host.slug} started again; this operation "
+        "was recorded as failed while the host was offline: checking what happened\n"
+    )
+    runner = Runner(op)
+    try:
+        last = last_command(op)
+        RECOVERIES.get(op.kind, default_recovery)(op, runner, last)
+    except (ServiceError, CommandError) as exc:
+        op.record_late_outcome(OperationStatus.FAILED, exc.message)
+    except Exception as exc:
+        logger.exception("checking operation %s crashed", op.pk)
+        op.record_late_outcome(OperationStatus.FAILED, f"checking its outcome failed: {exc}")
+    else:
+        op.record_late_outcome(OperationStatus.SUCCEEDED, "")
+    finally:
+        runner.sink.flush()
+    op.refresh_from_db()
+    return op
+
+
+# Lock keys of the operations recorded failed while their host was dead that this agent is
+# checking now: their targets are free in the database, but the claim of pending operations waits.
+_checking: set[str] = set()
+_checking_lock = threading.Lock()
+
+
+def checking() -> set[str]:
+    with _checking_lock:
+        return set(_checking)
+
+
 def adopt_orphans(host: Host, life_started: Any) -> list[threading.Thread]:
     """Adopt, each in its own thread, the operations of ``host`` left running before
-    ``life_started`` (this agent's start); returns the threads."""
+    ``life_started`` (this agent's start), and check those recorded failed while it was dead;
+    returns the threads."""
     threads = []
     for op in Operation.objects.orphaned(host, life_started).select_related("host"):
         logger.warning("adopting operation %s (%s) left running by a previous agent", op.pk, op.kind)
-
-        def run(op: Operation = op) -> None:
-            try:
-                adopt(op)
-            finally:
-                close_old_connections()
-
-        thread = threading.Thread(target=run, name=f"adopt-{op.pk}", daemon=True)
-        thread.start()
-        threads.append(thread)
+        threads.append(_in_thread(adopt, op, f"adopt-{op.pk}"))
+    for op in Operation.objects.host_dead_unchecked(host).select_related("host"):
+        logger.warning("checking operation %s (%s), recorded failed while %s was dead", op.pk, op.kind, host)
+        with _checking_lock:
+            _checking.add(op.lock_key)
+        threads.append(_in_thread(check_host_dead, op, f"check-{op.pk}", release=op.lock_key))
     return threads
+
+
+def _in_thread(
+    func: Callable[[Operation], Operation], op: Operation, name: str, release: str = ""
+) -> threading.Thread:
+    def run() -> None:
+        try:
+            func(op)
+        except Exception:
+            logger.exception("%s of operation %s failed", name, op.pk)
+        finally:
+            if release:
+                with _checking_lock:
+                    _checking.discard(release)
+            connection.close()  # this thread's own connection ends with it
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -258,6 +258,12 @@ LXC_SYSTEM_CONF = os.environ.get("LXC_SYSTEM_CONF", "/etc/lxc/lxc.conf")
 AGENT_HEARTBEAT_SECONDS = int(os.environ.get("AGENT_HEARTBEAT_SECONDS", "5"))
 # A host whose agent has not sent a heartbeat for this long is shown as offline.
 AGENT_OFFLINE_AFTER_SECONDS = int(os.environ.get("AGENT_OFFLINE_AFTER_SECONDS", "20"))
+# ...and known dead after this long: the operations it was running are then recorded as failed
+# ("host vm1 offline since 14:02:11; outcome unknown") by the web side's host watch, which looks
+# every HOST_WATCH_SECONDS (console.hostwatch; 0: no watch in this process). Long enough that an
+# agent's restart or a short network cut never fails an operation its agent could still settle.
+HOST_DEAD_AFTER_SECONDS = int(os.environ.get("HOST_DEAD_AFTER_SECONDS", "180"))
+HOST_WATCH_SECONDS = float(os.environ.get("HOST_WATCH_SECONDS", "15"))
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "30"))
 # The database is the queue of record: every this many seconds the agent claims its host's
 # pending operations from it, so a broker message lost (Redis crashed) delays an operation by

@@ -15,7 +15,7 @@ from console import agent, signing
 from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
-from console.recovery import is_supervised
+from console.recovery import checking, is_supervised
 from console.runner import CommandCancelled, CommandError, Runner
 
 logger = logging.getLogger(__name__)
@@ -189,4 +189,8 @@ def run_operation(operation_id: Any, host: Any = None, kind: Any = None, signatu
             params=sent,
         )
         return op.status
+    if op.lock_key in checking():
+        # An earlier operation on its target is being checked (console.recovery): the agent's
+        # claim from the database runs this one after that.
+        return "deferred"
     return run_verified(op)
