@@ -31,6 +31,7 @@ from console.operations import RequestContext
 from console.query import BadParameter, moment, one_of, page_number, whole_number
 from console.subjects import subject_of
 from containers.choices import ContainerOp, DomainOp
+from containers.mounts import system_directories
 from networks.choices import NetworkOp
 from storage.choices import StorageOp
 
@@ -78,6 +79,7 @@ def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_operate": can(request.user, "operate", host),
         "pending": waiting.get(OperationStatus.PENDING, 0),
         "running": waiting.get(OperationStatus.RUNNING, 0),
+        "system_roots": system_directories(host.mount_roots),
     }
     return render(request, "console/host_detail.html", context)
 

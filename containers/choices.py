@@ -54,6 +54,7 @@ class ContainerOp(models.TextChoices):
     TERMINAL = "container.terminal", "terminal session"
     HOST_AUTOSTART = "host.autostart", "autostart (lxc-autostart)"
     HOST_LXC_CONF = "host.lxc_conf", "LXC system config (lxc.conf)"
+    HOST_MOUNT_ROOTS = "host.mount_roots", "allowed bind-mount roots"
 
 
 class DomainOp(models.TextChoices):
@@ -85,6 +86,5 @@ class ContainerAction(models.TextChoices):
     MOUNT = "container.mount", "mounts page"
     TERMINAL_TICKET = "container.terminal.ticket", "terminal ticket"
     TERMINAL_CLOSE = "container.terminal.close", "terminal closed"
-    HOST_MOUNT_ROOTS = "host.mount_roots", "allowed mount roots"
     DOMAIN_ACTION = "libvirt.domain.action", "domain action"
     DOMAIN_DEFINE_XML = "libvirt.domain.define_xml", "define a domain from XML"

@@ -441,6 +441,33 @@ def terminal_session(op: Operation, runner: Runner) -> dict[str, Any]:
     return relay(op, runner)
 
 
+@operation_handler(ContainerOp.HOST_MOUNT_ROOTS)
+def mount_roots(op: Operation, runner: Runner) -> dict[str, Any]:
+    """Save the allowed bind-mount roots once each is an existing directory on this host."""
+    from console.models import Host
+
+    roots: list[str] = op.params["roots"]
+    problems = []
+    for root in roots:
+        try:
+            real = resolve_on_host(root, field="roots", what="an allowed root", directory=True)
+        except ServiceError as exc:
+            problems.append(exc.message)
+            continue
+        if not os.path.lexists(real):
+            problems.append(f"{root} does not exist")
+        elif not os.path.isdir(real):
+            problems.append(f"{root} is not a directory")
+        elif real != root:
+            # The roots are compared as text with what the mounts page is given: the real one.
+            problems.append(f"{root} is a symbolic link to {real}: give {real} itself")
+    if problems:
+        raise ServiceError(f"not saved, on host {op.host.slug}: " + "; ".join(problems))
+    runner.log("# " + (", ".join(roots) or "no roots") + ": checked on the host")
+    Host.objects.filter(pk=op.host_id).update(mount_roots=roots)
+    return {"roots": roots}
+
+
 @operation_handler(ContainerOp.HOST_LXC_CONF)
 def lxc_system_config(op: Operation, runner: Runner) -> dict[str, Any]:
     """Write one key of the system LXC config and read every key back into the host's capabilities."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from console.errors import InvalidInput
-from console.paths import canonical_path
+from console.paths import canonical_path, within
 
 # fullmatch only: "$" would let a final newline through.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./@+-]+")
@@ -22,6 +22,17 @@ def normalise_roots(roots: list[str]) -> list[str]:
             )
         out.append(canonical_path(root, field="roots", what="an allowed root", directory=True))
     return sorted(set(out))
+
+
+# The host's own directories: a container that may bind-mount them (read-write by default) can
+# change the host. Allowed as roots only when the admin says so knowingly.
+SYSTEM_TREES = ("/etc", "/usr", "/boot", "/root", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/run")
+SYSTEM_DIRS = ("/var", "/var/lib", "/var/log", "/home")
+
+
+def system_directories(roots: list[str]) -> list[str]:
+    """The roots that are, or are inside, a directory of the host system itself."""
+    return [r for r in roots if r in SYSTEM_DIRS or within(r, SYSTEM_TREES)]
 
 
 def validate_source(value: object, roots: list[str]) -> str:

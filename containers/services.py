@@ -9,13 +9,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from console.errors import Conflict, InvalidInput, NotFound
 from console.identifiers import validate_container_name
 from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
-from containers.choices import Backend, ContainerAction, ContainerOp, State, Template
+from containers.choices import Backend, ContainerOp, State, Template
 from containers.hooks import validate_hook_type, validate_script
 from containers.limits import validate_limit
 from containers.lxc_config import (
@@ -27,7 +26,7 @@ from containers.lxc_config import (
     validate_key_value,
 )
 from containers.models import Container, container_lock_key
-from containers.mounts import normalise_roots, validate_source, validate_target
+from containers.mounts import normalise_roots, system_directories, validate_source, validate_target
 from containers.validators import validate_lxc_path, validate_release, validate_tarball_path
 from storage.drivers.pool import backing_stores, pool_type
 from storage.models import Pool
@@ -590,24 +589,37 @@ def remove_mount(*, actor: Any, ctx: RequestContext, container: Container, entry
         return _queue(request, c, {"entry": entry})
 
 
-def set_mount_roots(*, actor: Any, ctx: RequestContext, host: Host, roots: list[str]) -> list[str]:
-    """The host directories containers may bind-mount (a console setting: no host command runs)."""
+def set_mount_roots(
+    *, actor: Any, ctx: RequestContext, host: Host, roots: list[str], allow_system: bool = False
+) -> Operation:
+    """The host directories containers may bind-mount. The agent checks that each one exists on
+    the host (a directory, not a link to one elsewhere) before it saves the list; system
+    directories (/etc, /usr, ...) are refused unless ``allow_system`` says the admin means it."""
     with operation_request(
         actor=actor,
         ctx=ctx,
-        kind=ContainerAction.HOST_MOUNT_ROOTS,
+        kind=ContainerOp.HOST_MOUNT_ROOTS,
         role="admin",
         host=host,
         target=f"host {host.slug}",
-        params={"roots": roots},
+        params={"roots": roots, "allow_system": bool(allow_system)},
     ) as request:
         normal = normalise_roots(roots)
-        with transaction.atomic():
-            before = list(host.mount_roots)
-            host.mount_roots = normal
-            host.save(update_fields=["mount_roots"])
-            request.done(before=before, after=normal)
-        return normal
+        system = system_directories(normal)
+        if system and not allow_system:
+            raise InvalidInput(
+                f"{', '.join(system)}: a system directory of the host; a container that bind-mounts it "
+                "can change the host. Tick 'allow system directories' to allow it anyway",
+                field="roots",
+            )
+        if normal == sorted(host.mount_roots):
+            raise Conflict(f"these are the allowed roots of {host.slug} already", field="roots")
+        return request.queue(
+            lock_key=f"host:{host.slug}:mount-roots",
+            params={"roots": normal},
+            before=list(host.mount_roots),
+            after=normal,
+        )
 
 
 def set_lxc_system_config(*, actor: Any, ctx: RequestContext, host: Host, key: str, value: str) -> Operation:

@@ -6,7 +6,6 @@ from typing import cast
 
 from django import forms
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -21,7 +20,7 @@ from django_htmx.http import HttpResponseStopPolling
 from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
-from console.forms import answer_operation, host_form, queue_from_form, refusal_page, refused
+from console.forms import answer_operation, host_form, queue_from_form, refusal_page
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
@@ -694,19 +693,24 @@ def container_mounts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@audited_post(ContainerAction.HOST_MOUNT_ROOTS)
+@audited_post(ContainerOp.HOST_MOUNT_ROOTS)
 def host_mount_roots(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The allowed roots, checked and saved by the host's agent: the operation's card answers in
+    the page (what was typed stays in the box), a refusal too."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
     roots = [r for r in request.POST.get("roots", "").splitlines() if r.strip()]
-    try:
-        services.set_mount_roots(
-            actor=request.user, ctx=RequestContext.from_request(request), host=host, roots=roots
-        )
-    except ServiceError as exc:
-        return refused(request, exc, reverse("host-detail", args=[host.slug]))
-    messages.success(request, f"Allowed mount roots of {host.slug} saved.")
-    return redirect("host-detail", slug=host.slug)
+    return answer_operation(
+        request,
+        lambda: services.set_mount_roots(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            host=host,
+            roots=roots,
+            allow_system=request.POST.get("allow_system") == "on",
+        ),
+        back=reverse("host-detail", args=[host.slug]),
+    )
 
 
 @require_POST

@@ -516,3 +516,28 @@ def test_system_defaults_need_an_admin_and_queue_one_operation(admin, operator, 
     )
     assert (op.kind, op.params) == ("host.lxc_conf", {"key": "lxc.lxcpath", "value": "/var/lib/lxc"})
     assert op.lock_key == "lxcconf:testhost"
+
+
+# --- allowed bind-mount roots -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("root", ["/etc", "/usr/local/share", "/root", "/var", "/var/lib", "/boot"])
+def test_a_system_directory_as_a_mount_root_is_refused_unless_allowed(admin, host, root):
+    with pytest.raises(InvalidInput, match="a system directory of the host") as info:
+        services.set_mount_roots(actor=admin, ctx=CTX, host=host, roots=["/srv/shared", root])
+    assert info.value.message.startswith(f"{root}:")
+    assert not Operation.objects.exists()
+    op = services.set_mount_roots(actor=admin, ctx=CTX, host=host, roots=[root], allow_system=True)
+    # Not saved by the request: the agent saves them once it found each directory on the host.
+    assert op.kind == "host.mount_roots" and op.params == {"roots": [root]}
+    host.refresh_from_db()
+    assert host.mount_roots == []
+
+
+def test_mount_roots_that_are_not_system_directories_need_no_ticking(admin, host):
+    op = services.set_mount_roots(actor=admin, ctx=CTX, host=host, roots=["/srv/shared/", "/var/tmp/x"])
+    assert op.params == {"roots": ["/srv/shared", "/var/tmp/x"]}
+    host.mount_roots = ["/srv/shared", "/var/tmp/x"]
+    host.save()
+    with pytest.raises(Conflict, match="already"):
+        services.set_mount_roots(actor=admin, ctx=CTX, host=host, roots=["/var/tmp/x", "/srv/shared"])

@@ -188,7 +188,8 @@ def test_a_mount_target_is_never_made_through_a_planted_link(admin, agent_host, 
     target, directory = host_targets
     shared = directory.parent / "shared"
     shared.mkdir()
-    services.set_mount_roots(actor=admin, ctx=CTX, host=agent_host, roots=[str(shared)])
+    run(services.set_mount_roots(actor=admin, ctx=CTX, host=agent_host, roots=[str(shared)]))
+    agent_host.refresh_from_db()
     name = f"rm-{uuid.uuid4().hex[:6]}"
     created = run(services.create_container(actor=admin, ctx=CTX, host=agent_host, name=name))
     c = Container.objects.get(pk=created.result["container_id"])
