@@ -14,6 +14,7 @@ from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
@@ -45,10 +46,39 @@ OPERATION_KINDS = [
 ]
 
 
+# Lists count their rows up to this many (and then say "more than"): a full COUNT(*) of 100,000
+# audit rows, or of every operation, on every page and every refresh cost more than the page.
+COUNT_LIMIT = 1000
+
+
+class CappedPaginator(Paginator):
+    """A paginator that counts at most ``limit`` rows (``more``: there are more than that).
+
+    The count reads up to ``limit`` + 1 rows in any order (no sort, stops early), so its cost does
+    not grow with the table; the pages up to ``limit`` are numbered as usual."""
+
+    def __init__(self, queryset: QuerySet, per_page: int, limit: int) -> None:
+        super().__init__(queryset, per_page)
+        self.queryset = queryset
+        self.limit = limit
+        self.more = False
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.queryset.order_by()[: self.limit + 1].count()
+        self.more = counted > self.limit
+        return min(counted, self.limit)
+
+
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):
-    """The requested page (a bad ``page`` is a 400; past the last page, the last page)."""
-    paginator = Paginator(queryset, per_page or settings.PAGE_SIZE)
-    return paginator.get_page(page_number(request))
+    """The requested page (a bad ``page`` is a 400; past the last page, the last page).
+
+    Rows are counted up to COUNT_LIMIT, or far enough past the requested page that ten more pages
+    are offered after it, so a deep page is reachable page by page and the count stays cheap."""
+    per_page = per_page or settings.PAGE_SIZE
+    number = page_number(request)
+    limit = max(COUNT_LIMIT, -(-(number + 10) * per_page // COUNT_LIMIT) * COUNT_LIMIT)
+    return CappedPaginator(queryset, per_page, limit).get_page(number)
 
 
 @require_safe

@@ -25,7 +25,7 @@ def test_the_list_page_does_not_sort_the_table(client, superuser, host):
     (rows,) = [
         q["sql"]
         for q in seen.captured_queries
-        if 'FROM "console_operation"' in q["sql"] and "LIMIT" in q["sql"]
+        if 'FROM "console_operation"' in q["sql"] and "LIMIT" in q["sql"] and "COUNT(" not in q["sql"]
     ]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {rows}")
