@@ -98,6 +98,7 @@ bench: deps prepare-host
 	$(BIN)/python bench/click.py --rounds 10
 	$(BIN)/python bench/btrfs_snapshot.py --rounds 3
 	$(BIN)/python bench/audit_export.py
+	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/recovery.py --rounds 5 --orphans 4
 	$(BIN)/python bench/agent.py --containers 10,40 --seconds 60
 

@@ -94,7 +94,16 @@ def seed(db: Path, state: Path, scale: float) -> float:
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
-        [*manage, "seed_demo", "--scale", str(scale), "--password-stdin"],
+        # At least 3 hosts: the viewer's three.
+        [
+            *manage,
+            "seed_demo",
+            "--scale",
+            str(scale),
+            "--hosts",
+            str(max(3, round(10 * scale))),
+            "--password-stdin",
+        ],
         cwd=ROOT,
         env=env,
         input=PASSWORD + "\n",
@@ -150,9 +159,9 @@ def _count_queries_here() -> None:
         clients[who].force_login(get_user_model().objects.get(username=f"demo-{who}"))
     queries = {}
     for e in ENDPOINTS:
-        headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": e.target.format(**ids)} if e.target else {}
+        headers = {"HX-Request": "true", "HX-Target": e.target.format(**ids)} if e.target else {}
         with CaptureQueriesContext(connection) as ctx:
-            response = clients[e.user].get(e.path.format(**ids), **headers)
+            response = clients[e.user].get(e.path.format(**ids), headers=headers)
         assert response.status_code in (200, 204, 286), (e.path, response.status_code)
         queries[e.name] = len(ctx.captured_queries)
     print(json.dumps({"ids": ids, "queries": queries}))
