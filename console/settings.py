@@ -241,7 +241,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.2,
+    # One list per queue (no priority sub-lists): an agent's Redis user may read only host.<slug>.
+    "priority_steps": [0],
 }
+_agent_host = os.environ.get("CONSOLE_AGENT_HOST", "")
+if _agent_host:
+    # An agent's own record of unacknowledged messages, instead of kombu's shared "unacked" hash
+    # (console.broker_acl: which keys an agent may touch, and why).
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_key=f"unacked.host.{_agent_host}",
+        unacked_index_key=f"unacked_index.host.{_agent_host}",
+        unacked_mutex_key=f"unacked_mutex.host.{_agent_host}",
+    )
+# No remote control (its broadcast exchange celery.pidbox is shared by every worker).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

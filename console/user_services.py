@@ -186,10 +186,10 @@ def end_terminals(user: Any) -> list[int]:
     from containers import terminal
     from containers.choices import ContainerOp
 
-    op_ids = list(
+    sessions = list(
         Operation.objects.filter(
             kind=ContainerOp.TERMINAL, actor=user, status__in=ACTIVE_STATUSES
-        ).values_list("pk", flat=True)
+        ).values_list("host__slug", "pk")
     )
 
     def send() -> None:
@@ -197,16 +197,16 @@ def end_terminals(user: Any) -> list[int]:
 
         r = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
         try:
-            for pk in op_ids:
-                r.rpush(terminal.in_key(pk), json.dumps({"type": "close"}))
-                r.expire(terminal.in_key(pk), 300)
+            for slug, pk in sessions:
+                r.rpush(terminal.in_key(slug, pk), json.dumps({"type": "close"}))
+                r.expire(terminal.in_key(slug, pk), 300)
         finally:
             r.close()
 
-    if op_ids:
+    if sessions:
         # robust: Redis being down must not undo or hide the deactivation, which has committed.
         transaction.on_commit(send, robust=True)
-    return op_ids
+    return [pk for _, pk in sessions]
 
 
 def _revoke_links(user: Any) -> int:

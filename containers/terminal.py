@@ -43,16 +43,16 @@ from containers.models import Container, TerminalTicket
 TICKET_SECONDS = 30
 
 
-def in_key(op_id: int) -> str:
-    return f"terminal:{op_id}:in"
+def in_key(slug: str, op_id: int) -> str:
+    return f"terminal:{slug}:{op_id}:in"
 
 
-def out_key(op_id: int) -> str:
-    return f"terminal:{op_id}:out"
+def out_key(slug: str, op_id: int) -> str:
+    return f"terminal:{slug}:{op_id}:out"
 
 
-def exit_key(op_id: int) -> str:
-    return f"terminal:{op_id}:exit"
+def exit_key(slug: str, op_id: int) -> str:
+    return f"terminal:{slug}:{op_id}:exit"
 
 
 def session_hash(session_key: str | None) -> str:
@@ -322,9 +322,9 @@ def _pump(
         if data is None:
             return None
         if data:
-            r.rpush(out_key(op.pk), data)
-            r.expire(out_key(op.pk), 300)
-        for raw in r.lpop(in_key(op.pk), 100) or []:
+            r.rpush(out_key(op.host.slug, op.pk), data)
+            r.expire(out_key(op.host.slug, op.pk), 300)
+        for raw in r.lpop(in_key(op.host.slug, op.pk), 100) or []:
             message = json.loads(raw)
             kind = message.get("type")
             if kind == "input":
@@ -339,9 +339,9 @@ def _pump(
 
 def _announce_exit(r: Any, op: Operation, code: int | None, reason: str) -> None:
     """Tell the web side (waiting on the exit list) that the session is over, and why."""
-    r.rpush(exit_key(op.pk), json.dumps({"code": code, "reason": reason}))
-    r.expire(exit_key(op.pk), 300)
-    r.delete(in_key(op.pk))
+    r.rpush(exit_key(op.host.slug, op.pk), json.dumps({"code": code, "reason": reason}))
+    r.expire(exit_key(op.host.slug, op.pk), 300)
+    r.delete(in_key(op.host.slug, op.pk))
 
 
 def _take_controlling_tty() -> None:

@@ -87,29 +87,33 @@ async def terminal_app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "websocket.accept"})
     r = aioredis.from_url(settings.REDIS_URL)
     reason = "the browser closed the terminal"
+    slug = op.host.slug
+    in_key, out_key, exit_key = (
+        key(slug, op.pk) for key in (terminal.in_key, terminal.out_key, terminal.exit_key)
+    )
 
     async def from_browser() -> None:
         while True:
             event = await receive()
             if event["type"] == "websocket.disconnect":
-                await r.rpush(terminal.in_key(op.pk), json.dumps({"type": "close"}))
+                await r.rpush(in_key, json.dumps({"type": "close"}))
                 return
             text = event.get("text")
             if text is None and event.get("bytes") is not None:
                 text = json.dumps({"type": "input", "data": event["bytes"].decode(errors="replace")})
             if text:
-                await r.rpush(terminal.in_key(op.pk), text[:65536])
-                await r.expire(terminal.in_key(op.pk), 300)
+                await r.rpush(in_key, text[:65536])
+                await r.expire(in_key, 300)
 
     async def to_browser() -> str:
         while True:
-            item = await r.blpop([terminal.exit_key(op.pk), terminal.out_key(op.pk)], timeout=1)
+            item = await r.blpop([exit_key, out_key], timeout=1)
             if item is None:
                 continue
             key, data = item
-            if (key.decode() if isinstance(key, bytes) else key) == terminal.exit_key(op.pk):
+            if (key.decode() if isinstance(key, bytes) else key) == exit_key:
                 # Drain what the program printed last, then tell the page why it ended.
-                while chunk := await r.lpop(terminal.out_key(op.pk)):
+                while chunk := await r.lpop(out_key):
                     await send({"type": "websocket.send", "bytes": chunk})
                 info = json.loads(data)
                 await send({"type": "websocket.send", "text": json.dumps({"type": "exit", **info})})

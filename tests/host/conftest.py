@@ -25,14 +25,21 @@ class RedisServer:
     """A redis-server of the tests' own on loopback, persisting as the console's does (an
     append-only file fsynced every second), that a test may kill (SIGKILL) and start again."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, aclfile: Path | None = None, password: str = "") -> None:
+        """``aclfile``: Redis ACLs from that file; ``password``: the default user's (the admin's
+        URL, ``self.url``, carries it)."""
         require_tool("redis-server")
         self.port = free_port()
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.aclfile = aclfile
+        auth = f"default:{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.start()
+
+    def url_for(self, user: str, password: str) -> str:
+        return f"redis://{user}:{password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -50,6 +57,7 @@ class RedisServer:
                 "everysec",
                 "--dir",
                 str(self.directory),
+                *(["--aclfile", str(self.aclfile)] if self.aclfile else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
