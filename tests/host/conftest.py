@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -206,8 +207,13 @@ def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir, tmp_path):
     agents: list[Agent] = []
 
     def start(
-        slug: str | None = None, lxc_path: str | None = None, broker: str | None = None, wait: bool = True
+        slug: str | None = None,
+        lxc_path: str | None = None,
+        broker: str | None = None,
+        wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Agent:
+        """``env``: more of the agent's environment (its own DATABASE_URL, for one)."""
         slug = slug or f"t-{uuid.uuid4().hex[:8]}"
         path = lxc_path or str(lxc_root / slug)
         os.makedirs(path, exist_ok=True)
@@ -215,6 +221,7 @@ def start_agent(transactional_db, redis_url, lxc_root, agent_log_dir, tmp_path):
             "ROOTFS_TARBALL_DIRS": str(tmp_path / "images"),
             "AGENT_STATE_DIR": str(tmp_path / "agent-state"),
             "AGENT_CLAIM_SECONDS": os.environ.get("TEST_AGENT_CLAIM_SECONDS", "1"),
+            **(env or {}),
         }
         agent = Agent(slug, path, broker or redis_url, agent_log_dir, env)
         agents.append(agent)
@@ -271,3 +278,18 @@ def web(redis_url, transactional_db, agent_log_dir):
     yield f"127.0.0.1:{port}"
     stop_process(proc)
     log.close()
+
+
+@pytest.fixture
+def acl_redis():
+    """A Redis with an ACL file: the default user (the web side's) has a password."""
+    directory = Path(tempfile.mkdtemp(prefix="console-test-acl-", dir="/var/tmp"))
+    aclfile = directory / "users.acl"
+    admin_password = secrets.token_urlsafe(24)
+    aclfile.write_text(f"user default on >{admin_password} ~* &* +@all\n")
+    server = RedisServer(directory, aclfile=aclfile, password=admin_password)
+    old = use_broker(server.url)
+    yield server
+    use_broker(old)
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -3,10 +3,7 @@ ACL file, real agents)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,25 +12,9 @@ from console import broker_acl
 from console.models import Host
 from console.operations import RequestContext
 from containers import services
-from tests.host.conftest import RedisServer, use_broker
 from tests.host.helpers import wait_terminal
 
 pytestmark = pytest.mark.host
-
-
-@pytest.fixture
-def acl_redis():
-    """A Redis with an ACL file: the default user (the web side's) has a password."""
-    directory = Path(tempfile.mkdtemp(prefix="console-test-acl-", dir="/var/tmp"))
-    aclfile = directory / "users.acl"
-    admin_password = broker_acl.new_password()
-    aclfile.write_text(f"user default on >{admin_password} ~* &* +@all\n")
-    server = RedisServer(directory, aclfile=aclfile, password=admin_password)
-    old = use_broker(server.url)
-    yield server
-    use_broker(old)
-    server.stop()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _refused(call) -> str:
