@@ -28,8 +28,13 @@ class PoolCreateForm(forms.Form):
         max_length=200, help_text="Letters, digits, '-', '_' and '.', like container names"
     )
     kind = forms.ChoiceField(choices=PoolKind.choices, initial=PoolKind.BTRFS)
+    # A select of the chosen host's free devices (storage.views sets the choices); the service
+    # checks the device again, so a device taken since the page was read gets its real reason.
     device = forms.CharField(
-        required=False, help_text="btrfs, LVM and ZFS: a block device such as /dev/loop0"
+        required=False,
+        widget=forms.Select,
+        help_text="btrfs, LVM and ZFS: the host's block devices that nothing uses (mounted ones, "
+        "pools' devices and disks with partitions are left out)",
     )
     vg_name = forms.CharField(required=False, label="Volume group name", help_text="LVM only; default lxc")
     path = forms.CharField(

@@ -78,18 +78,27 @@ def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
     except CommandError as exc:  # no lsblk: the loop devices below are still known
         logger.info("lsblk: %s", exc)
         result = None
-    devices = []
-    if result is not None and result.returncode == 0:
-        for row in json.loads(result.stdout or "{}").get("blockdevices", []):
+    devices: list[dict] = []
+
+    def add(rows: list[dict], parent: str) -> None:
+        # Partitions (and a device-mapper volume on one) come as children: listed with their parent,
+        # so a disk whose partition is mounted is known to be in use.
+        for row in rows:
+            path = row.get("path") or ""
             devices.append(
                 {
-                    "path": row.get("path") or "",
+                    "path": path,
                     "size": int(row.get("size") or 0),
                     "type": row.get("type") or "",
                     "fstype": row.get("fstype") or "",
                     "mountpoint": row.get("mountpoint") or "",
+                    **({"parent": parent} if parent else {}),
                 }
             )
+            add(row.get("children") or [], path)
+
+    if result is not None and result.returncode == 0:
+        add(json.loads(result.stdout or "{}").get("blockdevices", []), "")
     by_path = {d["path"]: d for d in devices}
     for loop in loops:  # lsblk has no FSTYPE without udev: blkid's answer is kept per loop device
         d = by_path.setdefault(loop.device, {"path": loop.device, "size": loop.size_bytes, "type": "loop"})

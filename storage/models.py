@@ -109,3 +109,20 @@ class HostStorage(models.Model):
 
     def block_device(self, path: str) -> dict | None:
         return next((d for d in self.block_devices if d.get("path") == path), None)
+
+    def free_block_devices(self, taken: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+        """The devices nothing uses, as the agent last saw them: a disk, partition or loop device
+        with a size, not mounted, without partitions (a disk that has them is offered by its
+        partitions), not a pool's source and not in ``taken`` (attached to a domain, say)."""
+        sources = set(Pool.objects.filter(host_id=self.host_id).values_list("source", flat=True))
+        parents = {d.get("parent") for d in self.block_devices if d.get("parent")}
+        return [
+            d
+            for d in self.block_devices
+            if d.get("type") in ("loop", "disk", "part")
+            and d.get("size")
+            and not d.get("mountpoint")
+            and d.get("path") not in parents
+            and d.get("path") not in sources
+            and d.get("path") not in taken
+        ]

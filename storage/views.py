@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from console import access
 from console.decorators import audited_post
 from console.forms import host_form, queue_from_form
+from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from storage import conf, services
@@ -110,9 +115,24 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 @audited_post(StorageOp.POOL_CREATE)
-def pool_create(request: HttpRequest) -> HttpResponse:
+def pool_create(request: HtmxHttpRequest) -> HttpResponse:
     access.require_post_role(request, "admin", None)
     form = host_form(PoolCreateForm, request, device=request.GET.get("device", ""))
+    hosts = cast(forms.ModelChoiceField, form.fields["host"]).queryset
+    assert hosts is not None  # host_form set it: the hosts the user sees
+    # The device choices are the chosen host's free devices (the form's host, or ?host=).
+    slug = request.POST.get("host") or request.GET.get("host") or ""
+    chosen = hosts.filter(slug=slug).first() if slug else None
+    if chosen is not None and not form.is_bound:
+        form.initial["host"] = chosen
+    chosen = chosen or form.initial.get("host")
+    cast(forms.Select, form.fields["device"].widget).choices = device_choices(chosen)
+    # Choosing another host reads that host's devices into the form (no reload, typed values kept).
+    form.fields["host"].widget.attrs.update(
+        {"hx-get": reverse("storage:pool-create"), "hx-trigger": "change", "hx-target": "#device-field"}
+    )
+    if request.htmx and request.method == "GET":
+        return render(request, "storage/pool_create.html#device", {"form": form})
     response, status = queue_from_form(
         request,
         form,
@@ -132,6 +152,21 @@ def pool_create(request: HttpRequest) -> HttpResponse:
         return response
     context = {"form": form, "pool_dir": conf.pool_dir()}
     return render(request, "storage/pool_create.html", context, status=status)
+
+
+def size_label(size: int) -> str:
+    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{round(size / 1024**2, 1):g} MiB"
+
+
+def device_choices(host: Host | None) -> list[tuple[str, str]]:
+    """The select of a pool's device: none (a dir pool), then the host's free block devices, each
+    with its size, kind and what it holds (a device that holds data needs "wipe")."""
+    choices = [("", "none (a dir pool)")]
+    inventory = HostStorage.objects.filter(host=host).first() if host is not None else None
+    for d in inventory.free_block_devices() if inventory is not None else []:
+        holds = f", holds {d['fstype']} (needs wipe)" if d.get("fstype") else ", blank"
+        choices.append((d["path"], f"{d['path']} — {size_label(d['size'])} {d['type']}{holds}"))
+    return choices
 
 
 @require_http_methods(["GET", "HEAD"])

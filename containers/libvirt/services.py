@@ -286,12 +286,20 @@ def attach_disk(
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are attached to a running domain")
         if any(d["target"] == checked["target"] for d in parse_domain_xml(c.domain_xml).disks):
             raise Conflict(f"{c.name} already has a disk at {checked['target']}", field="target")
-        for other in Container.objects.filter(host=c.host, backend=Backend.LIBVIRT):
-            if any(d["source"] == checked["device"] for d in parse_domain_xml(other.domain_xml).disks):
-                raise Conflict(
-                    f"{checked['device']} is already attached to domain {other.name!r}", field="device"
-                )
+        holder = attached_devices(c.host).get(checked["device"])
+        if holder:
+            raise Conflict(f"{checked['device']} is already attached to domain {holder!r}", field="device")
         return _queue(request, c, checked)
+
+
+def attached_devices(host: Host) -> dict[str, str]:
+    """Host block devices attached to the host's domains: device -> domain name."""
+    return {
+        d["source"]: other.name
+        for other in Container.objects.filter(host=host, backend=Backend.LIBVIRT).only("name", "domain_xml")
+        for d in parse_domain_xml(other.domain_xml).disks
+        if d.get("source")
+    }
 
 
 def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target: str) -> Operation:

@@ -48,10 +48,27 @@ def domain_detail(request: HtmxHttpRequest, container: Container) -> HttpRespons
     # Only the names not in use (vda is the root filesystem's name in libvirt's own numbering).
     used = {d["target"] for d in info.disks}
     context["targets"] = [t for t in (f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz") if t not in used]
+    if context["can_admin"] and container.state == "RUNNING":
+        context["devices"] = free_devices(container.host)
     partial = _PANELS.get(request.htmx.target or "") if request.htmx else None
     if partial:
         return render(request, f"containers/domain_detail.html#{partial}", context)
     return render(request, "containers/domain_detail.html", context)
+
+
+def free_devices(host: Host) -> list[tuple[str, str]]:
+    """The host's block devices a domain may be given: nothing mounts or uses them, no domain has them."""
+    from storage.models import HostStorage
+    from storage.views import size_label
+
+    inventory = HostStorage.objects.filter(host=host).first()
+    if inventory is None:
+        return []
+    free = inventory.free_block_devices(taken=set(services.attached_devices(host)))
+    return [
+        (d["path"], f"{d['path']} — {size_label(d['size'])} {d['type']}, {d.get('fstype') or 'blank'}")
+        for d in free
+    ]
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

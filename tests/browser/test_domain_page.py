@@ -16,6 +16,7 @@ from console.operations import RequestContext
 from containers.choices import Backend
 from containers.libvirt import services as domains
 from containers.models import Container
+from storage.models import HostStorage
 from tests.browser.helpers import PASSWORD, SHOTS, busybox, login, virsh
 from tests.host.helpers import wait_terminal
 from tests.hosttools import require_root, require_tool, wait_for
@@ -64,6 +65,10 @@ def _actions(page) -> set[str]:
 
 def _targets(page) -> list[str]:
     return page.eval_on_selector_all("select[name=target] option", "os => os.map(o => o.value)")
+
+
+def _devices(page) -> list[str]:
+    return page.eval_on_selector_all("select[name=device] option", "os => os.map(o => o.value)")
 
 
 def _allowed(role: str, state: str, has_disk: bool) -> set[str]:
@@ -176,16 +181,27 @@ def test_domain_page_actions_block_devices_and_undefine(
     assert "console-42" in page.inner_text("#terminal .xterm-rows")
     page.goto(url)
 
-    # Attach: the block-device panel and the target list change when the operation ends.
+    # Attach: the device is picked from the host's free ones (the inventory has read the new loop
+    # device by now); the block-device panel and both lists change when the operation ends.
+    wait_for(
+        lambda: any(
+            d["path"] == loop_device for d in HostStorage.objects.get(host=host).free_block_devices()
+        ),
+        30,
+        what="the loop device in the storage inventory",
+    )
+    page.goto(url)
     disks = page.locator("#domain-disks")
     assert "No block devices attached" in disks.inner_text()
-    page.fill("input[name=device]", loop_device)
+    assert loop_device in _devices(page)
+    page.select_option("select[name=device]", loop_device)
     page.select_option("select[name=target]", "vdb")
     page.click("button:has-text('Attach (live)')")
     disks.locator("tr[data-target='vdb']").wait_for(timeout=60000)
     assert loop_device in disks.inner_text()
     assert loop_device in virsh("dumpxml", domain_name).stdout
     wait_for(lambda: "vdb" not in _targets(page), 10, what="vdb no longer offered")
+    assert loop_device not in _devices(page)  # attached: no longer free
     assert _actions(page) == _allowed("admin", "RUNNING", True)
     role_pages("RUNNING", True)
     page.screenshot(path=str(SHOTS / "browser-domain-attached.png"), full_page=True)
@@ -195,6 +211,7 @@ def test_domain_page_actions_block_devices_and_undefine(
     disks.locator("text=No block devices attached").wait_for(timeout=60000)
     assert loop_device not in virsh("dumpxml", domain_name).stdout
     wait_for(lambda: "vdb" in _targets(page), 10, what="vdb offered again")
+    wait_for(lambda: loop_device in _devices(page), 10, what="the device offered again")
 
     page.on("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('Suspend')")

@@ -762,3 +762,45 @@ def test_the_agent_refuses_a_domain_root_that_is_a_symlink_to_the_host_root(admi
                 handler(op, Runner(op))
     finally:
         subprocess.run(["virsh", "-c", "lxc:///", "undefine", name], capture_output=True, timeout=30)
+
+
+def test_the_attach_form_offers_only_the_hosts_free_devices(client, admin, host, domain):
+    import re
+
+    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
+    from storage.models import HostStorage
+
+    def dev(path, **kw):
+        return {"path": path, "size": 2**24, "type": "loop", "fstype": "", "mountpoint": "", **kw}
+
+    HostStorage.objects.create(
+        host=host,
+        image_dir="/x",
+        block_devices=[
+            dev("/dev/loop3", fstype="ext4"),
+            dev("/dev/loop4"),
+            dev("/dev/loop5", mountpoint="/mnt"),
+        ],
+    )
+    other = Container.objects.create(
+        host=host,
+        name="dom2",
+        backend="libvirt",
+        state="RUNNING",
+        domain_xml=build_domain_xml(DomainSpec("dom2", 64, 1, "/bin/sh", "/srv/q", mac="00:16:3e:00:00:02")),
+    )
+    client.force_login(admin)
+
+    def offered() -> list[str]:
+        body = client.get(f"/containers/{domain.pk}/").content.decode()
+        return re.findall(r'<option value="(/dev/[^"]+)"', body)
+
+    assert offered() == ["/dev/loop3", "/dev/loop4"]  # the mounted one is not offered
+    # A device another domain has is not offered either.
+    other.domain_xml = other.domain_xml.replace(
+        "</devices>",
+        "<disk type='block' device='disk'><source dev='/dev/loop4'/>"
+        "<target dev='vdb' bus='virtio'/></disk></devices>",
+    )
+    other.save()
+    assert offered() == ["/dev/loop3"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from console.models import Operation
@@ -140,3 +142,41 @@ def test_pool_with_containers_cannot_be_destroyed_and_says_so_once(client, admin
     response = client.post(f"/storage/pools/{pool.pk}/destroy/", {"confirm": "fast"})
     assert response.status_code == 409 and Operation.objects.count() == 0
     assert response.content.decode().count("destroy the container lives-here") == 1
+
+
+def _device_options(body: str) -> list[str]:
+    select = re.search(r'<select name="device"[^>]*>(.*?)</select>', body, re.S).group(1)
+    return re.findall(r'<option value="([^"]*)"', select)
+
+
+def test_pool_create_offers_the_chosen_hosts_free_devices(client, admin, host, inventory):
+    from console.models import Host
+
+    def dev(path, **kw):
+        return {"path": path, "size": 2**30, "type": "loop", "fstype": "", "mountpoint": "", **kw}
+
+    inventory.block_devices = [
+        dev("/dev/loop0"),
+        dev("/dev/loop1", fstype="btrfs", mountpoint="/srv/pools/p1"),  # mounted
+        dev("/dev/loop2", fstype="LVM2_member"),  # a pool's device
+        dev("/dev/loop3", fstype="ext4"),  # holds data: offered, needs wipe
+        dev("/dev/vda", type="disk"),  # has a partition: offered by the partition
+        dev("/dev/vda1", type="part", mountpoint="/", parent="/dev/vda"),
+        dev("/dev/zram0", type="disk", size=0),
+    ]
+    inventory.save()
+    Pool.objects.create(host=host, name="vg", kind="lvm", source="/dev/loop2", vg_name="lxc")
+    other = Host.objects.create(slug="otherhost", name="other", lxc_path="/var/lib/lxc")
+    HostStorage.objects.create(host=other, image_dir="/x", block_devices=[dev("/dev/loop7")])
+    client.force_login(admin)
+    body = client.get("/storage/pools/new/?host=testhost").content.decode()
+    assert _device_options(body) == ["", "/dev/loop0", "/dev/loop3"]
+    assert "/dev/loop3 — 1 GiB loop, holds ext4 (needs wipe)" in body
+    body = client.get("/storage/pools/new/?host=otherhost").content.decode()
+    assert _device_options(body) == ["", "/dev/loop7"]
+    # Choosing another host in the form reads its devices (a partial, no page in the page).
+    partial = client.get("/storage/pools/new/?host=otherhost", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and _device_options(partial) == ["", "/dev/loop7"]
+    # The index's "Make a pool…" link opens the form on the device's host.
+    body = client.get("/storage/pools/new/?host=testhost&device=/dev/loop3").content.decode()
+    assert '<option value="/dev/loop3" selected>' in body
