@@ -178,6 +178,8 @@ def _world(size: str) -> dict[str, int | str]:
         Team.objects.get(name="demo-operator team").members.add(user)
         Team.objects.create(name=f"extra team {i}").members.add(user)
     container = Container.objects.get(host__slug="demo-01", name="ct0000")
+    # The same state at both sizes: a running domain's page also offers the host's free devices.
+    Container.objects.filter(host__slug="demo-01", name="dom000").update(state="RUNNING")
     world: dict[str, int | str] = {
         "host": "demo-01",
         "container": container.pk,
