@@ -15,5 +15,6 @@ class StorageOp(models.TextChoices):
 
     LOOP_CREATE = "storage.loop.create", "create a loop device"
     LOOP_DETACH = "storage.loop.detach", "detach a loop device"
+    LOOP_MKFS = "storage.loop.mkfs", "make a filesystem on a loop device (mkfs.ext4)"
     POOL_CREATE = "storage.pool.create", "create a pool"
     POOL_DESTROY = "storage.pool.destroy", "destroy a pool"

@@ -22,6 +22,14 @@ class LoopDetachForm(forms.Form):
     confirm = forms.CharField(label="Type the device (for example /dev/loop0) to confirm")
 
 
+class LoopMkfsForm(forms.Form):
+    wipe = forms.BooleanField(
+        required=False,
+        label="Wipe the device: I confirm that everything it holds now may be destroyed",
+    )
+    confirm = forms.CharField(label="Type the device (for example /dev/loop0) to confirm")
+
+
 class PoolCreateForm(forms.Form):
     host = forms.ModelChoiceField(queryset=Host.objects.all(), to_field_name="slug", empty_label=None)
     name = forms.CharField(

@@ -136,6 +136,22 @@ def _check_blank(op: Operation, runner: Runner, device: str) -> None:
         runner.log(f"# {device} holds {signature}: wiping it, as confirmed")
 
 
+@operation_handler(StorageOp.LOOP_MKFS)
+def loop_mkfs(op: Operation, runner: Runner) -> dict[str, Any]:
+    device, backing = op.params["device"], op.params["backing_file"]
+    current = {i.device: i for i in LoopDriver(runner).list()}
+    if current.get(device) is None or current[device].backing_file != backing:
+        sync_loop_devices(op.host, Runner(None))
+        raise ServiceError(f"{device} is no longer attached to {backing}; nothing was done")
+    _check_blank(op, runner, device)
+    op.set_progress(20, f"mkfs.ext4 {device}")
+    # -F: mke2fs would otherwise ask on a device that holds a filesystem (wiping it was confirmed
+    # above, or there is none).
+    runner.run(["mkfs.ext4", "-q", "-F", device], timeout=300, error_message=f"mkfs.ext4 failed on {device}")
+    _resync(op, runner)
+    return {"device": device, "fstype": LoopDriver(runner).probe(device).get("TYPE", "")}
+
+
 @operation_handler(StorageOp.POOL_CREATE)
 def pool_create(op: Operation, runner: Runner) -> dict[str, Any]:
     p = op.params

@@ -73,6 +73,39 @@ def create_loop_device(
         )
 
 
+def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: bool = False) -> Operation:
+    """``mkfs.ext4`` on a loop device, so it can be mounted or given to a domain as the chapter
+    does; refused while a pool, a mount or a domain uses it, and over data unless ``wipe``."""
+    from containers.libvirt.services import attached_devices
+
+    host = loop.host
+    params = {"device": loop.device, "backing_file": loop.backing_file, "wipe": bool(wipe)}
+    with operation_request(
+        actor=actor,
+        ctx=ctx,
+        kind=StorageOp.LOOP_MKFS,
+        role="admin",
+        host=host,
+        target=loop.target,
+        params=params,
+    ) as request:
+        dependants = loop_device_dependants(loop)
+        if dependants:
+            raise Conflict(refusal_message(loop.device, dependants))
+        domain = attached_devices(host).get(loop.device)
+        if domain:
+            raise Conflict(f"{loop.device} is attached to domain {domain!r}: detach it first")
+        if active_operation(loop.lock_key):
+            raise Conflict(f"an operation on {loop.device} is already running")
+        if loop.fstype and not wipe:
+            raise Conflict(
+                f"{loop.device} already holds data ({loop.fstype}); tick 'wipe' to confirm that "
+                "everything on it may be destroyed by mkfs.ext4",
+                field="wipe",
+            )
+        return request.queue(lock_key=loop.lock_key, params=params, before={"fstype": loop.fstype})
+
+
 def detach_loop_device(
     *, actor: Any, ctx: RequestContext, loop: LoopDevice, delete_file: bool = False
 ) -> Operation:

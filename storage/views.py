@@ -21,7 +21,7 @@ from console.operations import RequestContext
 from storage import conf, services
 from storage.choices import StorageOp
 from storage.dependencies import loop_device_dependants, pool_dependants
-from storage.forms import LoopCreateForm, LoopDetachForm, PoolCreateForm, PoolDestroyForm
+from storage.forms import LoopCreateForm, LoopDetachForm, LoopMkfsForm, PoolCreateForm, PoolDestroyForm
 from storage.models import HostStorage, LoopDevice, Pool
 
 
@@ -110,6 +110,28 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
         return response
     context = {"loop": loop, "form": form, "dependants": loop_device_dependants(loop)}
     return render(request, "storage/loop_detach.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@audited_post(StorageOp.LOOP_MKFS)
+def loop_mkfs(request: HttpRequest, pk: int) -> HttpResponse:
+    loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
+    access.require_post_role(request, "admin", loop.host)
+    form = LoopMkfsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"] != loop.device:
+        form.add_error("confirm", f"type {loop.device} to confirm")
+    response, status = queue_from_form(
+        request,
+        form,
+        lambda data: services.make_filesystem(
+            actor=request.user, ctx=RequestContext.from_request(request), loop=loop, wipe=data["wipe"]
+        ),
+    )
+    if response is not None:
+        return response
+    context = {"loop": loop, "form": form, "dependants": loop_device_dependants(loop)}
+    return render(request, "storage/loop_mkfs.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

@@ -48,8 +48,8 @@ def domain_detail(request: HtmxHttpRequest, container: Container) -> HttpRespons
     # Only the names not in use (vda is the root filesystem's name in libvirt's own numbering).
     used = {d["target"] for d in info.disks}
     context["targets"] = [t for t in (f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz") if t not in used]
-    if context["can_admin"] and container.state == "RUNNING":
-        context["devices"] = free_devices(container.host)
+    # Read by the attach panel only (a callable: the state and operations panels do not pay for it).
+    context["devices"] = lambda: free_devices(container.host)
     partial = _PANELS.get(request.htmx.target or "") if request.htmx else None
     if partial:
         return render(request, f"containers/domain_detail.html#{partial}", context)

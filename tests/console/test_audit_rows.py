@@ -52,6 +52,7 @@ def world(db, host):
 def url_for(name: str, w: dict) -> str:
     kwargs = {
         "storage:loop-detach": {"pk": w["loop"].pk},
+        "storage:loop-mkfs": {"pk": w["loop"].pk},
         "storage:pool-destroy": {"pk": w["pool"].pk},
         "team-detail": {"pk": w["team"].pk},
         "host-update": {"slug": w["host"].slug},
@@ -116,6 +117,7 @@ PAYLOADS = {
     "containers:mount-roots": [{}, {"roots": "/"}, {"roots": "/srv\n/data"}],
     "storage:loop-create": [{}, {"name": "x;y", "size": "-1"}],
     "storage:loop-detach": [{}, {"confirm": "wrong"}],
+    "storage:loop-mkfs": [{}, {"confirm": "wrong"}],
     "storage:pool-create": [{}, {"name": "..", "kind": "dir"}],
     "storage:pool-destroy": [{}, {"confirm": "wrong"}],
     "containers:libvirt-create": [

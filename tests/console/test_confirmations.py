@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2] / "templates"
 CONFIRMATION_PAGES = {
     "containers/container_destroy.html",  # type the container's name
     "storage/loop_detach.html",  # type the device
+    "storage/loop_mkfs.html",  # type the device (and tick "wipe" over data)
     "storage/pool_destroy.html",  # type the pool's name
     "console/user_confirm.html",  # the page asks the question
     "account/account.html",  # two-factor off asks for the password

@@ -154,6 +154,7 @@ ENDPOINTS: dict[str, tuple[str, list[Get]] | str] = {
     "containers:libvirt-action": "POST only",
     "storage:loop-create": "a form",
     "storage:loop-detach": "one loop device's confirmation form",
+    "storage:loop-mkfs": "one loop device's confirmation form",
     "storage:pool-create": "a form",
     "storage:pool-destroy": "one pool's confirmation form",
     "networks:create": "a form",
