@@ -60,7 +60,7 @@ def test_make_an_ext4_filesystem_on_a_loop_device(page, live_server, make_user, 
         op = wait_terminal(Operation.objects.get(kind="storage.loop.mkfs"))
         assert op.status == "succeeded", op.error + op.log
         assert blkid_type(device) == "ext4"
-        wait_for(lambda: LoopDevice.objects.get(pk=loop.pk).fstype == "ext4", 10, what="ext4 in the inventory")
+        wait_for(lambda: LoopDevice.objects.get(pk=loop.pk).fstype == "ext4", 10, what="ext4 read back")
 
         # Again, now over a filesystem: refused until "wipe" is ticked; what was typed stays.
         open_form()

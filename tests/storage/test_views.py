@@ -198,7 +198,7 @@ def test_mkfs_needs_the_device_typed_and_wipe_over_data(client, admin, host, inv
     op = Operation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/operations/{op.pk}/"
     assert op.kind == "storage.loop.mkfs"
-    assert op.params == {"device": "/dev/loop0", "backing_file": "/a.img", "wipe": True}
+    assert op.params == {"device": "/dev/loop0", "backing_file": "/srv/a.img", "wipe": True}
 
 
 def test_mkfs_is_refused_on_a_device_a_pool_or_a_domain_uses(client, admin, host, inventory):
