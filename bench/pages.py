@@ -41,9 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, this file's directory comes first on sys.path, where bench/click.py would then
-# shadow the package Celery imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 from bench.audit_export import PASSWORD, Server, Session, measure_export, rss_kib  # noqa: E402
 from bench.harness import free_port  # noqa: E402
