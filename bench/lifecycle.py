@@ -19,10 +19,54 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import ConsoleUnderTest
+
+# The command(s) that do an action's work; the operation's other commands are its refresh.
+ACTION_TOOLS = {
+    "create (busybox)": ("lxc-create",),
+    "start": ("lxc-start", "lxc-wait"),
+    "freeze": ("lxc-freeze", "lxc-wait"),
+    "stop (clean)": ("lxc-stop",),
+    "snapshot (lxc-copy -s)": ("lxc-copy",),
+}
+STEPS = [
+    ("request -> row", "the web: session, form, checks, Operation + audit rows (created_at)"),
+    ("row -> claimed", "Celery delivery to the agent, its claim (started_at)"),
+    ("claimed -> 1st command", "the agent before the action's command: runner, driver, progress write"),
+    ("action commands", "the lxc-* work itself (their own seconds)"),
+    ("refresh commands", "reading the container back (lxc-info ... after the action)"),
+    ("between commands", "Python between the commands: log and command-list writes, events"),
+    ("last command -> terminal", "inventory row saved, result, the terminal write (finished_at)"),
+    ("terminal -> seen", "the bench's poll of the row (every 5 ms)"),
+    ("(row -> answered)", "alongside the above: the web's commit, wake-up to Redis and response"),
+]
+
+
+def breakdown(name: str, last: dict[str, Any]) -> dict[str, float]:
+    """Seconds per step of one operation, from its row's timestamps and its commands' ends."""
+    op = last["op"]
+    created, claimed, finished = (t.timestamp() for t in (op.created_at, op.started_at, op.finished_at))
+    steps = dict.fromkeys((s for s, _ in STEPS), 0.0)
+    steps["request -> row"] = created - last["request"]
+    steps["(row -> answered)"] = last["answered"] - created
+    steps["row -> claimed"] = claimed - created
+    cursor = claimed
+    for i, command in enumerate(op.commands):
+        ended = datetime.fromisoformat(command["ended"]).timestamp()
+        began = ended - command["seconds"]
+        gap = max(0.0, began - cursor)
+        steps["claimed -> 1st command" if i == 0 else "between commands"] += gap
+        kind = "action commands" if command["argv"][0] in ACTION_TOOLS[name] else "refresh commands"
+        steps[kind] += command["seconds"]
+        cursor = ended
+    steps["last command -> terminal"] = finished - cursor
+    steps["terminal -> seen"] = last["seen"] - finished
+    return steps
 
 
 def main() -> None:
@@ -35,7 +79,7 @@ def main() -> None:
     lxc_raw = state / "lxc-raw"
     lxc_console.mkdir()
     lxc_raw.mkdir()
-    console = ConsoleUnderTest(state, lxc_console)
+    console = console_ut = ConsoleUnderTest(state, lxc_console)
     from containers.models import Container
 
     # The agent follows lxc-monitor on its LXC path; give the raw path the same listener so both
@@ -43,6 +87,7 @@ def main() -> None:
     # is attached and the freezer cgroup still reads FREEZING).
     raw_monitor = subprocess.Popen(["lxc-monitor", "-P", str(lxc_raw)], stdout=subprocess.DEVNULL)
     results: dict[str, list[tuple[float, float]]] = {}
+    steps: dict[str, list[dict[str, float]]] = {}
     try:
         console.wait_registered()
 
@@ -66,6 +111,7 @@ def main() -> None:
 
         def record(name: str, console: float, raw: float) -> None:
             results.setdefault(name, []).append((console, raw))
+            steps.setdefault(name, []).append(breakdown(name, console_ut.last))
 
         raw_p = ["-P", str(lxc_raw)]
         for i in range(args.rounds):
@@ -121,6 +167,15 @@ def main() -> None:
         con = statistics.median(p[0] for p in pairs)
         raw = statistics.median(p[1] for p in pairs)
         print(f"| {name} | {con * 1000:.0f} ms | {raw * 1000:.0f} ms | {con / raw:.2f} |")
+
+    names = list(steps)
+    print("\nWhere the console's time goes (medians of the rounds, ms; the steps of one operation add up")
+    print("to its request -> seen time, the medians only roughly):\n")
+    print("| step | " + " | ".join(names) + " | what |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for step, what in STEPS:
+        cells = [f"{statistics.median(s[step] for s in steps[n]) * 1000:.1f}" for n in names]
+        print(f"| {step} | " + " | ".join(cells) + f" | {what} |")
 
 
 if __name__ == "__main__":

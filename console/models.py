@@ -271,12 +271,16 @@ class Operation(models.Model):
 
     def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
         """One more entry of the command list (the page's "equivalent commands"); the command
-        no longer runs, so its process is forgotten in the same write."""
+        no longer runs, so its process is forgotten in the same write. ``ended`` (when it ended)
+        places it in the operation's timeline (bench/lifecycle.py's overhead breakdown)."""
         commands = Operation.objects.only("commands").get(pk=self.pk).commands
-        self._update(
-            commands=[*commands, {"argv": argv, "exit": returncode, "seconds": round(seconds, 3)}],
-            process=None,
-        )
+        entry = {
+            "argv": argv,
+            "exit": returncode,
+            "seconds": round(seconds, 3),
+            "ended": timezone.now().isoformat(timespec="milliseconds"),
+        }
+        self._update(commands=[*commands, entry], process=None)
         self._changed(throttled=True)
 
     def set_result(self, result: dict) -> None:

@@ -199,12 +199,17 @@ class Runner:
             full_env = {**os.environ, **env}
         exit_file = ""
         popen_args = args
-        if self.supervised and self.operation is not None:
+        # A read (record=False: lxc-info, lxc-wait, lvs, ...) changes nothing on the host: it runs
+        # without the supervisor (a second interpreter per command) and is not recorded as the
+        # operation's process, so a restarted agent judges the operation by the last command that
+        # did change something.
+        operation = self.operation if record else None
+        if self.supervised and operation is not None:
             if shutil.which(args[0], path=(full_env or os.environ).get("PATH")) is None:
                 self.sink.flush()
                 raise CommandError(f"{args[0]} is not installed on this host", argv=args)
             self._count += 1
-            exit_file = exit_file_path(self.operation.pk, self._count)
+            exit_file = exit_file_path(operation.pk, self._count)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(exit_file)
             popen_args = [sys.executable, "-I", "-S", SUPERVISE, exit_file, *args]
@@ -229,8 +234,8 @@ class Runner:
             self.sink.flush()
             raise CommandError(f"{args[0]} cannot be executed: {exc}", argv=args) from exc
 
-        if self.operation is not None:
-            self.operation.set_process(process_record(proc.pid, args, exit_file))
+        if operation is not None:
+            operation.set_process(process_record(proc.pid, args, exit_file))
         out_parts: list[str] = []
         err_parts: list[str] = []
         sizes = {"out": 0, "err": 0}

@@ -95,6 +95,25 @@ def test_the_running_command_is_recorded_while_it_runs(op, state_dir):
     assert Operation.objects.get(pk=op.pk).process is None
 
 
+def test_a_read_runs_without_the_supervisor_and_leaves_the_last_change_as_the_process(op, state_dir):
+    """A read (record=False: lxc-info after the action) is not the operation's process: no second
+    interpreter for it, no write of it, and a restarted agent still sees the last change."""
+    runner = Runner(op, supervised=True)
+    runner.run(["true"])
+    seen = []
+    runner.run(
+        ["sh", "-c", "echo $PPID; sleep 0.2"],
+        record=False,
+        on_line=lambda stream, line: seen.append((line, Operation.objects.get(pk=op.pk).process)),
+    )
+    ((parent, process),) = seen
+    assert process is None  # not recorded as the running command
+    assert int(parent) == os.getpid()  # started by the agent itself, not by a supervisor
+    row = Operation.objects.get(pk=op.pk)
+    assert [c["argv"] for c in row.commands] == [["true"]] and row.process is None
+    assert recovery.last_command(row).argv == ["true"]
+
+
 def test_an_orphaned_command_that_finishes_is_waited_for_and_its_status_read(op, state_dir, recorded):
     Operation.objects.filter(pk=op.pk).update(kind=_Kinds.WAITED)
     op.refresh_from_db()
