@@ -17,7 +17,14 @@ class DefineDomainForm(forms.Form):
         label="Memory, MiB", initial="128", help_text=f"{MEMORY_MIB_MIN} to {MEMORY_MIB_MAX}"
     )
     vcpus = forms.CharField(label="vCPUs", initial="1", help_text="1 to the host's number of CPUs")
-    init = forms.CharField(label="Init", initial="/sbin/init", help_text="absolute path inside the rootfs")
+    init = forms.CharField(
+        label="Init",
+        initial="/bin/sh",
+        help_text="absolute path inside the rootfs. /bin/sh gives a shell on the console at once (what a "
+        "busybox root filesystem needs). /sbin/init runs the rootfs's own boot: a busybox one first runs "
+        "/etc/init.d/rcS, whose udhcpc waits for a DHCP lease before the console shows any prompt "
+        "(forever when none comes); a Debian one starts systemd, with a login prompt",
+    )
     rootfs = forms.CharField(
         required=False,
         label="Root filesystem directory",

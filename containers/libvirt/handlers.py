@@ -19,6 +19,7 @@ from containers.libvirt.domain_xml import (
     check_domain_root,
     fix_converted,
     hint_for_conversion_error,
+    parse_domain_xml,
     unconverted_lines,
 )
 from containers.libvirt.inventory import domain_driver, refresh_domain
@@ -91,6 +92,48 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
         raise
 
 
+def boot_warnings(rootfs: str, init: str) -> list[str]:
+    """What the console will show once the domain starts, read from its root filesystem here, on
+    the host: a busybox init whose rcS runs udhcpc in the foreground shows no prompt until a DHCP
+    lease comes. Only files inside ``rootfs`` are read (links leading out of it are not followed)."""
+    root = os.path.realpath(rootfs)
+
+    def inside(relative: str) -> str | None:
+        path = os.path.realpath(os.path.join(root, relative.lstrip("/")))
+        return path if path.startswith(root + "/") else None
+
+    init_path, busybox = inside(init), inside("bin/busybox")
+    if not init_path or not os.path.isfile(init_path) or os.path.basename(init) != "init":
+        return []
+    # The busybox template hard-links /sbin/init to /bin/busybox; other trees link it symbolically.
+    is_busybox = os.path.basename(init_path) == "busybox" or (
+        busybox is not None and os.path.isfile(busybox) and os.path.samefile(init_path, busybox)
+    )
+    if not is_busybox:
+        return []
+    rcs = inside("etc/init.d/rcS")
+    try:
+        with open(rcs or "/nonexistent", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read(65536).splitlines()
+    except OSError:
+        return []
+    blocking = [
+        ln.strip()
+        for ln in lines
+        if "udhcpc" in ln
+        and not ln.lstrip().startswith("#")
+        and not {"-n", "-b", "--now", "--background"} & set(ln.split())
+    ]
+    if not blocking:
+        return []
+    return [
+        f"{init} is busybox init: it first runs /etc/init.d/rcS, whose '{blocking[0]}' waits in the "
+        "foreground for a DHCP lease. The console shows no prompt until a lease comes, and none ever "
+        "if the domain's interface gets no lease. For a shell on the console at once, define it with "
+        "init /bin/sh."
+    ]
+
+
 def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     # The directory is checked here, on the host that will use it, not by the web process.
     if rootfs and not os.path.isdir(rootfs):
@@ -102,7 +145,10 @@ def _define(op: Operation, runner: Runner, rootfs: str) -> dict[str, Any]:
     op.set_progress(30, "virsh define")
     runner.log(op.params["xml"])
     name = driver.define(op.params["xml"])
-    return _refresh(op, runner, name)
+    warnings = boot_warnings(rootfs, parse_domain_xml(op.params["xml"]).init) if rootfs else []
+    for warning in warnings:
+        runner.log(f"# note: {warning}")
+    return {**_refresh(op, runner, name), **({"warnings": warnings} if warnings else {})}
 
 
 @operation_handler(DomainOp.REDEFINE)
