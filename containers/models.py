@@ -142,3 +142,16 @@ class TerminalTicket(models.Model):
 
     def __str__(self) -> str:
         return f"terminal ticket for {self.user} on {self.container}"
+
+
+def attached_block_devices(host: Host) -> dict[str, str]:
+    """Host block devices attached to the host's libvirt domains: device -> domain name (read from
+    the domains' stored XML; the storage pages use it to leave those devices alone)."""
+    from containers.libvirt.domain_xml import parse_domain_xml
+
+    return {
+        d["source"]: other.name
+        for other in Container.objects.filter(host=host, backend=Backend.LIBVIRT).only("name", "domain_xml")
+        for d in parse_domain_xml(other.domain_xml).disks
+        if d.get("source")
+    }

@@ -110,6 +110,13 @@ class HostStorage(models.Model):
     def block_device(self, path: str) -> dict | None:
         return next((d for d in self.block_devices if d.get("path") == path), None)
 
+    def free_device_choices(self, taken: set[str] | frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+        """``free_block_devices`` as a select's choices: each path with its size, kind and contents."""
+        return [
+            (d["path"], f"{d['path']} — {size_label(d['size'])} {d['type']}, {d.get('fstype') or 'blank'}")
+            for d in self.free_block_devices(taken)
+        ]
+
     def free_block_devices(self, taken: set[str] | frozenset[str] = frozenset()) -> list[dict]:
         """The devices nothing uses, as the agent last saw them: a disk, partition or loop device
         with a size, not mounted, without partitions (a disk that has them is offered by its
@@ -126,3 +133,8 @@ class HostStorage(models.Model):
             and d.get("path") not in sources
             and d.get("path") not in taken
         ]
+
+
+def size_label(size: int) -> str:
+    """A device size as people read it: whole GiB, or MiB to one decimal below a GiB."""
+    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{round(size / 1024**2, 1):g} MiB"

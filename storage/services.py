@@ -76,7 +76,7 @@ def create_loop_device(
 def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: bool = False) -> Operation:
     """``mkfs.ext4`` on a loop device, so it can be mounted or given to a domain as the chapter
     does; refused while a pool, a mount or a domain uses it, and over data unless ``wipe``."""
-    from containers.libvirt.services import attached_devices
+    from containers.models import attached_block_devices
 
     host = loop.host
     params = {"device": loop.device, "backing_file": loop.backing_file, "wipe": bool(wipe)}
@@ -92,7 +92,7 @@ def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: 
         dependants = loop_device_dependants(loop)
         if dependants:
             raise Conflict(refusal_message(loop.device, dependants))
-        domain = attached_devices(host).get(loop.device)
+        domain = attached_block_devices(host).get(loop.device)
         if domain:
             raise Conflict(f"{loop.device} is attached to domain {domain!r}: detach it first")
         if active_operation(loop.lock_key):

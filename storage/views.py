@@ -22,7 +22,7 @@ from storage import conf, services
 from storage.choices import StorageOp
 from storage.dependencies import loop_device_dependants, pool_dependants
 from storage.forms import LoopCreateForm, LoopDetachForm, LoopMkfsForm, PoolCreateForm, PoolDestroyForm
-from storage.models import HostStorage, LoopDevice, Pool
+from storage.models import HostStorage, LoopDevice, Pool, size_label
 
 
 def _visible_hosts(request: HttpRequest) -> list[Host]:
@@ -174,10 +174,6 @@ def pool_create(request: HtmxHttpRequest) -> HttpResponse:
         return response
     context = {"form": form, "pool_dir": conf.pool_dir()}
     return render(request, "storage/pool_create.html", context, status=status)
-
-
-def size_label(size: int) -> str:
-    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{round(size / 1024**2, 1):g} MiB"
 
 
 def device_choices(host: Host | None) -> list[tuple[str, str]]:

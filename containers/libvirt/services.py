@@ -37,7 +37,7 @@ from containers.libvirt.domain_xml import (
     validate_target,
     validate_vcpus,
 )
-from containers.models import Container, container_lock_key
+from containers.models import Container, attached_block_devices, container_lock_key
 from containers.validators import validate_release
 from networks.models import Network
 from networks.network_xml import validate_network_name
@@ -286,20 +286,10 @@ def attach_disk(
             raise Conflict(f"{c.name} is {c.state.lower()}: block devices are attached to a running domain")
         if any(d["target"] == checked["target"] for d in parse_domain_xml(c.domain_xml).disks):
             raise Conflict(f"{c.name} already has a disk at {checked['target']}", field="target")
-        holder = attached_devices(c.host).get(checked["device"])
+        holder = attached_block_devices(c.host).get(checked["device"])
         if holder:
             raise Conflict(f"{checked['device']} is already attached to domain {holder!r}", field="device")
         return _queue(request, c, checked)
-
-
-def attached_devices(host: Host) -> dict[str, str]:
-    """Host block devices attached to the host's domains: device -> domain name."""
-    return {
-        d["source"]: other.name
-        for other in Container.objects.filter(host=host, backend=Backend.LIBVIRT).only("name", "domain_xml")
-        for d in parse_domain_xml(other.domain_xml).disks
-        if d.get("source")
-    }
 
 
 def detach_disk(*, actor: Any, ctx: RequestContext, container: Container, target: str) -> Operation:

@@ -22,7 +22,7 @@ from containers.choices import Backend, ContainerAction, DomainOp
 from containers.libvirt import services
 from containers.libvirt.domain_xml import parse_domain_xml
 from containers.libvirt.forms import DefineDomainForm, DomainXmlForm
-from containers.models import Container
+from containers.models import Container, attached_block_devices
 from networks.models import Network
 
 # The page's live panels, by element id: each refreshes itself with its partial.
@@ -59,16 +59,11 @@ def domain_detail(request: HtmxHttpRequest, container: Container) -> HttpRespons
 def free_devices(host: Host) -> list[tuple[str, str]]:
     """The host's block devices a domain may be given: nothing mounts or uses them, no domain has them."""
     from storage.models import HostStorage
-    from storage.views import size_label
 
     inventory = HostStorage.objects.filter(host=host).first()
     if inventory is None:
         return []
-    free = inventory.free_block_devices(taken=set(services.attached_devices(host)))
-    return [
-        (d["path"], f"{d['path']} — {size_label(d['size'])} {d['type']}, {d.get('fstype') or 'blank'}")
-        for d in free
-    ]
+    return inventory.free_device_choices(taken=set(attached_block_devices(host)))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+import xml.etree.ElementTree as ET  # building only
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,9 @@ from django.utils import timezone
 
 from console.choices import AuditResult, OperationStatus
 from console.models import AuditEvent, Host, Operation, RoleBinding, Team
+from console.safe_xml import to_text
 from containers.choices import Backend, ContainerOp, DomainOp, State
+from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
 from containers.models import Container
 from networks.models import Network
 from storage.models import HostStorage, LoopDevice, Pool
@@ -63,16 +66,23 @@ def _config(path: str, name: str, ip: str) -> str:
 
 
 def _domain_xml(name: str, i: int) -> str:
-    return (
-        f"<domain type='lxc'><name>{name}</name><uuid>00000000-0000-4000-8000-{i:012x}</uuid>"
-        "<memory unit='KiB'>262144</memory><vcpu>1</vcpu>"
-        "<os><type>exe</type><init>/sbin/init</init></os>"
-        f"<devices><filesystem type='mount'><source dir='/var/lib/libvirt/lxc/{name}'/>"
-        "<target dir='/'/></filesystem>"
-        "<interface type='network'><source network='default'/>"
-        f"<mac address='52:54:00:00:{i // 256 % 256:02x}:{i % 256:02x}'/>"
-        "</interface></devices></domain>"
+    spec = DomainSpec(
+        name=name,
+        memory_mib=256,
+        vcpus=1,
+        init="/sbin/init",
+        rootfs=f"/var/lib/libvirt/lxc/{name}",
+        network="default",
+        mac=f"52:54:00:00:{i // 256 % 256:02x}:{i % 256:02x}",
     )
+    return build_domain_xml(spec)
+
+
+def _network_xml(name: str, bridge: str) -> str:
+    net = ET.Element("network")
+    ET.SubElement(net, "name").text = name
+    ET.SubElement(net, "bridge", name=bridge)
+    return to_text(net)
 
 
 def _spread(total: int, parts: int) -> list[int]:
@@ -286,7 +296,7 @@ class Command(BaseCommand):
                 active=True,
                 autostart=True,
                 uuid=f"00000000-0000-4000-9000-{h.pk * 10 + i:012x}",
-                xml=f"<network><name>{name}</name><bridge name='virbr{i}'/></network>",
+                xml=_network_xml(name, f"virbr{i}"),
             )
             for h in hosts
             for i, name in enumerate(("default", "isolated"))
