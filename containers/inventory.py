@@ -48,16 +48,21 @@ def _apply(container: Container, info: ContainerInfo, driver: LxcDriver, *, limi
     # The frequent usage refresh (limits=False) leaves the cgroup values to syncs and operations.
     if limits and container.state in (State.RUNNING, State.FROZEN):
         keys = dict.fromkeys([*SHOWN_KEYS, *cfg.cgroup_limits])
-        container.cgroup_live = {key: _cgroup_value(container, driver, key) for key in keys}
+        # The container's cgroup directories, read once for all its keys.
+        dirs = cgroupfs.container_dirs(container.pid, container.name) if container.pid else None
+        container.cgroup_live = {key: _cgroup_value(container, driver, key, dirs) for key in keys}
     elif limits:
         container.cgroup_live = {}
     container.last_seen = timezone.now()
 
 
-def _cgroup_value(container: Container, driver: LxcDriver, key: str) -> str | None:
-    """A live cgroup value read from the kernel's file; ``lxc-cgroup`` only when that fails."""
-    if container.pid and cgroupfs.container_dirs(container.pid, container.name):
-        return cgroupfs.cgroup_value(container.pid, container.name, key)
+def _cgroup_value(
+    container: Container, driver: LxcDriver, key: str, dirs: dict[str, str] | None
+) -> str | None:
+    """A live cgroup value read from the kernel's file (in ``dirs``, the container's cgroup
+    directories); ``lxc-cgroup`` only when they could not be found."""
+    if container.pid and dirs:
+        return cgroupfs.cgroup_value(container.pid, container.name, key, dirs)
     return driver.cgroup_get(container.name, key)
 
 

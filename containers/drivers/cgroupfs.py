@@ -179,14 +179,15 @@ def usage(pid: int, name: str, interface: str = "eth0") -> dict[str, int] | None
     return out
 
 
-def cgroup_value(pid: int, name: str, key: str) -> str | None:
+def cgroup_value(pid: int, name: str, key: str, dirs: dict[str, str] | None = None) -> str | None:
     """What ``lxc-cgroup -n NAME KEY`` prints for a running container, or None if unreadable.
 
     ``key`` is a cgroup file name already validated by the caller (``memory.limit_in_bytes``);
-    its controller is the part before the first dot (v1), or it is read in the v2 directory."""
+    its controller is the part before the first dot (v1), or it is read in the v2 directory.
+    ``dirs``: the container's :func:`container_dirs`, when the caller read them for several keys."""
     if "/" in key or key.startswith("."):
         return None
-    dirs = container_dirs(pid, name)
+    dirs = dirs or container_dirs(pid, name)
     if not dirs:
         return None
     controller = key.split(".", 1)[0]
