@@ -216,6 +216,9 @@ def revoke(host_id: int) -> int:
     role = role_name(host_id)
     if not role_exists(host_id):
         return 0
+    if connection.in_atomic_block:
+        # NOLOGIN would take effect only at commit: a session ended now could log in again.
+        raise RuntimeError("revoke an agent's role outside a transaction")
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER ROLE {_quote(role)} NOLOGIN PASSWORD NULL")
         cursor.execute(

@@ -40,6 +40,10 @@ class Host(models.Model):
     autostart_boot_id = models.CharField(max_length=64, blank=True)
     # Host directories an admin allows to bind-mount into containers (lxc.mount.entry).
     mount_roots = models.JSONField(default=list, blank=True)
+    # Enrolment (console.enrolment): when its agent last exchanged a token for its credentials,
+    # and when an admin revoked them (its Redis user and PostgreSQL role then refuse it).
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -515,6 +519,32 @@ class PasswordLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} link for {self.user_id}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class HostEnrolment(models.Model):
+    """A one-time token that an agent exchanges for its host's credentials (console.enrolment).
+
+    Only the SHA-256 of the token is stored (256 random bits: a fast hash is enough). It works
+    once, until ``expires_at``, and only while it is the host's newest unused one."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="enrolments")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_from = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"enrolment of {self.host_id}"
 
     @property
     def is_usable(self) -> bool:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 
 from console import access, signing
 from console.choices import AuditResult
-from console.errors import Busy, ServiceError
+from console.errors import Busy, Conflict, ServiceError
 from console.models import AuditEvent, Host, Operation
 
 logger = logging.getLogger(__name__)
@@ -229,6 +229,11 @@ def start_operation(
     audit_params: dict | None = None,
 ) -> Operation:
     """Create the operation and its audit row atomically; enqueue it when the transaction commits."""
+    if host.revoked_at is not None:
+        raise Conflict(
+            f"the credentials of host {host.slug} were revoked: nothing is queued for it until it is "
+            "enrolled again"
+        )
     existing = active_operation(lock_key)
     if existing is not None:
         raise Busy(

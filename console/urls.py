@@ -5,7 +5,7 @@ from django.urls import include, path
 
 import console.account_views as account_views
 import console.user_views as user_views
-from console import stream, views
+from console import host_views, stream, views
 
 # A query parameter that does not parse (console.query.BadParameter): a 400 saying which and why.
 handler400 = "console.views.bad_request"
@@ -21,8 +21,11 @@ urlpatterns = [
     path("account/totp/confirm/", account_views.totp_confirm, name="account-totp-confirm"),
     path("account/totp/remove/", account_views.totp_remove, name="account-totp-remove"),
     path("hosts/", views.host_list, name="host-list"),
+    # An agent exchanges its one-time enrolment token for its host's credentials (no login).
+    path("agent/enrol/", host_views.agent_enrol, name="agent-enrol"),
     path("hosts/<slug:slug>/", views.host_detail, name="host-detail"),
     path("hosts/<slug:slug>/edit/", views.host_update, name="host-update"),
+    path("hosts/<slug:slug>/agent/", host_views.host_agent, name="host-agent"),
     path("operations/", views.operation_list, name="operation-list"),
     path("operations/<int:pk>/", views.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/card/", views.operation_card, name="operation-card"),

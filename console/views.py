@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.functional import cached_property
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from console import services
@@ -81,14 +81,36 @@ def paginate(request: HttpRequest, queryset, per_page: int | None = None):
     return CappedPaginator(queryset, per_page, limit).get_page(number)
 
 
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
+@audited_post(ConsoleAction.HOST_ADD)
 def host_list(request: HttpRequest) -> HttpResponse:
+    """The Hosts page; its POST is a superuser adding a host (console.host_views.add_host)."""
+    if request.method == "POST":
+        from console.host_views import add_host
+
+        return add_host(request)
+    return host_list_page(request)
+
+
+def host_list_page(
+    request: HttpRequest,
+    *,
+    add_errors: dict[str, str] | None = None,
+    add_values: dict[str, str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The Hosts page; a superuser's "Add a host" form refused shows its error and what was typed."""
     hosts = for_user(Host.objects.all(), request.user).annotate(
         n_containers=Count("containers", distinct=True),
         n_running=Count("containers", filter=Q(containers__state="RUNNING"), distinct=True),
     )
-    return render(request, "console/host_list.html", {"hosts": hosts})
+    context = {
+        "hosts": hosts,
+        "add_errors": add_errors or {},
+        "add_values": {"slug": "", "name": "", "hours": "24", **(add_values or {})},
+    }
+    return render(request, "console/host_list.html", context, status=status)
 
 
 @require_safe

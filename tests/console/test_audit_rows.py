@@ -56,6 +56,7 @@ def url_for(name: str, w: dict) -> str:
         "storage:pool-destroy": {"pk": w["pool"].pk},
         "team-detail": {"pk": w["team"].pk},
         "host-update": {"slug": w["host"].slug},
+        "host-agent": {"slug": w["host"].slug},
         "operation-cancel": {"pk": w["op"].pk},
         "containers:autostart": {"slug": w["host"].slug},
         "containers:mount-roots": {"slug": w["host"].slug},
@@ -82,6 +83,14 @@ PAYLOADS = {
         {},
         {"name": "x", "address": "a b", "libvirt_uri": "lxc:///"},
         {"name": "Rack 1", "libvirt_uri": "lxc:///"},
+    ],
+    "host-list": [{}, {"slug": "Bad", "hours": "24"}, {"slug": "vm9", "name": "VM 9", "hours": "24"}],
+    "host-agent": [
+        {},
+        {"do": "token", "hours": "0"},
+        {"do": "token", "hours": "24"},
+        {"do": "revoke", "confirm": "wrong"},
+        {"do": "revoke", "confirm": "testhost"},
     ],
     "team-detail": [
         {},

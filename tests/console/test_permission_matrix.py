@@ -21,7 +21,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "home": ("login", None),
     "login": ("any", "any"),
     "logout": (None, "any"),
-    "host-list": ("login", None),
+    "host-list": ("login", "super"),  # its POST adds a host
+    "host-agent": ("admin", "admin"),
+    "agent-enrol": (None, "any"),  # the agent's token exchange: the token is the proof
     "host-detail": ("view", None),
     "host-update": (None, "super"),
     "operation-list": ("login", None),
@@ -157,6 +159,7 @@ def kwargs_for(name: str, w: dict) -> dict:
     return {
         "host-detail": {"slug": h.slug},
         "host-update": {"slug": h.slug},
+        "host-agent": {"slug": h.slug},
         "operation-detail": {"pk": w["op"].pk},
         "operation-card": {"pk": w["op"].pk},
         "operation-cancel": {"pk": w["op"].pk},
