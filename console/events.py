@@ -113,5 +113,15 @@ def _send_trailing(op_id: int, host_id: int, fields: dict) -> None:
     publish("operation", op_id, host_id, **fields)
 
 
+def lxc_state_event(host_id: int, lxc_path: str, name: str, state: str) -> None:
+    """A line of ``lxc-monitor`` on the agent, passing states included (STARTING, STOPPING,
+    FREEZING, ...): the host's monitor page shows each as it arrives. Sent at once (no row is
+    written for a passing state, so there is no transaction to wait for)."""
+    from django.utils import timezone
+
+    at = timezone.localtime().strftime("%H:%M:%S")
+    publish("lxc-state", host_id, host_id, lxc_path=lxc_path, name=name, state=state, at=at)
+
+
 def container_event(container: Any) -> None:
     after_commit("container", container.pk, container.host_id)

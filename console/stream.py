@@ -5,7 +5,9 @@ Each event is relayed as SSE messages whose names say which panels should refres
 - an operation: ``operation-<id>``, and when its status changed (not for progress or log lines)
   ``lock-<hash of its lock key>`` (the panels of its target, see :func:`lock_event`) and
   ``operations`` (the operations list);
-- a container row: ``container-<id>`` and ``containers`` (the container list).
+- a container row: ``container-<id>`` and ``containers`` (the container list);
+- a line of ``lxc-monitor`` on a host's agent: ``lxc-state-<host id>``, whose data is the row the
+  host's monitor page inserts (the one message that carries what the page shows).
 
 The page's htmx (the vendored SSE extension) triggers the panel's usual hx-get on them; the message
 carries no content a page shows. A comment every KEEPALIVE seconds keeps proxies from closing an
@@ -56,7 +58,24 @@ def messages_for(event: dict) -> list[str]:
         return names
     if kind == "container":
         return [f"container-{pk}", "containers"]
+    if kind == "lxc-state":
+        return [f"lxc-state-{event.get('host_id')}"]
     return []
+
+
+def data_for(event: dict) -> str:
+    """An event's data line: its JSON, or for an lxc-monitor line the table row the host's monitor
+    page inserts as it is (htmx sse-swap), escaped, on one line."""
+    if event.get("kind") != "lxc-state":
+        return json.dumps(event, separators=(",", ":"))
+    from django.utils.html import format_html
+
+    row = format_html(
+        '<tr data-name="{}" data-state="{}"><td>{}</td><td><code>{}</code></td>'
+        "<td>&#x27;{}&#x27; changed state to [{}]</td></tr>",
+        *(str(event.get(k, "")) for k in ("name", "state", "at", "lxc_path", "name", "state")),
+    )
+    return " ".join(str(row).splitlines())
 
 
 def _visible_hosts(request: HttpRequest) -> set[int] | None:
@@ -103,7 +122,7 @@ async def _relay(host_ids: set[int] | None) -> AsyncIterator[str]:
                 continue
             if host_ids is not None and event.get("host_id") not in host_ids:
                 continue
-            data = json.dumps(event, separators=(",", ":"))
+            data = data_for(event)
             yield "".join(f"event: {name}\ndata: {data}\n\n" for name in messages_for(event))
             last_sent = time.monotonic()
     finally:

@@ -24,6 +24,7 @@ urlpatterns = [
     # An agent exchanges its one-time enrolment token for its host's credentials (no login).
     path("agent/enrol/", host_views.agent_enrol, name="agent-enrol"),
     path("hosts/<slug:slug>/", views.host_detail, name="host-detail"),
+    path("hosts/<slug:slug>/monitor/", views.host_monitor, name="host-monitor"),
     path("hosts/<slug:slug>/edit/", views.host_update, name="host-update"),
     path("hosts/<slug:slug>/agent/", host_views.host_agent, name="host-agent"),
     path("operations/", views.operation_list, name="operation-list"),

@@ -115,6 +115,15 @@ def host_list_page(
 
 @require_safe
 @login_required
+def host_monitor(request: HttpRequest, slug: str) -> HttpResponse:
+    """State changes of the host's LXC containers as lxc-monitor prints them, live (the page's
+    event stream brings each line; nothing is stored)."""
+    host = get_for_user(Host.objects.all(), request.user, slug=slug)
+    return render(request, "console/host_monitor.html", {"host": host})
+
+
+@require_safe
+@login_required
 def host_detail(request: HttpRequest, slug: str) -> HttpResponse:
     host = get_for_user(Host.objects.all(), request.user, slug=slug)
     operations = host.operations.exclude(kind__in=READ_KINDS).select_related("actor")[:10]

@@ -12,6 +12,7 @@ import threading
 
 from django.db import close_old_connections
 
+from console import events
 from console.models import Host
 from console.runner import die_with_agent
 from containers import signals
@@ -30,6 +31,7 @@ _TRANSIENT = {"THAWED", "FREEZING", "STARTING", "STOPPING", "ABORTING"}
 
 def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
     """Record a state change at once, then refresh the whole row (PID, IPs, usage) from lxc-info."""
+    events.lxc_state_event(host.pk, lxc_path, name, state)  # every line, as lxc-monitor prints it
     # THAWED is not a state a container stays in; ABORTING (a failed start) is always followed by
     # STOPPED, and written late it would overwrite the STOPPED the failed start's refresh read.
     if state in State.values and state not in ("THAWED", "ABORTING"):

@@ -25,6 +25,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "host-agent": ("admin", "admin"),
     "agent-enrol": (None, "any"),  # the agent's token exchange: the token is the proof
     "host-detail": ("view", None),
+    "host-monitor": ("view", None),
     "host-update": (None, "super"),
     "operation-list": ("login", None),
     "operation-detail": ("view", None),
@@ -158,6 +159,7 @@ def kwargs_for(name: str, w: dict) -> dict:
     c, h = w["container"], w["host"]
     return {
         "host-detail": {"slug": h.slug},
+        "host-monitor": {"slug": h.slug},
         "host-update": {"slug": h.slug},
         "host-agent": {"slug": h.slug},
         "operation-detail": {"pk": w["op"].pk},

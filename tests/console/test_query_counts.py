@@ -91,6 +91,7 @@ ENDPOINTS: dict[str, tuple[str, list[Get]] | str] = {
     ),
     "events": ("live", [Get("/events/")]),
     "host-detail": ("live", [Get("/hosts/{host}/")]),
+    "host-monitor": ("live", [Get("/hosts/{host}/monitor/")]),
     "operation-detail": ("live", [Get("/operations/{op}/")]),
     "operation-card": ("live", [Get("/operations/{op}/card/", "operation-{op}")]),
     "containers:detail": (

@@ -200,3 +200,27 @@ def test_an_anonymous_stream_is_sent_to_the_login(web):
     response = conn.getresponse()
     assert response.status == 302 and "/login/" in response.getheader("Location")
     conn.close()
+
+
+def test_lxc_monitor_lines_are_published_passing_states_included(bus, transactional_db, host, tmp_path):
+    from containers.monitor import handle_event
+
+    for state in ("STARTING", "RUNNING"):
+        handle_event(host, str(tmp_path), "web", state)  # (no such container there: nothing to refresh)
+    got = [e for e in bus(1.0) if e["kind"] == "lxc-state"]
+    assert [(e["host_id"], e["name"], e["state"], e["lxc_path"]) for e in got] == [
+        (host.pk, "web", "STARTING", str(tmp_path)),
+        (host.pk, "web", "RUNNING", str(tmp_path)),
+    ]
+
+
+def test_an_lxc_monitor_line_is_relayed_as_one_escaped_row_of_its_host():
+    from console.stream import data_for, messages_for
+
+    event = {"kind": "lxc-state", "id": 3, "host_id": 3, "name": "a<b>\nc", "state": "STOPPED"}
+    event.update(at="10:00:00", lxc_path="/var/lib/lxc")
+    assert messages_for(event) == ["lxc-state-3"]
+    row = data_for(event)
+    assert "\n" not in row and "<b>" not in row and "a&lt;b&gt;" in row
+    assert row.startswith('<tr data-name="a&lt;b&gt; c" data-state="STOPPED">')
+    assert "changed state to [STOPPED]" in row
