@@ -379,7 +379,10 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
                         actor=request.user, ctx=ctx, container=container, values=values
                     )
                 except SettingsRefused as exc:
-                    context.update(keys=_settings_fields({**shown, **values}, exc.errors), error=exc.message)
+                    context.update(
+                        keys=_settings_fields({**shown, **values}, exc.errors),
+                        error=_refusal_summary(exc.errors),
+                    )
                     status = exc.status_code
                     return render(request, "containers/container_config.html", context, status=status)
                 if op is None:
@@ -410,6 +413,17 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
             context["raw_text"] = request.POST.get("text", container.config_text)
             status = exc.status_code
     return render(request, "containers/container_config.html", context, status=status)
+
+
+def _refusal_summary(errors: dict[str, str]) -> str:
+    """The alert above a refused Settings form: each message is beside its field, so it is not
+    said again here; only a key the form has no field for is."""
+    fields = {k.key for k in EDITABLE_KEYS}
+    unplaced = [message for key, message in errors.items() if key not in fields]
+    marked = len(errors) - len(unplaced)
+    plural = "s" if marked != 1 else ""
+    summary = [f"{marked} value{plural} refused: see the marked field{plural}"] if marked else []
+    return "; ".join(summary + unplaced)
 
 
 def _settings_fields(values: dict[str, str], errors: dict[str, str] | None = None) -> list[tuple]:

@@ -91,6 +91,11 @@ def test_wrong_values_are_all_marked_and_every_typed_value_survives(page, live_s
     form = settings(page)
     marked = {e.get_attribute("data-key") for e in form.locator(".field-error").all()}
     assert marked == {"lxc.start.delay", "lxc.start.order", "lxc.net.0.link"}
+    # Each refusal is said once, beside its field; the alert above only counts them.
+    main = page.inner_text("main")
+    for message in form.locator(".field-error").all_inner_texts():
+        assert main.count(message.strip()) == 1, message
+    assert "3 values refused: see the marked fields" in page.inner_text(".alert.error")
     assert form.locator("input[name='lxc.start.delay']").input_value() == "soon"
     assert form.locator("input[name='lxc.start.order']").input_value() == "\u0665"
     assert form.locator("input[name='lxc.net.0.link']").input_value() == ".."
