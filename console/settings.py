@@ -225,8 +225,15 @@ CONTENT_SECURITY_POLICY = (
 # Celery: one queue per managed host ("host.<slug>"), nothing on a default queue.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# kombu's Redis transport, made to survive a lost connection with messages unacknowledged
+# (console.broker): an agent reconnects instead of exiting when Redis restarts.
+CELERY_BROKER_TRANSPORT = "console.broker:Transport"
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
+# A message is only a wake-up (the database is the queue of record): acknowledged when its task
+# starts. Acknowledged at the end (acks_late), a message of a running operation made the worker
+# exit when Redis restarted (kombu 5.7 acks on the dead channel); an agent that dies mid-operation
+# loses nothing either way: its next life adopts the running row and claims the pending ones.
+CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "unrouted"

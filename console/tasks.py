@@ -141,7 +141,7 @@ def run_verified(op: Operation) -> str:
     return "refused"
 
 
-@shared_task(name="console.run_operation", acks_late=True)
+@shared_task(name="console.run_operation", acks_late=False)  # see CELERY_TASK_ACKS_LATE
 def run_operation(operation_id: Any, host: Any = None, kind: Any = None, signature: Any = None) -> str:
     """The broker's wake-up for one operation. The agent also claims pending operations from the
     database (console.agent), and only one claim succeeds: a message delivered twice, or a message

@@ -253,3 +253,36 @@ def test_a_pending_operation_of_an_offline_host_is_cancelled_and_the_next_runs(
     stuck.refresh_from_db()
     assert stuck.status == "cancelled" and stuck.commands == [] and stuck.started_at is None
     assert runs_of(runs) == 1
+
+
+def test_an_agent_outlives_a_redis_restart_with_an_operation_running(
+    admin, start_agent, crashable_redis, tmp_path
+):
+    """Redis killed while a command runs (its message taken, not yet acknowledged) and started
+    again: the operation ends once, and the agent lives on and takes messages from the new Redis.
+    (kombu 5.7 ended the worker there: "Unrecoverable error: AttributeError('NoneType' object has
+    no attribute 'hostname')" while it restored the unacknowledged message.)"""
+    agent = start_agent(broker=crashable_redis.url)
+    host = Host.objects.get(slug=agent.slug)
+    container = busybox(admin, host)
+    runs = slow_hook(tmp_path, container, "pre-start", 5)
+    running = services.start_container(actor=admin, ctx=CTX, container=container)
+    running_with(running, "lxc-start")
+    crashable_redis.kill()
+    time.sleep(1)
+    crashable_redis.start()
+    use_broker(crashable_redis.url)
+    running = wait_terminal(running, timeout=30)
+    assert running.status == "succeeded", (running.error, running.log)
+    assert runs_of(runs) == 1
+    time.sleep(2)  # the worker's reaction to the lost connection has happened by now
+    assert agent.proc.poll() is None, agent.log_path.read_text()[-3000:]
+    after = services.create_container(actor=admin, ctx=CTX, host=host, name=f"{container.name}-b")
+    after = wait_terminal(after, timeout=30)
+    assert after.status == "succeeded" and after.celery_id, (after.error, after.celery_id)
+    wait_for(
+        lambda: f"[{after.celery_id}] received" in agent.log_path.read_text(),
+        30,
+        what="the agent to take a message from the restarted Redis",
+    )
+    assert agent.proc.poll() is None
