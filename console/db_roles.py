@@ -247,3 +247,25 @@ def database_url(role: str, password: str) -> str:
     port = s.get("PORT") or 5432
     user, secret, name = (quote(value, safe="") for value in (role, password, s["NAME"]))
     return f"postgres://{user}:{secret}@{host}:{port}/{name}"
+
+
+def teardown() -> None:
+    """Undo :func:`setup` (policies, row-level security, privileges, the group role) once no
+    host role is left: for tests, and a console going back to one machine."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = %s",
+            [GROUP],
+        )
+        if cursor.fetchone()[0]:
+            raise RuntimeError("host roles are left: drop them first")
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [GROUP])
+        if cursor.fetchone() is None:
+            return
+        for table in TABLES:
+            name = _quote(_db_table(table.model))
+            cursor.execute(f"DROP POLICY IF EXISTS console_agent_own ON {name}")
+            cursor.execute(f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY")
+        cursor.execute(f"DROP OWNED BY {_quote(GROUP)}")
+        cursor.execute("DROP FUNCTION IF EXISTS console_agent_host()")
+        cursor.execute(f"DROP ROLE {_quote(GROUP)}")

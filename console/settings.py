@@ -269,6 +269,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # derived from SECRET_KEY. An agent on another machine holds only its own host's key (hex).
 CONSOLE_SIGNING_KEY = os.environ.get("CONSOLE_SIGNING_KEY", "")
 CONSOLE_AGENT_KEY = os.environ.get("CONSOLE_AGENT_KEY", "")
+# Where agents on other machines reach Redis and PostgreSQL (host:port), written into the
+# credentials enrolment hands out; empty: the addresses in the console's own REDIS_URL/DATABASE_URL.
+AGENT_REDIS_ADDRESS = os.environ.get("AGENT_REDIS_ADDRESS", "")
+AGENT_DATABASE_ADDRESS = os.environ.get("AGENT_DATABASE_ADDRESS", "")
 
 # The agent of the embedded default: the local host.
 CONSOLE_LOCAL_HOST_SLUG = os.environ.get("CONSOLE_HOST_SLUG", "local")

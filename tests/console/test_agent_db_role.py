@@ -49,6 +49,10 @@ def world(transactional_db, admin):
     conn.close()
     for host in hosts:
         db_roles.drop(host.pk)
+    db_roles.teardown()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'console_agent%%'")
+        assert cursor.fetchall() == []
 
 
 def _refused(conn, sql: str, params=()) -> str:

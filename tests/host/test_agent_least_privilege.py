@@ -67,3 +67,4 @@ def test_an_agent_runs_on_its_own_role_and_redis_user(admin, acl_redis, start_ag
         if agent is not None:
             agent.stop()
         db_roles.drop(host.pk)
+        db_roles.teardown()

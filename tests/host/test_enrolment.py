@@ -106,6 +106,7 @@ def test_enrol_run_and_revoke(
         agent.stop()
     finally:
         db_roles.drop(host.pk)
+        db_roles.teardown()
 
 
 def _backend_users() -> list[str]:
