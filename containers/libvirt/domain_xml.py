@@ -320,6 +320,24 @@ def unconverted_lines(config_text: str) -> list[str]:
     ]
 
 
+# The keys libvirt's config reader (virconf) parses: a letter or '_', then letters, digits, '_' and
+# '.'. A key with a '-' (a hook's lxc.hook.pre-start) made it refuse the whole file with
+# "configuration file syntax error: memory conf:N: expecting an assignment".
+_LIBVIRT_READABLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def readable_by_libvirt(config_text: str) -> str:
+    """The config without the lines libvirt's reader cannot parse; each is one libvirt's converter
+    does not read anyway (:func:`unconverted_lines` lists it), so the domain loses nothing."""
+    from containers.lxc_config import LxcConfig
+
+    return "".join(
+        line.raw + "\n"
+        for line in LxcConfig(config_text).lines
+        if line.key is None or _LIBVIRT_READABLE_KEY.fullmatch(line.key)
+    )
+
+
 def hint_for_conversion_error(message: str) -> str:
     """What to change in the native config when libvirt refuses it."""
     lowered = message.lower()

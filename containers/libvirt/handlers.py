@@ -20,6 +20,7 @@ from containers.libvirt.domain_xml import (
     fix_converted,
     hint_for_conversion_error,
     parse_domain_xml,
+    readable_by_libvirt,
     unconverted_lines,
 )
 from containers.libvirt.inventory import domain_driver, refresh_domain
@@ -247,7 +248,7 @@ def convert(op: Operation, runner: Runner) -> dict[str, Any]:
     config_text = LxcDriver(runner, op.params["lxc_path"]).read_config(op.params["name"])
     result = Conversion(not_converted=unconverted_lines(config_text))
     try:
-        raw = _driver(op, runner).from_native(config_text)
+        raw = _driver(op, runner).from_native(readable_by_libvirt(config_text))
     except LibvirtUnavailable:
         raise
     except LibvirtError as exc:

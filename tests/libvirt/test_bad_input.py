@@ -26,6 +26,7 @@ from containers.libvirt.domain_xml import (
     build_domain_xml,
     fix_converted,
     parse_domain_xml,
+    readable_by_libvirt,
     unconverted_lines,
     validate_domain_document,
 )
@@ -148,6 +149,20 @@ def test_conversion_repairs_and_lists_what_libvirt_ignores():
         "lxc.rootfs.path = dir:/r\nlxc.apparmor.profile = unconfined\n# c\nlxc.net.0.type = veth\n"
     )
     assert lines == ["lxc.apparmor.profile = unconfined"]
+
+
+def test_lines_libvirt_cannot_read_are_left_out_of_what_it_converts():
+    """libvirt's reader refused a whole config with a hook ("expecting an assignment"): a key with
+    a '-' is left out of what it gets, and is listed as not converted."""
+    text = (
+        "lxc.rootfs.path = dir:/r\n# a comment\nlxc.hook.pre-start = /var/lib/lxc/x/hooks/pre-start\n"
+        "lxc.mount.entry = /srv mnt none bind 0 0\n\nlxc.cgroup.memory.limit_in_bytes = 1\n"
+    )
+    assert readable_by_libvirt(text) == (
+        "lxc.rootfs.path = dir:/r\n# a comment\nlxc.mount.entry = /srv mnt none bind 0 0\n\n"
+        "lxc.cgroup.memory.limit_in_bytes = 1\n"
+    )
+    assert unconverted_lines(text) == ["lxc.hook.pre-start = /var/lib/lxc/x/hooks/pre-start"]
 
 
 def test_conversion_removes_mounts_libvirt_cannot_make():
