@@ -187,7 +187,12 @@ def operation_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
-    return render(request, "console/operation_detail.html", {"op": op, "subject": subject_of(op)})
+    context = {"op": op, "subject": subject_of(op)}
+    target = request.headers.get("HX-Target", "")
+    if request.headers.get("HX-Request") and target in ("operation-crumbs", "operation-details"):
+        # Read again when the operation ended: the subject a define made exists now.
+        return render(request, f"console/operation_detail.html#{target.removeprefix('operation-')}", context)
+    return render(request, "console/operation_detail.html", context)
 
 
 @require_safe
@@ -196,7 +201,9 @@ def operation_card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The polled partial: progress, status, transcript tail; stops polling when terminal."""
     op = get_for_user(Operation.objects.select_related("host", "actor"), request.user, pk=pk)
     response = render(
-        request, "console/_operation.html", {"op": op, "full_log": request.GET.get("full") == "1"}
+        request,
+        "console/_operation.html",
+        {"op": op, "full_log": request.GET.get("full") == "1", "refreshed": True},
     )
     if op.is_terminal and request.htmx:
         stop = HttpResponseStopPolling(response.content)

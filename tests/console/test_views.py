@@ -74,6 +74,15 @@ def test_card_of_a_pending_operation_keeps_polling(client, viewer, op):
     assert f'hx-get="{reverse("operation-card", args=[op.pk])}"' in body
 
 
+def test_a_card_rendered_with_its_page_reads_itself_once(client, viewer, op):
+    """The operation may end before the page's listener for its event is there (an agent answers
+    in milliseconds): a card rendered with its page asks once more as it loads; its refreshes
+    (the card view) do not, or an active card would poll without pause."""
+    client.force_login(viewer)
+    body = client.get(reverse("operation-detail", args=[op.pk])).content.decode()
+    assert f'hx-trigger="sse:operation-{op.pk}, every 10s, load"' in body
+
+
 def test_card_of_a_running_operation_keeps_polling_and_shows_the_log_tail(client, viewer, op):
     lines = "".join(f"line {i}\n" for i in range(100))
     Operation.objects.filter(pk=op.pk).update(status="running", log=lines, progress=40)
