@@ -99,7 +99,12 @@ def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "can_operate": access.can(request.user, "operate", container.host),
         "can_admin": access.can(request.user, "admin", container.host),
     }
-    if request.htmx and request.htmx.target in ("container-state", "container-ops", "container-forms"):
+    if request.htmx and request.htmx.target in (
+        "container-state",
+        "container-ops",
+        "container-forms",
+        "container-graph",
+    ):
         partial = request.htmx.target.removeprefix("container-")
         return render(request, f"containers/container_detail.html#{partial}", context)
     return render(request, "containers/container_detail.html", context)
