@@ -110,11 +110,6 @@ def rules(slug: str, password: str, newer: bool = True) -> list[str]:
     ]
 
 
-def acl_line(slug: str, password: str) -> str:
-    """The same user as a line of a Redis ACL file."""
-    return " ".join(["user", user_name(slug), *rules(slug, password, newer=False)[1:]])
-
-
 def new_password() -> str:
     return secrets.token_urlsafe(32)
 

@@ -3,6 +3,7 @@ only, the audit trail append-only. PostgreSQL only (``--database=postgres``)."""
 
 from __future__ import annotations
 
+import io
 import secrets
 
 import psycopg
@@ -157,3 +158,24 @@ def test_the_audit_trail_is_insert_only_and_auth_tables_are_out_of_reach(world):
     ):
         assert "permission denied" in _refused(conn, sql), sql
     assert AuditEvent.objects.filter(message="rewritten").count() == 0
+
+
+def test_the_management_command_gives_revokes_and_drops_a_role(transactional_db):
+    from django.core.management import call_command
+
+    host = Host.objects.create(slug="vm7", name="vm7", lxc_path="/var/lib/lxc")
+    out = io.StringIO()
+    try:
+        call_command("agent_db_role", "vm7", stdout=out)
+        url = out.getvalue().strip()
+        assert url.startswith(f"postgres://console_agent_{host.pk}:")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT slug FROM console_host").fetchall() == [("vm7",)]
+        call_command("agent_db_role", "vm7", "--revoke", stdout=out)
+        assert f"console_agent_{host.pk}: logins refused" in out.getvalue()
+        with pytest.raises(psycopg.OperationalError, match="not permitted to log in|password authentication"):
+            psycopg.connect(url, connect_timeout=3)
+    finally:
+        call_command("agent_db_role", "vm7", "--drop", stdout=out)
+        db_roles.teardown()
+    assert not db_roles.role_exists(host.pk)

@@ -50,3 +50,11 @@ def test_nothing_is_queued_for_a_revoked_host(host, superuser):
     enrolment.revoke(actor=superuser, ctx=RequestContext(), host=host, confirm=host.slug)
     with pytest.raises(Conflict, match="revoked"):
         services.create_container(actor=superuser, ctx=RequestContext(), host=host, name="late")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite case")
+def test_on_sqlite_the_role_command_says_there_are_none(host):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="on SQLite"):
+        call_command("agent_db_role", host.slug)
