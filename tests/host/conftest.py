@@ -240,44 +240,55 @@ def local_agent(start_agent) -> Agent:
     return start_agent()
 
 
+class Web:
+    """The console's ASGI server (uvicorn) on a free loopback port, on the test database."""
+
+    def __init__(self, redis_url: str, log_dir: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = open(log_dir / "uvicorn.log", "w")
+        env = {
+            **os.environ,
+            "DATABASE_URL": session_database_url(),
+            "REDIS_URL": redis_url,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "console.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        import socket
+
+        def listening():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, 20, what="uvicorn")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.log.close()
+
+
 @pytest.fixture
 def web(redis_url, transactional_db, agent_log_dir):
-    """The console's ASGI server (uvicorn) on a free loopback port, on the test database."""
-    port = free_port()
-    log = open(agent_log_dir / "uvicorn.log", "w")
-    env = {
-        **os.environ,
-        "DATABASE_URL": session_database_url(),
-        "REDIS_URL": redis_url,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "console.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    import socket
-
-    def listening():
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, 20, what="uvicorn")
-    yield f"127.0.0.1:{port}"
-    stop_process(proc)
-    log.close()
+    """The console's ASGI server on the session's Redis: its address (host:port)."""
+    server = Web(redis_url, agent_log_dir)
+    yield server.address
+    server.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ another host's rows stay out of its reach. PostgreSQL only (``--database=postgre
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -25,7 +26,7 @@ pytestmark = [
 ]
 
 
-def test_an_agent_runs_on_its_own_role_and_redis_user(admin, acl_redis, start_agent, lxc_root):
+def test_an_agent_runs_on_its_own_role_and_redis_user(admin, acl_redis, start_agent, lxc_root, agent_log_dir):
     slug = f"t-{uuid.uuid4().hex[:8]}"
     host = Host.objects.create(slug=slug, name=slug, lxc_path=str(lxc_root / slug))
     other = Host.objects.create(slug=f"o-{uuid.uuid4().hex[:8]}", name="other", lxc_path="/var/lib/lxc")
@@ -51,6 +52,11 @@ def test_an_agent_runs_on_its_own_role_and_redis_user(admin, acl_redis, start_ag
             container = Container.objects.get(host=host, name="least")
             op = wait_terminal(action(actor=admin, ctx=ctx, container=container))
             assert op.status == "succeeded", op.error + op.log
+        # A browser terminal: the agent's relay uses its own terminal:<slug>:* lists.
+        container = Container.objects.get(host=host, name="least")
+        op = wait_terminal(services.start_container(actor=admin, ctx=ctx, container=container))
+        assert op.status == "succeeded", op.error + op.log
+        _terminal_round_trip(admin, Container.objects.get(pk=container.pk), acl_redis.url, agent_log_dir)
         synced = Host.objects.get(pk=host.pk).last_inventory_sync
         wait_for(
             lambda: Host.objects.get(pk=host.pk).last_inventory_sync != synced, 15, what="an inventory sync"
@@ -68,3 +74,36 @@ def test_an_agent_runs_on_its_own_role_and_redis_user(admin, acl_redis, start_ag
             agent.stop()
         db_roles.drop(host.pk)
         db_roles.teardown()
+
+
+def _terminal_round_trip(admin, container, redis_url: str, log_dir) -> None:
+    """Type a command in the container's terminal through the web (the admin Redis user) and the
+    agent (its own): the output comes back; the session ends when the page closes."""
+    from websockets.sync.client import connect
+
+    from console.models import Operation
+    from containers import terminal
+    from tests.host.conftest import Web
+    from tests.host.helpers import browser_session
+    from tests.host.test_terminal import read_until
+
+    web = Web(redis_url, log_dir)
+    try:
+        origin = f"http://{web.address}"
+        key, cookie = browser_session(admin)
+        ctx = RequestContext(ip="127.0.0.1")
+        ticket = terminal.issue_ticket(
+            actor=admin, ctx=ctx, container=container, origin=origin, session_key=key
+        )
+        url = f"ws://{web.address}/ws/terminal/{ticket.token}/"
+        with connect(url, origin=origin, additional_headers=cookie, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "input", "data": "echo least-$((6*7))\r"}))
+            assert b"least-42" in read_until(ws, b"least-42")
+        session = wait_for(
+            lambda: Operation.objects.filter(kind="container.terminal", status="succeeded").first(),
+            20,
+            what="the terminal session to end",
+        )
+        assert session.host_id == container.host_id
+    finally:
+        web.stop()
