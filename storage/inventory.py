@@ -70,7 +70,7 @@ def sync_loop_devices(host: Host, runner: Runner | None = None) -> list[LoopDevi
 def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
     try:
         result = runner.run(
-            ["lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT"],
+            ["lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT,PKNAME"],
             check=False,
             record=False,
             timeout=30,
@@ -81,10 +81,12 @@ def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
     devices: list[dict] = []
 
     def add(rows: list[dict], parent: str) -> None:
-        # Partitions (and a device-mapper volume on one) come as children: listed with their parent,
-        # so a disk whose partition is mounted is known to be in use.
+        # Partitions (and a device-mapper volume on one) are listed with their parent, so a disk
+        # whose partition is mounted is known to be in use. lsblk nests them as children, or lists
+        # them flat with PKNAME (it does here, without udev).
         for row in rows:
             path = row.get("path") or ""
+            holder = parent or (f"/dev/{row['pkname']}" if row.get("pkname") else "")
             devices.append(
                 {
                     "path": path,
@@ -92,7 +94,7 @@ def _block_devices(runner: Runner, loops: list[LoopDevice]) -> list[dict]:
                     "type": row.get("type") or "",
                     "fstype": row.get("fstype") or "",
                     "mountpoint": row.get("mountpoint") or "",
-                    **({"parent": parent} if parent else {}),
+                    **({"parent": holder} if holder else {}),
                 }
             )
             add(row.get("children") or [], path)

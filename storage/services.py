@@ -152,10 +152,9 @@ def _check_device(host: Host, device: str, *, wipe: bool, kind: PoolType) -> dic
         )
     if dev.get("mountpoint"):
         raise Conflict(f"{device} is mounted at {dev['mountpoint']}; unmount it first", field="device")
-    if any(
-        child.get("path", "").startswith(device) and child.get("path") != device and child.get("mountpoint")
-        for child in inv.block_devices
-    ):
+    # Partitions are listed with their disk ("parent"); a name prefix would take /dev/loop10 for one
+    # of /dev/loop1.
+    if any(child.get("parent") == device and child.get("mountpoint") for child in inv.block_devices):
         raise Conflict(f"a partition of {device} is mounted", field="device")
     used = Pool.objects.filter(host=host, source=device).first()
     if used is not None:

@@ -228,3 +228,29 @@ def test_mkfs_is_refused_on_a_device_a_pool_or_a_domain_uses(client, admin, host
     response = client.post(f"/storage/loop/{given.pk}/mkfs/", {"confirm": "/dev/loop1", "wipe": "on"})
     assert response.status_code == 409 and "attached to domain &#x27;dom1&#x27;" in response.content.decode()
     assert Operation.objects.count() == 0
+
+
+def test_a_mounted_partition_blocks_its_disk_and_only_its_disk(client, admin, host, inventory):
+    def dev(path, **kw):
+        return {"path": path, "size": 2**30, "type": "loop", "fstype": "", "mountpoint": "", **kw}
+
+    inventory.block_devices = [
+        dev("/dev/loop1"),
+        dev("/dev/loop10", fstype="ext4", mountpoint="/mnt/ten"),  # not a partition of loop1
+        dev("/dev/loop2"),
+        dev("/dev/loop2p1", type="part", fstype="ext4", mountpoint="/mnt/p", parent="/dev/loop2"),
+    ]
+    inventory.save()
+    client.force_login(admin)
+
+    def create(device: str):
+        return client.post(
+            "/storage/pools/new/",
+            {"host": "testhost", "name": "p" + device[-1], "kind": "btrfs", "device": device},
+        )
+
+    response = create("/dev/loop2")
+    assert response.status_code == 409 and "a partition of /dev/loop2 is mounted" in response.content.decode()
+    assert Operation.objects.count() == 0
+    assert create("/dev/loop1").status_code == 302
+    assert Operation.objects.get().params["device"] == "/dev/loop1"
