@@ -8,10 +8,11 @@ endpoint ``--repeat`` times (median, p95: the whole HTTP exchange on loopback, o
 server's time plus well under a millisecond). The event stream is timed to its first bytes. The
 queries per request are counted in a separate process (Django's test client on the same data).
 
-At the large size it then runs ``--tabs`` client threads that each make ``--requests`` requests
-of the live endpoints (what that many open tabs' refreshes ask for), and reads the worker's
-resident memory after it; and times the audit CSV export: first byte, total, worker peak memory
-(sampled every 10 ms).
+At the large size ``--tabs`` open pages then poll their live panels at the fallback rate (the
+stream down: one request per tab every 7.5 s) for ``--poll-seconds``, then as many client threads
+make ``--requests`` requests each back to back (a stress far above what tabs ask), and the
+worker's resident memory is read after each; and times the audit CSV export: first byte, total,
+worker peak memory (sampled every 10 ms).
 
 With ``--before REF`` the timings (not the query counts) are also taken for the code at git REF
 (``git archive``), on a copy of the same data, in the same run.
@@ -219,6 +220,39 @@ def sustained(server: Server, sessions: dict[str, Session], ids: dict, tabs: int
     }
 
 
+def polling_tabs(server: Server, sessions: dict[str, Session], ids: dict, tabs: int, seconds: float) -> dict:
+    """``tabs`` open pages whose stream is down, each asking its live panels at their fallback
+    rate (one panel every 7.5 s: two panels polling every 15 s), for ``seconds``."""
+    live = [e for e in ENDPOINTS if e.live]
+    before = rss_kib(server.proc.pid)
+    times: list[float] = []
+    lock = threading.Lock()
+    ends = time.monotonic() + seconds
+
+    def tab(n: int) -> None:
+        time.sleep(7.5 * n / tabs)  # the tabs were opened at different moments
+        i = 0
+        while time.monotonic() < ends:
+            took = timed(sessions["admin" if n % 2 else "viewer"], live[(n + i) % len(live)], ids)
+            with lock:
+                times.append(took)
+            i += 1
+            time.sleep(max(0.0, 7.5 - took))
+
+    threads = [threading.Thread(target=tab, args=(n,)) for n in range(tabs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {
+        "requests": len(times),
+        "median": statistics.median(times),
+        "p95": p95(times),
+        "rss_before_mb": before / 1024,
+        "rss_after_mb": rss_kib(server.proc.pid) / 1024,
+    }
+
+
 def run_server(tree: Path, db: Path, state: Path, name: str, ids: dict, args, *, large: bool) -> dict:
     redis_port = free_port()
     redis = subprocess.Popen(
@@ -257,6 +291,7 @@ def run_server(tree: Path, db: Path, state: Path, name: str, ids: dict, args, *,
             runs = [timed(sessions[e.user], e, ids) for _ in range(args.repeat)]
             result["pages"][e.name] = (statistics.median(runs), p95(runs))
         if large:
+            result["polling"] = polling_tabs(server, sessions, ids, args.tabs, args.poll_seconds)
             result["sustained"] = sustained(server, sessions, ids, args.tabs, args.requests)
             result["export"] = measure_export(server, sessions["admin"], "csv")
             result["worker_hwm_mb"] = rss_kib(server.proc.pid, "VmHWM") / 1024
@@ -280,9 +315,15 @@ def report(sizes: dict[str, dict], results: dict[str, dict], tabs: int) -> None:
     for key, result in results.items():
         if "sustained" not in result:
             continue
-        s, x = result["sustained"], result["export"]
+        s, x, p = result["sustained"], result["export"], result["polling"]
         print(
-            f"\n{key}: {s['requests']} live-panel requests from {tabs} threads in {s['seconds']:.1f} s "
+            f"\n{key}: {tabs} tabs polling their live panels (stream down) for {p['requests']} requests: "
+            f"median {p['median'] * 1000:.1f} ms, p95 {p['p95'] * 1000:.1f} ms; "
+            f"worker RSS {p['rss_before_mb']:.0f} -> {p['rss_after_mb']:.0f} MB"
+        )
+        print(
+            f"{key}: then {s['requests']} live-panel requests from {tabs} threads at once "
+            f"in {s['seconds']:.1f} s "
             f"({s['requests'] / s['seconds']:.0f}/s), median {s['median'] * 1000:.1f} ms, "
             f"p95 {s['p95'] * 1000:.1f} ms; worker RSS {s['rss_before_mb']:.0f} -> {s['rss_after_mb']:.0f} MB"
         )
@@ -300,6 +341,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--tabs", type=int, default=20)
     parser.add_argument("--requests", type=int, default=100, help="requests per tab in the sustained run")
+    parser.add_argument("--poll-seconds", type=float, default=60, help="how long the tabs poll")
     parser.add_argument("--before", help="also time the code at this git revision")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--count-queries", help=argparse.SUPPRESS)
