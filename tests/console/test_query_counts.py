@@ -130,6 +130,8 @@ ENDPOINTS: dict[str, tuple[str, list[Get]] | str] = {
     "account-totp-confirm": "POST only",
     "account-totp-remove": "POST only",
     "host-update": "POST only",
+    "host-agent": "one host's agent page (its enrolment form)",
+    "agent-enrol": "POST only (an agent's token exchange)",
     "operation-cancel": "POST only",
     "user-create": "a form",
     "user-deactivate": "a confirmation form of one user",
