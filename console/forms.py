@@ -1,4 +1,5 @@
-"""How a view answers a request that queues an operation (htmx and plain forms), in one place."""
+"""How a view reads a POST (forms) and answers a request that queues an operation (htmx and plain
+forms), in one place."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,6 +18,49 @@ from console import access
 from console.errors import Forbidden, ServiceError
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
+
+
+def text_field(**kwargs: Any) -> forms.CharField:
+    """A text field handed to the service exactly as typed (not required, not stripped): the
+    service checks it and says what is wrong, with the field's name."""
+    return forms.CharField(required=False, strip=False, **kwargs)
+
+
+class FlagField(forms.Field):
+    """True when the value sent is ``on`` (a checkbox's "on"; "1" for a hidden flag), as the
+    pages send them; anything else, or nothing, is False."""
+
+    def __init__(self, on: str = "on", **kwargs: Any) -> None:
+        self.on = on
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value: Any) -> bool:
+        return value == self.on
+
+
+def flag_field(on: str = "on") -> FlagField:
+    return FlagField(on)
+
+
+class TextListField(forms.Field):
+    """Every value posted under the field's name (``getlist``), as typed."""
+
+    widget = forms.MultipleHiddenInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value: Any) -> list[str]:
+        return [str(v) for v in value] if value else []
+
+
+def posted(form_class: type[forms.Form], request: HttpRequest) -> dict[str, Any]:
+    """The cleaned data of a form whose fields only carry the input to a service (text, flags,
+    lists): such a form always parses; one that does not is a 400."""
+    form = form_class(request.POST)
+    if not form.is_valid():
+        raise BadRequest(form.errors.as_text())
+    return form.cleaned_data
 
 
 def host_form(form_class: type[forms.Form], request: HttpRequest, **initial: Any) -> forms.Form:
@@ -68,24 +113,32 @@ def refusal_page(
 
 def answer_operation(
     request: HtmxHttpRequest,
-    start: Callable[[], Operation],
+    start: Callable[[], Operation | None],
     *,
     back: str = "",
-    page: Callable[[ServiceError], HttpResponse] | None = None,
+    page: Callable[[ServiceError | None], HttpResponse] | None = None,
     follow: bool = False,
     card: dict[str, Any] | None = None,
+    accepted: Callable[[Operation], HttpResponse] | None = None,
 ) -> HttpResponse:
     """The one answer of a view whose request queues an operation with ``start()``.
 
-    Accepted: with ``follow`` the operation's page (an htmx button: a client redirect), otherwise the
-    operation's live card in the htmx target (202, ``card`` adds to its context) or, for a plain
-    form, a message on ``back``. Refused: ``page(exc)`` when the page shows its own refusal (a
-    form page renders itself with the message and the refusal's status), else :func:`refused`.
+    Accepted: ``accepted(op)`` when the page has its own answer (the file browser shows the read
+    it asked for); with ``follow`` the operation's page (an htmx button: a client redirect),
+    otherwise the operation's live card in the htmx target (202, ``card`` adds to its context) or,
+    for a plain form, a message on ``back``. Nothing queued (``start()`` returns None: nothing
+    needed doing): ``page(None)``, or ``back``. Refused: ``page(exc)`` when the page shows its own
+    refusal (a form page renders itself with the message and the refusal's status), else
+    :func:`refused`.
     """
     try:
         op = start()
     except ServiceError as exc:
         return page(exc) if page is not None else refused(request, exc, back)
+    if op is None:
+        return page(None) if page is not None else redirect(back)
+    if accepted is not None:
+        return accepted(op)
     if request.htmx and not follow:
         return render(request, "console/_operation.html", {"op": op, **(card or {})}, status=202)
     messages.info(request, f"Operation #{op.pk} queued: {op.kind} on {op.target}")

@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseStopPolling
 from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
-from console.forms import answer_operation, host_form, queue_from_form, refusal_page
+from console.forms import answer_operation, host_form, posted, queue_from_form, refusal_page
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
@@ -28,7 +28,22 @@ from console.query import one_of
 from console.views import READ_KINDS, paginate
 from containers import services
 from containers.choices import Backend, ContainerAction, ContainerOp, DomainOp, State
-from containers.forms import AttachForm, CopyForm, CreateContainerForm, DestroyForm, StopForm
+from containers.forms import (
+    AttachForm,
+    AutostartGroupForm,
+    ConfigKeysForm,
+    ConfigTextForm,
+    CopyForm,
+    CreateContainerForm,
+    DestroyForm,
+    FilesForm,
+    HookForm,
+    LimitForm,
+    MountForm,
+    MountRootsForm,
+    StopForm,
+    SystemConfigForm,
+)
 from containers.hooks import HOOK_TYPES, HOOK_VARIABLES, HOOKS
 from containers.limits import LIMIT_KEYS, LIMITS, describe_limit, same_value
 from containers.lxc_config import (
@@ -224,7 +239,7 @@ def container_create(request: HtmxHttpRequest) -> HttpResponse:
     hosts = cast(forms.ModelChoiceField, form.fields["host"]).queryset
     assert hosts is not None  # host_form set it: the hosts the user sees
     # The LXC path choices are the chosen host's (the form's host, or ?host= from a pool's link).
-    slug = request.POST.get("host") or request.GET.get("host") or ""
+    slug = form.data.get("host") or request.GET.get("host") or ""
     chosen = hosts.filter(slug=slug).first() if slug else None
     if chosen is not None and not form.is_bound:
         form.initial["host"] = chosen
@@ -356,7 +371,7 @@ def container_destroy(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @audited_post(ContainerAction.CONFIG)
-def container_config(request: HttpRequest, pk: int) -> HttpResponse:
+def container_config(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The config file as the agent last read it; key form (admins) and raw editor with a diff."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     _require(request, "admin", container.host)
@@ -370,54 +385,74 @@ def container_config(request: HttpRequest, pk: int) -> HttpResponse:
         "base_hash": config_hash(container.config_text),
         "raw_text": container.config_text,
     }
-    status = 200
-    if request.method == "POST":
-        ctx = RequestContext.from_request(request)
-        mode = request.POST.get("mode")
-        try:
-            if mode == "keys":
-                # Every lxc.* field sent: unknown keys are refused by the service, not dropped.
-                # A checkbox's hidden "0" comes before its "1": the last value is the box's state.
-                values = {k: request.POST.getlist(k)[-1] for k in request.POST if k.startswith("lxc.")}
-                try:
-                    op = services.set_config_values(
-                        actor=request.user, ctx=ctx, container=container, values=values
-                    )
-                except SettingsRefused as exc:
-                    context.update(
-                        keys=_settings_fields({**shown, **values}, exc.errors),
-                        error=_refusal_summary(exc.errors),
-                    )
-                    status = exc.status_code
-                    return render(request, "containers/container_config.html", context, status=status)
-                if op is None:
-                    context["notice"] = "Nothing to save: every field has the value already in the config."
-                    return render(request, "containers/container_config.html", context)
-                return redirect("operation-detail", pk=op.pk)
-            if mode == "preview":
-                access.require(request.user, "admin", container.host)
-                text = validate_config_text(request.POST.get("text", ""))
+
+    def page(refusal: ServiceError | None = None, status: int = 200) -> HttpResponse:
+        if refusal is not None and "error" not in context:
+            context["error"] = refusal.message
+        return render(
+            request,
+            "containers/container_config.html",
+            context,
+            status=refusal.status_code if refusal else status,
+        )
+
+    if request.method != "POST":
+        return page()
+    ctx = RequestContext.from_request(request)
+    data = posted(ConfigTextForm, request)
+    mode = data["mode"]
+    if mode == "keys":
+        form = ConfigKeysForm(request.POST)
+        values = form.values() if form.is_valid() else {}
+
+        def keys_page(refusal: ServiceError | None) -> HttpResponse:
+            if isinstance(refusal, SettingsRefused):
                 context.update(
-                    raw_text=text,
-                    base_hash=request.POST.get("base_hash", ""),
-                    diff=unified_diff(container.config_text, text, f"{container.name}/config"),
+                    keys=_settings_fields({**shown, **values}, refusal.errors),
+                    error=_refusal_summary(refusal.errors),
                 )
-            elif mode == "save":
-                op = services.replace_config(
-                    actor=request.user,
-                    ctx=ctx,
-                    container=container,
-                    text=request.POST.get("text", ""),
-                    base_hash=request.POST.get("base_hash", ""),
-                )
-                return redirect("operation-detail", pk=op.pk)
-            else:
-                return HttpResponse("unknown form", status=400)
-        except ServiceError as exc:
-            context["error"] = exc.message
-            context["raw_text"] = request.POST.get("text", container.config_text)
-            status = exc.status_code
-    return render(request, "containers/container_config.html", context, status=status)
+            elif refusal is None:
+                context["notice"] = "Nothing to save: every field has the value already in the config."
+            return page(refusal)
+
+        return answer_operation(
+            request,
+            lambda: services.set_config_values(
+                actor=request.user, ctx=ctx, container=container, values=values
+            ),
+            page=keys_page,
+            follow=True,
+        )
+    if mode not in ("preview", "save"):
+        return HttpResponse("unknown form", status=400)
+
+    def text_page(refusal: ServiceError | None) -> HttpResponse:
+        context["raw_text"] = data["text"] if "text" in request.POST else container.config_text
+        return page(refusal)
+
+    if mode == "save":
+        return answer_operation(
+            request,
+            lambda: services.replace_config(
+                actor=request.user,
+                ctx=ctx,
+                container=container,
+                text=data["text"],
+                base_hash=data["base_hash"],
+            ),
+            page=text_page,
+            follow=True,
+        )
+    try:
+        text = validate_config_text(data["text"])
+    except ServiceError as exc:
+        return text_page(exc)
+    context.update(
+        raw_text=text,
+        base_hash=data["base_hash"],
+        diff=unified_diff(container.config_text, text, f"{container.name}/config"),
+    )
+    return page()
 
 
 def _refusal_summary(errors: dict[str, str]) -> str:
@@ -440,7 +475,7 @@ def _settings_fields(values: dict[str, str], errors: dict[str, str] | None = Non
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @audited_post(ContainerAction.FILES)
-def container_files(request: HttpRequest, pk: int) -> HttpResponse:
+def container_files(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Browse a running container's filesystem: each listing or download is an audited read run
     by the agent, asked for with a POST (CSRF-checked). A GET only shows: a path to list, or
     with ``op`` a read this user made earlier, so another site sending the browser here
@@ -450,20 +485,27 @@ def container_files(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("browsing a container's files needs the operator role on this host")
     context: dict = {"container": container, "path": request.GET.get("path", "/"), "op": None, "error": None}
     if request.method == "POST":
-        # "file": a listing's Download button; "download": the path form's Download button.
-        download = "file" in request.POST or request.POST.get("download") == "1"
-        path = request.POST["file"] if "file" in request.POST else request.POST.get("path", "/")
-        ask = services.read_container_file if download else services.browse_files
-        try:
-            ctx = RequestContext.from_request(request)
-            op = ask(actor=request.user, ctx=ctx, container=container, path=path)
-        except ServiceError as exc:
-            context.update(path=path, error=exc.message)
-            return render(request, "containers/container_files.html", context, status=exc.status_code)
-        query = urlencode({"path": op.params["path"], "op": op.pk})
-        response = redirect(f"{reverse('containers:files', args=[container.pk])}?{query}")
-        response.status_code = 303  # the browser GETs the page that shows this read
-        return response
+        data = posted(FilesForm, request)
+        ask = services.read_container_file if data["download"] else services.browse_files
+        ctx = RequestContext.from_request(request)
+
+        def refused_read(refusal: ServiceError | None) -> HttpResponse:
+            context.update(path=data["path"], error=refusal.message if refusal else None)
+            status = refusal.status_code if refusal else 200
+            return render(request, "containers/container_files.html", context, status=status)
+
+        def show_read(op: Operation) -> HttpResponse:
+            query = urlencode({"path": op.params["path"], "op": op.pk})
+            response = redirect(f"{reverse('containers:files', args=[container.pk])}?{query}")
+            response.status_code = 303  # the browser GETs the page that shows this read
+            return response
+
+        return answer_operation(
+            request,
+            lambda: ask(actor=request.user, ctx=ctx, container=container, path=data["path"]),
+            page=refused_read,
+            accepted=show_read,
+        )
     raw = request.GET.get("op", "")
     if raw:
         op_pk = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else 0
@@ -547,15 +589,15 @@ def container_limits(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
     if request.method != "POST":
         return page()
-    post = request.POST
-    if post.get("remove"):
+    data = posted(LimitForm, request)
+    if data["remove"]:
         return answer_operation(
             request,
             lambda: services.remove_limit(
                 actor=request.user,
                 ctx=RequestContext.from_request(request),
                 container=container,
-                key=post.get("remove", ""),
+                key=data["remove"],
             ),
             page=page,
             follow=True,
@@ -566,11 +608,11 @@ def container_limits(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             ctx=RequestContext.from_request(request),
             container=container,
-            key=post.get("key", ""),
-            value=post.get("value", ""),
-            apply_live=post.get("apply_live") == "on",
-            persist=post.get("persist") == "on",
-            persist_if_refused=post.get("persist_if_refused") == "on",
+            key=data["key"],
+            value=data["value"],
+            apply_live=data["apply_live"],
+            persist=data["persist"],
+            persist_if_refused=data["persist_if_refused"],
         ),
         page=page,
         follow=True,
@@ -583,11 +625,10 @@ def host_autostart(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The host's autostart containers as ``lxc-autostart --list [--group G | --all]`` lists them."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "operate", host)
-    group = request.GET.get("group", "").strip()
-    all_groups = request.GET.get("all") == "1"
-    if request.method == "POST":
-        group = request.POST.get("group", "").strip()
-        all_groups = request.POST.get("all") == "1"
+    chosen = AutostartGroupForm(request.POST if request.method == "POST" else request.GET)
+    chosen.is_valid()  # text and a flag: always
+    group: str = chosen.cleaned_data["group"].strip()
+    all_groups: bool = chosen.cleaned_data["all"]
 
     def page(refusal: ServiceError | None = None) -> HttpResponse:
         plan = services.autostart_plan(host, group=group or None, all_groups=all_groups)
@@ -638,7 +679,8 @@ def container_hooks(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     _require(request, "admin", container.host)
     stored = {h.hook_type: h for h in container.hooks.all()}
     configured = LxcConfig(container.config_text).hooks
-    editing = request.GET.get("hook") or request.POST.get("hook") or ""
+    data = posted(HookForm, request) if request.method == "POST" else {"hook": "", "script": "", "remove": ""}
+    editing = request.GET.get("hook") or data["hook"]
     default_script = '#!/bin/sh\n# runs as root on the host\necho "$LXC_HOOK_TYPE hook of $LXC_NAME"\n'
 
     def page(refusal: ServiceError | None = None) -> HttpResponse:
@@ -650,8 +692,7 @@ def container_hooks(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             ],
             "variables": HOOK_VARIABLES,
             "editing": editing if editing in HOOKS else "",
-            "script": request.POST.get("script")
-            or (stored[editing].script if editing in stored else default_script),
+            "script": data["script"] or (stored[editing].script if editing in stored else default_script),
             "can_admin": access.can(request.user, "admin", container.host),
         }
         return refusal_page(request, "containers/container_hooks.html", context, refusal)
@@ -661,11 +702,10 @@ def container_hooks(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     ctx = RequestContext.from_request(request)
 
     def start() -> Operation:
-        if request.POST.get("remove"):
+        if data["remove"]:
             return services.remove_hook(actor=request.user, ctx=ctx, container=container, hook_type=editing)
-        script = request.POST.get("script", "")
         return services.set_hook(
-            actor=request.user, ctx=ctx, container=container, hook_type=editing, script=script
+            actor=request.user, ctx=ctx, container=container, hook_type=editing, script=data["script"]
         )
 
     return answer_operation(request, start, page=page, follow=True)
@@ -690,21 +730,21 @@ def container_mounts(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
     if request.method != "POST":
         return page()
-    ctx, post = RequestContext.from_request(request), request.POST
+    ctx, data = RequestContext.from_request(request), posted(MountForm, request)
 
     def start() -> Operation:
-        if post.get("remove"):
+        if data["remove"]:
             return services.remove_mount(
-                actor=request.user, ctx=ctx, container=container, entry=post["remove"]
+                actor=request.user, ctx=ctx, container=container, entry=data["remove"]
             )
         return services.add_mount(
             actor=request.user,
             ctx=ctx,
             container=container,
-            source=post.get("source", ""),
-            target=post.get("target", ""),
-            read_only=post.get("read_only") == "on",
-            create_target=post.get("create_target") == "on",
+            source=data["source"],
+            target=data["target"],
+            read_only=data["read_only"],
+            create_target=data["create_target"],
         )
 
     return answer_operation(request, start, page=page, follow=True)
@@ -718,7 +758,8 @@ def host_mount_roots(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     the page (what was typed stays in the box), a refusal too."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
-    roots = [r for r in request.POST.get("roots", "").splitlines() if r.strip()]
+    data = posted(MountRootsForm, request)
+    roots = [r for r in data["roots"].splitlines() if r.strip()]
     return answer_operation(
         request,
         lambda: services.set_mount_roots(
@@ -726,7 +767,7 @@ def host_mount_roots(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             ctx=RequestContext.from_request(request),
             host=host,
             roots=roots,
-            allow_system=request.POST.get("allow_system") == "on",
+            allow_system=data["allow_system"],
         ),
         back=reverse("host-detail", args=[host.slug]),
     )
@@ -745,8 +786,7 @@ def host_lxc_conf(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             actor=request.user,
             ctx=RequestContext.from_request(request),
             host=host,
-            key=request.POST.get("key", ""),
-            value=request.POST.get("value", ""),
+            **posted(SystemConfigForm, request),
         ),
         back=reverse("host-detail", args=[host.slug]),
         follow=True,

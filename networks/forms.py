@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from console.forms import flag_field, text_field
 from console.models import Host
 from networks.choices import ForwardMode
 
@@ -19,3 +20,15 @@ class DefineNetworkForm(forms.Form):
     netmask = forms.CharField(max_length=64, initial="255.255.255.0")
     dhcp_start = forms.CharField(max_length=64, required=False, label="DHCP range start")
     dhcp_end = forms.CharField(max_length=64, required=False, label="DHCP range end")
+
+
+class NetworkActionForm(forms.Form):
+    enabled = flag_field()  # autostart's checkbox
+
+
+class ReservationForm(forms.Form):
+    """A DHCP host reservation; the service checks the values."""
+
+    mac = text_field()
+    ip = text_field()
+    host_name = text_field()

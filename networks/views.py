@@ -10,13 +10,13 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from console import access
 from console.decorators import audited_post
-from console.forms import answer_operation, host_form, queue_from_form
+from console.forms import answer_operation, host_form, posted, queue_from_form
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from networks import services
 from networks.choices import NetworkAction, NetworkOp
-from networks.forms import DefineNetworkForm
+from networks.forms import DefineNetworkForm, NetworkActionForm, ReservationForm
 from networks.models import Network
 from networks.network_xml import parse_network_xml
 
@@ -96,7 +96,7 @@ def network_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespon
             ctx=RequestContext.from_request(request),
             network=network,
             action=action,
-            enabled=request.POST.get("enabled") == "on",
+            enabled=posted(NetworkActionForm, request)["enabled"],
         ),
         back=reverse("networks:detail", args=[pk]),
         # Undefine: the network goes away, so its operation's page is where to watch it end.
@@ -111,6 +111,7 @@ def network_reservation(request: HtmxHttpRequest, pk: int, change: str) -> HttpR
     """Add (mac, ip, name) or remove (mac) a DHCP host reservation."""
     network = access.get_for_user(Network.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", network.host)
+    reservation = posted(ReservationForm, request)
     return answer_operation(
         request,
         lambda: services.change_reservation(
@@ -118,9 +119,9 @@ def network_reservation(request: HtmxHttpRequest, pk: int, change: str) -> HttpR
             ctx=RequestContext.from_request(request),
             network=network,
             change=change,
-            mac=request.POST.get("mac", ""),
-            ip=request.POST.get("ip", ""),
-            name=request.POST.get("host_name", ""),
+            mac=reservation["mac"],
+            ip=reservation["ip"],
+            name=reservation["host_name"],
         ),
         back=reverse("networks:detail", args=[pk]),
         follow=True,

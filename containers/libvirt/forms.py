@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from console.forms import flag_field, text_field
 from console.models import Host
 from containers.libvirt.domain_xml import MEMORY_MIB_MAX, MEMORY_MIB_MIN
 
@@ -50,3 +51,24 @@ class DomainXmlForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
         help_text="type='lxc' only; at most 64 KiB; no DTD or entities",
     )
+
+
+class DomainActionForm(forms.Form):
+    """A domain page's button: a disk's device and target, or autostart's checkbox."""
+
+    device = text_field()
+    target = text_field()
+    enabled = flag_field()
+
+
+class ConvertForm(forms.Form):
+    new_name = text_field()  # empty: the container's own name
+
+
+class DomainEditForm(forms.Form):
+    """``virsh edit`` in the browser: ``mode`` save or preview (a diff), the XML, and the hash of
+    the definition it was based on."""
+
+    mode = text_field()
+    text = text_field()
+    base_hash = text_field()

@@ -14,14 +14,20 @@ from django.views.decorators.http import require_http_methods, require_POST
 from console import access
 from console.decorators import audited_post
 from console.errors import ServiceError
-from console.forms import answer_operation, queue_from_form
+from console.forms import answer_operation, posted, queue_from_form
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers.choices import Backend, ContainerAction, DomainOp
 from containers.libvirt import services
 from containers.libvirt.domain_xml import parse_domain_xml
-from containers.libvirt.forms import DefineDomainForm, DomainXmlForm
+from containers.libvirt.forms import (
+    ConvertForm,
+    DefineDomainForm,
+    DomainActionForm,
+    DomainEditForm,
+    DomainXmlForm,
+)
 from containers.models import Container, attached_block_devices
 from networks.models import Network
 
@@ -74,12 +80,12 @@ def domain_create(request: HttpRequest) -> HttpResponse:
     hosts = access.for_user(Host.objects.all(), request.user)
     access.require_post_role(request, "admin", None)
     mode = request.POST.get("mode") or request.GET.get("mode") or "form"
-    posted = request.method == "POST"
+    is_post = request.method == "POST"
     form = DefineDomainForm(
-        request.POST if posted and mode == "form" else None, initial={"host": hosts.first()}
+        request.POST if is_post and mode == "form" else None, initial={"host": hosts.first()}
     )
     xml_form = DomainXmlForm(
-        request.POST if posted and mode == "xml" else None, initial={"host": hosts.first()}
+        request.POST if is_post and mode == "xml" else None, initial={"host": hosts.first()}
     )
     cast(forms.ModelChoiceField, form.fields["host"]).queryset = hosts
     cast(forms.ModelChoiceField, xml_form.fields["host"]).queryset = hosts
@@ -126,7 +132,7 @@ def domain_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespons
     access.require_post_role(request, "operate", container.host)
     if action not in ("attach-disk", "detach-disk", *services.ACTIONS):
         return HttpResponse(status=404)
-    ctx, post = RequestContext.from_request(request), request.POST
+    ctx, data = RequestContext.from_request(request), posted(DomainActionForm, request)
 
     def start() -> Operation:
         # The service checks the role each action needs (admin for disks): once, there.
@@ -135,19 +141,19 @@ def domain_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespons
                 actor=request.user,
                 ctx=ctx,
                 container=container,
-                device=post.get("device", ""),
-                target=post.get("target", ""),
+                device=data["device"],
+                target=data["target"],
             )
         if action == "detach-disk":
             return services.detach_disk(
-                actor=request.user, ctx=ctx, container=container, target=post.get("target", "")
+                actor=request.user, ctx=ctx, container=container, target=data["target"]
             )
         return services.domain_action(
             actor=request.user,
             ctx=ctx,
             container=container,
             action=action,
-            enabled=post.get("enabled") == "on",
+            enabled=data["enabled"],
         )
 
     back = reverse("containers:detail", args=[pk])
@@ -161,19 +167,26 @@ def container_convert(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Native LXC container -> libvirt domain: convert on the agent, review and edit, then define."""
     container = access.get_for_user(Container.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", container.host)
-    error, status = None, 200
-    if request.method == "POST":
-        try:
-            queued = services.convert_container(
-                actor=request.user,
-                ctx=RequestContext.from_request(request),
-                container=container,
-                new_name=request.POST.get("new_name", "").strip() or container.name,
-            )
-        except ServiceError as exc:
-            error, status = exc.message, exc.status_code
-        else:
-            return redirect(f"{reverse('containers:convert', args=[pk])}?op={queued.pk}")
+    if request.method != "POST":
+        return _convert_page(request, container)
+    new_name = posted(ConvertForm, request)["new_name"].strip() or container.name
+    return answer_operation(
+        request,
+        lambda: services.convert_container(
+            actor=request.user,
+            ctx=RequestContext.from_request(request),
+            container=container,
+            new_name=new_name,
+        ),
+        page=lambda refusal: _convert_page(request, container, refusal),
+        # The conversion's page: its result, to review and define.
+        accepted=lambda queued: redirect(f"{reverse('containers:convert', args=[pk])}?op={queued.pk}"),
+    )
+
+
+def _convert_page(
+    request: HtmxHttpRequest, container: Container, refusal: ServiceError | None = None
+) -> HttpResponse:
     op: Operation | None = None
     op_id = request.GET.get("op", "")
     if op_id.isdigit():
@@ -182,7 +195,7 @@ def container_convert(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         ).first()
     context = {
         "container": container,
-        "error": error,
+        "error": refusal.message if refusal else None,
         "op": op,
         "is_libvirt": container.backend == Backend.LIBVIRT,
         "can_admin": access.can(request.user, "admin", container.host),
@@ -192,13 +205,15 @@ def container_convert(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if op.is_terminal:
             response.status_code = 286  # htmx: stop polling
         return response
-    return render(request, "containers/container_convert.html", context, status=status)
+    return render(
+        request, "containers/container_convert.html", context, status=refusal.status_code if refusal else 200
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @audited_post(DomainOp.REDEFINE)
-def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def domain_xml_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """``virsh edit`` in the browser (admins): the definition, a diff before saving, a stale base refused."""
     from containers.lxc_config import config_hash, unified_diff
 
@@ -213,26 +228,34 @@ def domain_xml_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "text": container.domain_xml,
         "diff": None,
     }
-    status = 200
-    if request.method == "POST":
-        # Browsers send a textarea's lines with CRLF: the diff and the saved XML use LF.
-        text = request.POST.get("text", "").replace("\r\n", "\n")
-        try:
-            if request.POST.get("mode") == "save":
-                op = services.redefine_domain(
-                    actor=request.user,
-                    ctx=RequestContext.from_request(request),
-                    container=container,
-                    xml=text,
-                    base_hash=request.POST.get("base_hash", ""),
-                )
-                return redirect("operation-detail", pk=op.pk)
-            context.update(
-                text=text,
-                base_hash=request.POST.get("base_hash", ""),
-                diff=unified_diff(container.domain_xml, text, f"{container.name}.xml"),
-            )
-        except ServiceError as exc:
-            context.update(error=exc.message, text=text)
-            status = exc.status_code
-    return render(request, "containers/domain_xml.html", context, status=status)
+
+    def page(refusal: ServiceError | None = None) -> HttpResponse:
+        if refusal is not None:
+            context.update(error=refusal.message, text=text)
+        status = refusal.status_code if refusal else 200
+        return render(request, "containers/domain_xml.html", context, status=status)
+
+    if request.method != "POST":
+        return page()
+    data = posted(DomainEditForm, request)
+    # Browsers send a textarea's lines with CRLF: the diff and the saved XML use LF.
+    text = data["text"].replace("\r\n", "\n")
+    if data["mode"] == "save":
+        return answer_operation(
+            request,
+            lambda: services.redefine_domain(
+                actor=request.user,
+                ctx=RequestContext.from_request(request),
+                container=container,
+                xml=text,
+                base_hash=data["base_hash"],
+            ),
+            page=page,
+            follow=True,
+        )
+    context.update(
+        text=text,
+        base_hash=data["base_hash"],
+        diff=unified_diff(container.domain_xml, text, f"{container.name}.xml"),
+    )
+    return page()
