@@ -46,7 +46,6 @@ class CommandError(Exception):
         returncode: int | None = None,
         stderr: str = "",
         stdout: str = "",
-        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -54,7 +53,6 @@ class CommandError(Exception):
         self.returncode = returncode
         self.stderr = stderr
         self.stdout = stdout
-        self.retryable = retryable
 
     @property
     def command(self) -> str:
@@ -333,7 +331,6 @@ class Runner:
                 returncode=returncode,
                 stderr=result.stderr,
                 stdout=result.stdout,
-                retryable=True,
             )
         if check and returncode != 0:
             raise CommandError(

@@ -149,10 +149,6 @@ def find_user(username: str) -> Any:
     return user
 
 
-def _teams(user: Any) -> list[str]:
-    return sorted(user.console_teams.values_list("name", flat=True))
-
-
 def _state(user: Any) -> dict:
     return {"active": user.is_active, "superuser": user.is_superuser, "email": user.email}
 

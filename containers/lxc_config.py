@@ -83,14 +83,6 @@ class ContainerConfig:
     groups: list[str] = field(default_factory=list)
 
 
-def _multi_valued(key: str) -> bool:
-    return (
-        key in ("lxc.group", "lxc.mount.entry", "lxc.include", "lxc.environment")
-        or key.startswith(("lxc.hook.", "lxc.cgroup.", "lxc.cgroup2."))
-        or key in ("lxc.cap.drop", "lxc.cap.keep")
-    )
-
-
 class LxcConfig:
     """A config file: its lines (kept as they are) and LXC's reading of them."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, InvalidInput
 from console.identifiers import validate_container_name
 from console.models import Host, Operation
 from console.operations import OperationRequest, RequestContext, active_operation, operation_request
@@ -214,13 +214,6 @@ def destroy_container(
                 f"{c.name} cannot be destroyed: these snapshots depend on it: {', '.join(dependants)}"
             )
         return _queue(request, c, params)
-
-
-def get_container(pk: int) -> Container:
-    container = Container.objects.select_related("host").filter(pk=pk).first()
-    if container is None:
-        raise NotFound("no such container")
-    return container
 
 
 def restart_container(*, actor: Any, ctx: RequestContext, container: Container) -> Operation:

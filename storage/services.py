@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, InvalidInput
 from console.models import Host, Operation
 from console.operations import RequestContext, active_operation, operation_request
 from containers.models import Container
@@ -269,10 +269,3 @@ def destroy_pool(*, actor: Any, ctx: RequestContext, pool: Pool, confirm: str = 
             before={"pool": params, "capacity_bytes": pool.capacity_bytes, "used_bytes": pool.used_bytes},
             audit_params=params,
         )
-
-
-def get_pool(pk: int) -> Pool:
-    pool = Pool.objects.select_related("host").filter(pk=pk).first()
-    if pool is None:
-        raise NotFound("no such pool")
-    return pool

@@ -71,10 +71,6 @@ def virsh_argv(uri: str, *words: str) -> list[str]:
     return ["virsh", "-c", uri, *words]
 
 
-def virsh_line(uri: str, *words: str) -> str:
-    return "$ " + shlex.join(virsh_argv(uri, *words))
-
-
 def ensure_event_loop() -> None:
     """Register libvirt's default event implementation and run it in a daemon thread (once)."""
     global _event_loop_started
@@ -110,7 +106,6 @@ def _open(uri: str, host_label: str) -> Any:
             f"libvirtd is not running on host {host_label}: {exc.get_error_message() or exc}",
             argv=virsh_argv(uri, "uri"),
             code=exc.get_error_code(),
-            retryable=True,
         ) from None
     # Lets libvirt notice a dead daemon within seconds (test:/// has no keepalive).
     with contextlib.suppress(libvirt.libvirtError):
@@ -192,7 +187,6 @@ def call(
                     f"libvirtd is not running on host {label}: {detail}",
                     argv=virsh_argv(uri, *virsh),
                     code=exc.get_error_code(),
-                    retryable=True,
                 ) from None
             raise LibvirtError(
                 f"{message}: {detail}" if message else detail,
@@ -200,11 +194,6 @@ def call(
                 code=exc.get_error_code(),
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def error_code(name: str) -> int:
-    """A libvirt error code by name (``VIR_ERR_NO_DOMAIN``), for callers that must not import libvirt."""
-    return int(getattr(libvirt, name))
 
 
 def const(name: str) -> int:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from django.db import migrations, models
 
 
-def move_to_domain_xml(apps, schema_editor):  # noqa: ANN001
+def move_to_domain_xml(apps, schema_editor):
     Container = apps.get_model("containers", "Container")
     for c in Container.objects.filter(backend="libvirt").exclude(config_text=""):
         c.domain_xml, c.config_text = c.config_text, ""
         c.save(update_fields=["domain_xml", "config_text"])
 
 
-def move_back(apps, schema_editor):  # noqa: ANN001
+def move_back(apps, schema_editor):
     Container = apps.get_model("containers", "Container")
     for c in Container.objects.filter(backend="libvirt").exclude(domain_xml=""):
         c.config_text, c.domain_xml = c.domain_xml, ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import migrations, models
 
 
-def zpool_from_vg_name(apps, schema_editor):  # noqa: ANN001
+def zpool_from_vg_name(apps, schema_editor):
     Pool = apps.get_model("storage", "Pool")
     for pool in Pool.objects.filter(kind="zfs"):
         # The pool form named the zpool after the pool; rows made by hand may have left vg_name empty.
@@ -13,7 +13,7 @@ def zpool_from_vg_name(apps, schema_editor):  # noqa: ANN001
         pool.save(update_fields=["zpool", "vg_name"])
 
 
-def vg_name_from_zpool(apps, schema_editor):  # noqa: ANN001
+def vg_name_from_zpool(apps, schema_editor):
     Pool = apps.get_model("storage", "Pool")
     for pool in Pool.objects.filter(kind="zfs"):
         pool.vg_name, pool.zpool = pool.zpool, ""

@@ -188,7 +188,6 @@ def test_non_zero_exit_raises_command_error_with_details():
     assert exc.message == "sh failed: the real cause"
     assert str(exc) == exc.message
     assert exc.command == "sh -c 'echo partial; echo first problem >&2; echo the real cause >&2; exit 3'"
-    assert exc.retryable is False
 
 
 def test_non_zero_exit_without_stderr_names_the_exit_status():
@@ -241,7 +240,6 @@ def test_timeout_kills_the_whole_process_group_quickly(tmp_path, operation):
     assert 0.4 <= elapsed < 5
     exc = info.value
     assert isinstance(exc, CommandError)
-    assert exc.retryable is True
     assert exc.returncode == -9
     assert exc.stdout == "started\n"
     assert exc.message == "sh did not finish within 0.5 seconds"

@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from console import operations
-from console.errors import Busy, Conflict, Forbidden, InvalidInput, ServiceError
+from console.errors import Busy, Conflict, Forbidden, InvalidInput
 from console.models import AuditEvent, Operation
 from console.operations import RequestContext, audit
 from containers import services
@@ -377,14 +377,6 @@ def test_losing_the_race_to_the_database_lock_is_reported_as_busy(admin, make_co
     assert f"#{other.pk}" in info.value.message
     assert Operation.objects.count() == 1
     assert only_audit_event().result == "refused"
-
-
-def test_get_container(make_container):
-    container = make_container()
-    assert services.get_container(container.pk) == container
-    with pytest.raises(ServiceError) as info:
-        services.get_container(container.pk + 1000)
-    assert info.value.status_code == 404
 
 
 # --- the database lock itself -------------------------------------------------------------------

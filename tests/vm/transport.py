@@ -343,7 +343,6 @@ class VmRunner(Runner):
             f"the VM shell did not answer within {boot_timeout:g} s (qemu: {shlex.join(self.argv)}); "
             f"last console output:\n{tail}",
             argv=self.argv,
-            retryable=True,
         )
 
     def close(self, timeout: float = 10) -> None:
@@ -473,7 +472,6 @@ class VmRunner(Runner):
                 argv=args,
                 returncode=None,
                 stdout=self._buf[-2000:].decode(errors="replace"),
-                retryable=True,
             )
         stdout = match.group(1).decode(errors="replace")
         returncode = int(match.group(2))
