@@ -1,0 +1,402 @@
+"""Every form of the console with fields a user types into, submitted in the browser three ways
+(issue 11): untouched, with one field changed to a good value, and with one wrong value. A wrong
+value is refused with a message that names the problem, nothing is queued, and every value typed
+is still in its field; an untouched form queues nothing it was not asked for; a good change is
+accepted. One world for the module (tests/browser/world.py): a stopped and a running busybox
+container, a loop device, a dir pool, a network with DHCP and a stopped domain, made through the
+services at the start.
+
+Forms without typed fields (the action buttons: start, stop, undefine, ...) are submitted by the
+chapter walk (test_chapter_walk.py); the container Settings form has its own test
+(test_container_settings_form.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from console.models import Operation
+from console.operations import RequestContext
+from containers import services as containers
+from containers.choices import Backend
+from containers.libvirt import services as domains
+from containers.models import Container
+from networks import services as networks
+from networks.models import Network
+from storage import services as storage
+from storage.models import LoopDevice, Pool
+from tests.browser.helpers import PASSWORD, login
+from tests.browser.world import login_as
+from tests.host.helpers import wait_terminal
+from tests.hosttools import wait_for
+
+pytestmark = [pytest.mark.host, pytest.mark.browser]
+CTX = RequestContext(ip="127.0.0.1", request_id="form-sweep")
+
+
+def ok(op: Operation, timeout: float = 120) -> Operation:
+    op = wait_terminal(op, timeout)
+    assert op.status == "succeeded", f"{op.kind}: {op.error}\n{op.log[-2000:]}"
+    return op
+
+
+@pytest.fixture(scope="module")
+def things(world):
+    """What the forms act on, made through the services."""
+    admin, host = world.users["admin"], world.host
+    made: dict[str, object] = {}
+    for key in ("stopped", "running"):
+        op = ok(containers.create_container(actor=admin, ctx=CTX, host=host, name=world.name(key)))
+        made[key] = Container.objects.get(pk=op.result["container_id"])
+    ok(containers.start_container(actor=admin, ctx=CTX, container=made["running"]))
+    op = ok(storage.create_loop_device(actor=admin, ctx=CTX, host=host, name=world.name("disk"), size="16M"))
+    made["loop"] = wait_for(
+        lambda: LoopDevice.objects.filter(device=op.result["device"]).first(), 30, what="the loop device row"
+    )
+    ok(storage.create_pool(actor=admin, ctx=CTX, host=host, name=world.name("dirpool"), kind="dir"))
+    made["pool"] = Pool.objects.get(name=world.name("dirpool"))
+    third = int(world.prefix[1:3], 16)
+    ok(
+        networks.define_network(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=world.name("net"),
+            bridge=f"bs{world.prefix}",
+            forward_mode="none",
+            address=f"10.214.{third}.1",
+            netmask="255.255.255.0",
+            dhcp_start=f"10.214.{third}.100",
+            dhcp_end=f"10.214.{third}.200",
+        )
+    )
+    made["network"] = Network.objects.get(name=world.name("net"))
+    made["subnet"] = f"10.214.{third}"
+    stopped = made["stopped"]
+    ok(
+        domains.define_domain(
+            actor=admin,
+            ctx=CTX,
+            host=host,
+            name=world.name("dom"),
+            memory_mib=64,
+            vcpus=1,
+            init="/bin/sh",
+            rootfs=f"{stopped.lxc_path}/{stopped.name}/rootfs",
+            bridge="lxcbr0",
+        )
+    )
+    made["domain"] = Container.objects.get(backend=Backend.LIBVIRT, name=world.name("dom"))
+    return made
+
+
+@pytest.fixture(scope="module")
+def admin_page(world, browser, things):
+    page = login_as(world, browser, "admin")
+    page.on("dialog", lambda dialog: dialog.accept())
+    return page
+
+
+@dataclass
+class Case:
+    id: str
+    url: Callable[[object, dict], str]  # (world, things) -> path
+    form: str  # the form, as a selector
+    typed: dict[str, str]  # what the user types (or picks), wrong value included
+    says: str  # the refusal says this
+    untouched: str | None = None  # what an untouched submit says; "browser": the browser stops it
+    good: dict[str, str] = field(default_factory=dict)  # one good change ...
+    accepted: str = "operation"  # ... leads to an operation's page, or this text is shown
+    before: str | None = None  # clicked first (a folded section)
+    on_host: bool = False  # only the agent can tell: the refusal is the operation's failure
+
+
+def _c(key: str, tail: str = "") -> Callable[[object, dict], str]:
+    return lambda w, t: f"/containers/{t[key].pk}/{tail}"
+
+
+CASES = [
+    Case(
+        "container-create",
+        lambda w, t: "/containers/new/",
+        "main form[method=post]",
+        {"name": "no spaces allowed", "release": "bookworm"},
+        "name",
+        untouched="This field is required",
+    ),
+    Case(
+        "copy",
+        _c("stopped"),
+        "#container-forms form",
+        {"new_name": "-starts-with-a-dash"},
+        "must not start with '-'",
+        untouched="browser",
+    ),
+    Case(
+        "attach-command",
+        _c("running"),
+        "#container-forms form",
+        {"command": 'echo "no closing quote', "timeout": "30"},
+        "quot",
+        untouched="browser",
+        good={"command": "true"},
+        accepted="exited with status 0",
+    ),
+    Case(
+        "destroy",
+        _c("stopped", "destroy/"),
+        "main form[method=post]",
+        {"confirm": "not-its-name"},
+        "name",
+        untouched="browser",
+    ),
+    Case(
+        "limits",
+        _c("stopped", "limits/"),
+        "main form[method=post]",
+        {"key": "memory.limit_in_bytes", "value": "lots"},
+        "memory.limit_in_bytes",
+        untouched="single-line value is required",
+        good={"key": "pids.max", "value": "200"},
+    ),
+    Case(
+        "hook",
+        _c("stopped", "hooks/?hook=post-stop"),
+        "main form[method=post]",
+        {"script": "echo a script without its interpreter line"},
+        "#!",
+        good={"script": "#!/bin/sh\necho post-stop ran\n"},
+    ),
+    Case(
+        "mount",
+        _c("stopped", "mounts/"),
+        "form:has(input[name=source])",
+        {"source": "/nonexistent/dir", "target": "mnt/data"},
+        "allowed roots",
+        untouched="source",
+    ),
+    Case(
+        "mount-roots",
+        lambda w, t: f"/hosts/{w.host.slug}/",
+        "form:has(textarea[name=roots])",
+        {"roots": "/nonexistent/root-dir"},
+        "/nonexistent/root-dir",
+        on_host=True,
+    ),
+    Case(
+        "host-edit",
+        lambda w, t: f"/hosts/{w.host.slug}/",
+        "form:has(input[name=libvirt_uri])",
+        {"name": "", "address": "10.0.0.9"},
+        "name",
+        before="summary:has-text('Edit the host')",
+    ),
+    Case(
+        "loop-create",
+        lambda w, t: "/storage/loop/new/",
+        "main form[method=post]",
+        {"name": "sweep-disk", "size": "lots"},
+        "size",
+        untouched="This field is required",
+    ),
+    Case(
+        "loop-detach",
+        lambda w, t: f"/storage/loop/{t['loop'].pk}/detach/",
+        "main form[method=post]",
+        {"confirm": "/dev/loop999"},
+        "/dev/loop",
+        untouched="browser",
+    ),
+    Case(
+        "pool-create",
+        lambda w, t: "/storage/pools/new/",
+        "main form[method=post]",
+        {"name": "no spaces allowed", "kind": "dir"},
+        "name",
+        untouched="This field is required",
+    ),
+    Case(
+        "pool-destroy",
+        lambda w, t: f"/storage/pools/{t['pool'].pk}/destroy/",
+        "main form[method=post]",
+        {"confirm": "not-its-name"},
+        "name",
+        untouched="browser",
+    ),
+    Case(
+        "network-create",
+        lambda w, t: "/networks/new/",
+        "main form[method=post]",
+        {"name": "sweepnet", "bridge": "swbr0", "address": "300.1.2.3", "dhcp_start": "10.9.9.10"},
+        "must be an IPv4 address",
+        untouched="This field is required",
+    ),
+    Case(
+        "reservation",
+        lambda w, t: f"/networks/{t['network'].pk}/",
+        "form:has(input[name=mac])",
+        {"mac": "52:54:00:12:34:56", "ip": "8.8.8.8", "host_name": "sweep"},
+        "8.8.8.8",
+        untouched="browser",
+    ),
+    Case(
+        "domain-create",
+        lambda w, t: "/containers/libvirt/new/",
+        "form:has(input[name=mode][value=form])",
+        {"name": "sweepdom", "memory_mib": "lots", "rootfs": "/srv/nowhere"},
+        "memory",
+        untouched="This field is required",
+    ),
+    Case(
+        "domain-from-xml",
+        lambda w, t: "/containers/libvirt/new/",
+        "form:has(input[name=mode][value=xml])",
+        {"xml": "<domain type='lxc'><name>sweep"},
+        "XML",
+        untouched="This field is required",
+    ),
+    Case(
+        "domain-xml-edit",
+        _c("domain", "domain-xml/"),
+        "main form[method=post]",
+        {"text": "<domain"},
+        "XML",
+    ),
+    Case(
+        "convert",
+        _c("stopped", "convert/"),
+        "main form[method=post]",
+        {"new_name": "no spaces allowed"},
+        "name",
+    ),
+    Case(
+        "team-create",
+        lambda w, t: "/teams/",
+        "form.inline-form",
+        {"name": ""},
+        "name",
+        untouched="name",
+        good={"name": "sweep-team"},
+        accepted="sweep-team",
+    ),
+    Case(
+        "user-create",
+        lambda w, t: "/users/new/",
+        "main form[method=post]",
+        {"username": "has a space", "email": "someone@example.org"},
+        "letters, digits",
+        untouched="browser",
+    ),
+    Case(
+        "password-change",
+        lambda w, t: "/account/password/",
+        "main form[method=post]",
+        {
+            "old_password": "not-my-password",
+            "new_password1": "x-new-long-pass-9",
+            "new_password2": "x-new-long-pass-9",
+        },
+        "old password",
+        untouched="browser",
+    ),
+]
+
+
+def _open(page, world, things, case: Case) -> None:
+    page.goto(world.base + case.url(world, things))
+    if case.before:
+        page.locator(case.before).click()
+
+
+def _fill(form, typed: dict[str, str]) -> None:
+    for name, value in typed.items():
+        box = form.locator(f"[name='{name}']:not([type=hidden])").first
+        if box.evaluate("e => e.tagName") == "SELECT":
+            box.select_option(value)
+        else:
+            box.fill(value)
+
+
+def _submit(page, form) -> None:
+    form.locator("button[type=submit]:not([name=remove]):not(.danger), button[type=submit]").first.click()
+
+
+def _shown(page, text: str, timeout: float = 10) -> None:
+    try:
+        wait_for(lambda: text.lower() in page.inner_text("main").lower(), timeout, what=repr(text))
+    except AssertionError:
+        raise AssertionError(f"{text!r} is not on {page.url}:\n{page.inner_text('main')[:1500]}") from None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_wrong_value_is_refused_and_every_typed_value_stays(case, world, things, admin_page):
+    page = admin_page
+    _open(page, world, things, case)
+    form = page.locator(case.form).first
+    _fill(form, case.typed)
+    before = Operation.objects.count()
+    _submit(page, form)
+    page.wait_for_load_state()
+    if case.on_host:
+        page.locator("section.operation[data-status='failed']").wait_for(timeout=60000)
+        _shown(page, case.says)
+    else:
+        _shown(page, case.says)
+        assert Operation.objects.count() == before, "a wrong value was queued"
+    assert "/operations/" not in page.url
+    form = page.locator(case.form).first
+    for name, value in case.typed.items():
+        if "password" in name:
+            continue  # a password is never sent back to the page
+        box = form.locator(f"[name='{name}']:not([type=hidden])").first
+        assert box.input_value() == value, f"{name}: typed {value!r}, now {box.input_value()!r}"
+    assert page.locator("header.topbar").count() == 1  # no page inside the page
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.untouched], ids=[c.id for c in CASES if c.untouched])
+def test_untouched_form_queues_nothing_and_says_why(case, world, things, admin_page):
+    page = admin_page
+    _open(page, world, things, case)
+    form = page.locator(case.form).first
+    before = Operation.objects.count()
+    url = page.url
+    _submit(page, form)
+    page.wait_for_load_state()
+    if case.untouched == "browser":
+        assert not form.evaluate("f => f.checkValidity()"), "the browser let an empty required field go"
+        assert page.url == url
+    else:
+        _shown(page, case.untouched)
+    assert Operation.objects.count() == before
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.good], ids=[c.id for c in CASES if c.good])
+def test_one_good_change_is_accepted(case, world, things, admin_page):
+    page = admin_page
+    _open(page, world, things, case)
+    form = page.locator(case.form).first
+    _fill(form, case.good)
+    _submit(page, form)
+    if case.accepted == "operation":
+        page.wait_for_url("**/operations/*/", timeout=30000)
+        page.locator("section.operation[data-status='succeeded']").wait_for(timeout=60000)
+    else:
+        _shown(page, case.accepted, timeout=60)
+
+
+def test_login_form_keeps_the_username_after_a_wrong_password(world, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{world.base}/login/")
+    page.fill("input[name=username]", world.username("viewer"))
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/login/" in page.url
+    assert page.input_value("input[name=username]") == world.username("viewer")
+    assert page.locator("[role=alert], .alert.error, .errorlist").count() >= 1
+    login(page, world.base, world.username("viewer"), PASSWORD)
+    context.close()
