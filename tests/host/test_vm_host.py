@@ -1,8 +1,10 @@
 """A second host that is a real machine: a QEMU VM running the console's own agent.
 
 The VM boots Debian's kernel with this host's system (tests/vm/system.py ``boot_host_system``)
-plus a virtio NIC on QEMU's user networking. Its agent (``manage.py agent --host vm1``) reaches
-the test session's PostgreSQL and Redis as ``10.0.2.2:<port>`` (QEMU maps the guest's 10.0.2.2
+plus a virtio NIC on QEMU's user networking. vm1 is enrolled as an admin would enrol it (a
+one-time token exchanged for its own PostgreSQL role, Redis user and signing key, console.enrolment)
+and its agent (``manage.py agent --credentials``) runs on those only. It reaches the test session's
+PostgreSQL and Redis as ``10.0.2.2:<port>`` (QEMU maps the guest's 10.0.2.2
 to this machine's loopback). The guest gets 10.0.2.15/24 and no other route: nothing leaves the
 machine. The web side is this test process (services and the Django test client), with a local
 agent (``start_agent``) for a host of this machine next to vm1.
@@ -13,6 +15,7 @@ shared). The SQLite run of ``make test`` leaves it out with ``-m "not vm_host"``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -29,13 +32,13 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from console import db_roles, enrolment
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import services
 from containers.models import Container
 from storage import services as storage_services
 from storage.models import HostStorage, Pool
-from tests.database import session_database_url
 from tests.host.helpers import wait_terminal
 from tests.hosttools import missing, require_tool, wait_for
 from tests.vm.system import boot_host_system
@@ -62,7 +65,7 @@ class VmHost:
     """The machine vm1: its disks and shared directory outlive a power-off; ``boot`` starts QEMU
     and then the agent in it, ``power_off`` kills QEMU (SIGKILL, as pulling the plug)."""
 
-    def __init__(self, scratch: Path, database_url: str, redis_url: str) -> None:
+    def __init__(self, scratch: Path, credentials: dict[str, str]) -> None:
         self.scratch = scratch
         self.boot_dir = scratch / "boot"
         self.share = scratch / "share"
@@ -78,14 +81,24 @@ class VmHost:
             make_disk(self.boot_dir / "disk.img", 1024**3),
             make_disk(self.boot_dir / "disk2.img", 64 * 1024**2),
         ]
+        # The enrolled credentials, with the addresses the guest reaches the servers at; mode 600.
+        self.credentials = self.share / "agent.json"
+        fd = os.open(self.credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(
+                json.dumps(
+                    {
+                        **credentials,
+                        "database_url": guest_url(credentials["database_url"]),
+                        "redis_url": guest_url(credentials["redis_url"]),
+                    }
+                )
+            )
         self.env = {
-            "DATABASE_URL": guest_url(database_url),
-            "REDIS_URL": guest_url(redis_url),
             "AGENT_HEARTBEAT_SECONDS": "1",
             "INVENTORY_SYNC_SECONDS": "2",
             "AGENT_CLAIM_SECONDS": "1",
             "CONSOLE_AGENT_NAME": f"agent-{SLUG}",
-            "CONSOLE_HOST_NAME": "vm1 (Debian kernel in QEMU)",
             "AGENT_STATE_DIR": str(self.share / "agent-state"),
             "STORAGE_POOL_DIR": str(self.share / "pools"),
             "STORAGE_IMAGE_DIR": str(self.share / "images"),
@@ -126,8 +139,8 @@ class VmHost:
             sys.executable,
             "manage.py",
             "agent",
-            "--host",
-            SLUG,
+            "--credentials",
+            str(self.credentials),
             "--lxc-path",
             str(self.lxc_path),
             "--loglevel",
@@ -165,12 +178,18 @@ class VmHost:
 
 
 @pytest.fixture
-def vm_host(transactional_db, redis_url, settings, monkeypatch):
+def vm_host(transactional_db, redis_url, settings, superuser):
     if connection.vendor != "postgresql":
         pytest.skip("a VM host needs the suite on PostgreSQL (--database=postgres): SQLite is one machine's")
     require_tool("qemu-system-x86_64")
+    # Enrolled as an admin does it: the host added (a token), the token exchanged for vm1's own
+    # role, Redis user (on the session's Redis, as the console's admin user) and signing key.
+    settings.REDIS_URL = redis_url
+    host, _, token = enrolment.add_host(
+        actor=superuser, ctx=CTX, slug=SLUG, name="vm1 (Debian kernel in QEMU)", hours="1"
+    )
     scratch = Path(tempfile.mkdtemp(prefix="console-vmhost-", dir="/var/tmp"))
-    machine = VmHost(scratch, session_database_url(), redis_url)
+    machine = VmHost(scratch, enrolment.exchange(token))
     # The web side (this process) validates pool paths against the same directories.
     settings.STORAGE_POOL_DIR = machine.env["STORAGE_POOL_DIR"]
     settings.STORAGE_IMAGE_DIR = machine.env["STORAGE_IMAGE_DIR"]
@@ -183,6 +202,8 @@ def vm_host(transactional_db, redis_url, settings, monkeypatch):
             logs.mkdir(parents=True, exist_ok=True)
             (logs / "agent-vm1.log").write_text(log)
         machine.close()
+        db_roles.drop(host.pk)
+        db_roles.teardown()
 
 
 def host_row(client, slug: str) -> str:
