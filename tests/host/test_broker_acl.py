@@ -23,7 +23,7 @@ def _refused(call) -> str:
     return str(refused.value)
 
 
-def test_an_agents_redis_user_reaches_its_own_queue_only(admin, start_agent, acl_redis, monkeypatch):
+def test_an_agents_redis_user_reaches_its_own_queue_only(admin, acl_redis, start_agent, monkeypatch):
     monkeypatch.setenv("TEST_AGENT_CLAIM_SECONDS", "60")
     slugs = [f"t-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     passwords = {slug: broker_acl.new_password() for slug in slugs}
@@ -85,3 +85,14 @@ def test_an_agents_redis_user_reaches_its_own_queue_only(admin, start_agent, acl
     assert "no permissions to access one of the channels" in _refused(lambda: stolen.publish("other", b"x"))
     assert acl_redis.client.llen(f"host.{other}") == 0
     assert all(agent.proc.poll() is None for agent in agents)
+
+    # Redis restarted (killed, as a crash): the users came back from the ACL file (ACL SAVE), the
+    # agent reconnects on its own user and the next operation is woken by the broker again.
+    acl_redis.kill()
+    acl_redis.start()
+    acl_redis.client.execute_command("ACL", "LOG", "RESET")
+    container = host.containers.get(name="acl")
+    op = wait_terminal(services.stop_container(actor=admin, ctx=RequestContext(), container=container), 60)
+    assert op.status == "succeeded", op.error + op.log
+    assert acl_redis.client.execute_command("ACL", "LOG") == []
+    assert b"user=agent-" + mine.encode() in acl_redis.client.execute_command("CLIENT", "LIST")
