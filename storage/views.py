@@ -59,7 +59,13 @@ def storage_index(request: HttpRequest) -> HttpResponse:
         }
         for host in hosts
     ]
-    context = {"sections": sections, "operations": _recent_operations(hosts), "image_dir": conf.image_dir()}
+    context = {
+        "sections": sections,
+        "operations": _recent_operations(hosts),
+        "image_dir": conf.image_dir(),
+        # Loop devices and pools are made by a host's admins: the buttons only for them.
+        "can_create": any(s["can_admin"] for s in sections),
+    }
     return render(request, "storage/index.html", context)
 
 
