@@ -105,7 +105,7 @@ bench: deps prepare-host
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy console containers storage networks bench
+	$(BIN)/mypy console containers storage networks bench tests
 
 format: venv
 	$(BIN)/ruff format .

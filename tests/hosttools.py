@@ -11,13 +11,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"required for host tests in CI: {reason}", pytrace=False)
     pytest.skip(reason)

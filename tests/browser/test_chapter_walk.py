@@ -77,7 +77,9 @@ class Walk:
         shown = time.time()
         card = self.page.locator("section.operation").first
         wait_for(lambda: card.get_attribute("data-status") in TERMINAL, timeout, what="the operation")
-        pk = int(re.search(r"/operations/(\d+)/", self.page.url).group(1))
+        found = re.search(r"/operations/(\d+)/", self.page.url)
+        assert found, self.page.url
+        pk = int(found.group(1))
         op = Operation.objects.get(pk=pk)
         if time.time() - shown > 3:
             print(

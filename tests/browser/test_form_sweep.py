@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ def admin_page(world, browser, things):
 @dataclass
 class Case:
     id: str
-    url: Callable[[object, dict], str]  # (world, things) -> path
+    url: Callable[[Any, dict], str]  # (world, things) -> path
     form: str  # the form, as a selector
     typed: dict[str, str]  # what the user types (or picks), wrong value included
     says: str  # the refusal says this

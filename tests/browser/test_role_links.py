@@ -83,7 +83,9 @@ def objects(world):
 
 def _need(name: str) -> str:
     get, post = MATRIX[name]
-    return post or get
+    need = post or get
+    assert need is not None, f"{name} takes neither a GET nor a POST"
+    return need
 
 
 def _found(page) -> set[str]:

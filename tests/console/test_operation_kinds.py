@@ -42,7 +42,7 @@ def test_a_second_handler_for_a_kind_is_refused():
 
 def test_a_bare_string_kind_is_refused():
     with pytest.raises(TypeError, match="TextChoices"):
-        operation_handler("container.start")  # type: ignore[arg-type]
+        operation_handler("container.start")
 
 
 def test_kinds_are_text_choices():

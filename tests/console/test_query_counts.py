@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -241,7 +242,9 @@ def _counts(size: str) -> dict[tuple[str, str, str, str], int]:
                         continue
                     path = get.path.format(**values)
                     target = get.target.format(**values)
-                    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target} if target else {}
+                    headers: dict[str, Any] = (
+                        {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target} if target else {}
+                    )
                     with CaptureQueriesContext(connection) as ctx:
                         response = client.get(path, **headers)
                         if hasattr(response, "streaming_content"):

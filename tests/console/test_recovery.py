@@ -181,8 +181,8 @@ def test_the_supervisor_keeps_the_command_alive_when_the_agent_is_gone(tmp_path)
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    proc.stdout.close()  # type: ignore[union-attr]
-    proc.stderr.close()  # type: ignore[union-attr]
+    proc.stdout.close()
+    proc.stderr.close()
     assert proc.wait(timeout=10) == 7
     assert exit_file.read_text() == "7\n"
 

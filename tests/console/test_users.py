@@ -34,7 +34,9 @@ def sue(client, superuser):
 
 def link_token(response) -> str:
     """The token of the one-time link a page shows once."""
-    return re.search(r"/password/([A-Za-z0-9_-]{43})/", response.content.decode()).group(1)
+    found = re.search(r"/password/([A-Za-z0-9_-]{43})/", response.content.decode())
+    assert found, "no one-time link on the page"
+    return found.group(1)
 
 
 def sessions_of(user) -> int:

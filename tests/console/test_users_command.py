@@ -28,7 +28,9 @@ def users(*args: str, stdin: str | None = None, monkeypatch=None) -> str:
 
 
 def link_in(output: str) -> str:
-    return re.search(r"^(http\S+/password/[A-Za-z0-9_-]{43}/)$", output, re.M).group(1)
+    found = re.search(r"^(http\S+/password/[A-Za-z0-9_-]{43}/)$", output, re.M)
+    assert found, output
+    return found.group(1)
 
 
 def test_invite_prints_a_link_that_sets_the_password(settings):

@@ -306,9 +306,9 @@ def test_too_long_and_non_string_paths_are_refused(pid):
     with pytest.raises(RootfsError, match="too long"):
         resolve(pid, "/" + "a/" * 2049)
     with pytest.raises(RootfsError, match="string"):
-        resolve(pid, b"/etc")  # type: ignore[arg-type]
+        resolve(pid, b"/etc")
     with pytest.raises(RootfsError, match="string"):
-        resolve(pid, None)  # type: ignore[arg-type]
+        resolve(pid, None)
     # exactly 4096 bytes still resolve
     assert resolve(pid, "/" + "./" * 2046 + "etc") == "/etc"
 

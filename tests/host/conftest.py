@@ -82,7 +82,7 @@ class RedisServer:
 def use_broker(url: str) -> str:
     """Point the web side of the tests (this process) at ``url``; returns the previous URL."""
     old = celery_app.conf.broker_url
-    celery_app.conf.broker_url = url
+    celery_app.conf.broker_url = url  # type: ignore[misc]  # the stubs' read-only property is a setting
     _reset_producer_pool()
     return old
 
@@ -110,8 +110,9 @@ def _reset_producer_pool() -> None:
     import kombu.pools
 
     kombu.pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    # Celery's and kombu's private pools: forgotten so the next message opens a new connection.
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

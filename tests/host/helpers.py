@@ -23,4 +23,5 @@ def browser_session(user) -> tuple[str, dict[str, str]]:
     client = Client()
     client.force_login(user)
     key = client.session.session_key
+    assert key is not None
     return key, {"Cookie": f"{settings.SESSION_COOKIE_NAME}={key}"}

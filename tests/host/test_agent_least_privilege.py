@@ -80,6 +80,7 @@ def _terminal_round_trip(admin, container, redis_url: str, log_dir) -> None:
     """Type a command in the container's terminal through the web (the admin Redis user) and the
     agent (its own): the output comes back; the session ends when the page closes."""
     from websockets.sync.client import connect
+    from websockets.typing import Origin
 
     from console.models import Operation
     from containers import terminal
@@ -96,7 +97,7 @@ def _terminal_round_trip(admin, container, redis_url: str, log_dir) -> None:
             actor=admin, ctx=ctx, container=container, origin=origin, session_key=key
         )
         url = f"ws://{web.address}/ws/terminal/{ticket.token}/"
-        with connect(url, origin=origin, additional_headers=cookie, open_timeout=10) as ws:
+        with connect(url, origin=Origin(origin), additional_headers=cookie, open_timeout=10) as ws:
             ws.send(json.dumps({"type": "input", "data": "echo least-$((6*7))\r"}))
             assert b"least-42" in read_until(ws, b"least-42")
         session = wait_for(

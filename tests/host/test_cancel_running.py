@@ -31,6 +31,7 @@ CTX = RequestContext()
 def cancel_while_running(operator, op: Operation, program: str) -> tuple[Operation, float]:
     """Cancel ``op`` once it runs ``program``; returns the ended operation and how long it took."""
     running = running_with(op, program, timeout=60)
+    assert running.process is not None
     pgid = running.process["pgid"]
     asked = time.monotonic()
     cancel_operation(actor=operator, ctx=CTX, op=running)

@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def host_targets():
         yield target, directory
 
 
-def untouched(target: Path, directory: Path, *, allowed: set[str] = frozenset()) -> None:
+def untouched(target: Path, directory: Path, *, allowed: AbstractSet[str] = frozenset()) -> None:
     assert target.read_bytes() == HOST_CONTENT
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert set(os.listdir(directory)) == set(allowed)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from console.errors import Forbidden
 from console.models import AuditEvent, Host, Operation
@@ -95,7 +96,7 @@ def refusals() -> list[AuditEvent]:
 
 def refused(url: str, origin: str, headers: dict | None = None) -> str:
     """Connect, and expect the server to close at once with a 44xx code; returns its reason."""
-    ws = connect(url, origin=origin, additional_headers=headers or {}, open_timeout=5)
+    ws = connect(url, origin=Origin(origin), additional_headers=headers or {}, open_timeout=5)
     with ws, pytest.raises(ConnectionClosed) as closed:
         ws.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code in (4403, 4404), closed.value

@@ -55,7 +55,7 @@ def refused(func, exc_type=ServiceError, match: str = "", **kwargs):
         func(**kwargs)
     assert Operation.objects.count() == ops, "a refused request queued an operation"
     assert AuditEvent.objects.count() == audits + 1
-    assert AuditEvent.objects.order_by("-pk").first().result == "refused"
+    assert AuditEvent.objects.latest("pk").result == "refused"
 
 
 # ------------------------------------------------------------------ XML
@@ -721,6 +721,7 @@ def _with_filesystems(*pairs: tuple[str, str]) -> str:
 
     root = ET.fromstring(build_domain_xml(DomainSpec("pasted2", 64, 1, "/bin/sh", "/srv/x")))
     devices = root.find("devices")
+    assert devices is not None
     for fs in devices.findall("filesystem"):
         devices.remove(fs)
     for source, target in pairs:

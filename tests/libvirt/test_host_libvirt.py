@@ -67,6 +67,12 @@ def domain_row(host: Host, name: str) -> Container | None:
     return Container.objects.filter(host=host, backend=Backend.LIBVIRT, name=name).first()
 
 
+def the_domain(host: Host, name: str) -> Container:
+    row = domain_row(host, name)
+    assert row is not None, f"no row for domain {name}"
+    return row
+
+
 def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin, start_agent, unique):
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
@@ -125,10 +131,10 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
         and parse_domain_xml(dom.domain_xml).uuid == before_uuid
     )
 
-    def act(action: str, **kw) -> Container:
+    def act(action: str, **kw) -> Container | None:
         ok(
             domains.domain_action(
-                actor=admin, ctx=CTX, container=domain_row(host, unique), action=action, **kw
+                actor=admin, ctx=CTX, container=the_domain(host, unique), action=action, **kw
             )
         )
         return domain_row(host, unique)
@@ -274,7 +280,7 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
             netmask="255.255.255.128",
         )
 
-    def act(action: str, **kw) -> Network:
+    def act(action: str, **kw) -> Network | None:
         ok(
             nets.network_action(
                 actor=admin, ctx=CTX, network=Network.objects.get(pk=net.pk), action=action, **kw

@@ -19,7 +19,7 @@ class RecordingRunner(Runner):
         self.calls: list[tuple[list[str], dict]] = []
         self.answers = answers or {}
 
-    def run(self, argv, **kwargs):  # type: ignore[override]
+    def run(self, argv, **kwargs):
         self.calls.append((list(argv), kwargs))
         result = self.answers.get(argv[0]) or CommandResult(list(argv), 0, "", "", 0.0)
         if kwargs.get("check", True) and result.returncode != 0:
@@ -136,7 +136,7 @@ def test_zfs_destroy_gives_the_complete_order_with_clones_first():
     stderr = fixture_text("seed_zfs_destroy_has_children.txt")
 
     class Scripted(RecordingRunner):
-        def run(self, argv, **kwargs):  # type: ignore[override]
+        def run(self, argv, **kwargs):
             self.calls.append((list(argv), kwargs))
             if argv[:2] == ["zfs", "list"]:
                 return CommandResult(list(argv), 0, listing, "", 0.0)

@@ -145,7 +145,9 @@ def test_pool_with_containers_cannot_be_destroyed_and_says_so_once(client, admin
 
 
 def _device_options(body: str) -> list[str]:
-    select = re.search(r'<select name="device"[^>]*>(.*?)</select>', body, re.S).group(1)
+    found = re.search(r'<select name="device"[^>]*>(.*?)</select>', body, re.S)
+    assert found, "no device select on the page"
+    select = found.group(1)
     return re.findall(r'<option value="([^"]*)"', select)
 
 

@@ -142,10 +142,10 @@ def module_load_order(kernel_version: str, names: Sequence[str], *, root: str = 
         order.append(path)
 
     for name in names:
-        path = by_name.get(name.replace("-", "_"))
-        if path is None:
+        found = by_name.get(name.replace("-", "_"))
+        if found is None:
             raise ValueError(f"module {name!r} is not in {dep_file} (built in, or missing)")
-        visit(path)
+        visit(found)
     return order
 
 
