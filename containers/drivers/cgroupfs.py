@@ -18,10 +18,12 @@ TX / RX bytes  the container's interface in ``/proc/PID/net/dev`` (its own side:
 =============  ======================================  ====================================
 
 The container's cgroup is found from its init's ``/proc/PID/cgroup``; its last component must be
-LXC's ``lxc.payload.NAME`` (the default ``lxc.cgroup.pattern``), or nothing is read: a pid reused
-by another process is never taken for the container. These are kernel files (procfs, cgroupfs),
-never paths inside the container's root filesystem. Every reader returns None when it cannot
-read, and callers fall back to the ``lxc-*`` tools.
+LXC's ``lxc.payload.NAME`` (the default ``lxc.cgroup.pattern``), or ``lxc.payload.NAME-N`` (LXC
+adds ``-1``, ``-2``, ... when a container of the same name on another LXC path of the host holds
+the plain one), or nothing is read: a pid reused by another process is never taken for the
+container. These are kernel files (procfs, cgroupfs), never paths inside the container's root
+filesystem. Every reader returns None when it cannot read, and callers fall back to the ``lxc-*``
+tools.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def cgroups_of(pid: int) -> dict[str, str]:
 
 def container_dirs(pid: int, name: str) -> dict[str, str] | None:
     """{controller: directory} of the container whose init is ``pid``, or None when ``pid`` is not
-    in ``lxc.payload.NAME`` (it ended, or its pid now belongs to another process)."""
+    in ``lxc.payload.NAME`` or ``lxc.payload.NAME-N`` (it ended, or its pid now belongs to another
+    process)."""
     groups = cgroups_of(pid)
     payload = f"lxc.payload.{name}"
     where = mounts()
@@ -85,10 +88,17 @@ def container_dirs(pid: int, name: str) -> dict[str, str] | None:
         mount = where.get(controller)
         if mount is None or not path.startswith("/"):
             continue
-        if os.path.basename(path.rstrip("/")) != payload:
+        leaf = os.path.basename(path.rstrip("/"))
+        if leaf != payload and not _suffixed(leaf, payload):
             continue
         dirs[controller] = os.path.join(mount, path.lstrip("/"))
     return dirs or None
+
+
+def _suffixed(leaf: str, payload: str) -> bool:
+    """``leaf`` is ``payload`` with LXC's ``-N`` (the name was taken by another LXC path's container)."""
+    head, _, number = leaf.rpartition("-")
+    return head == payload and number.isascii() and number.isdigit()
 
 
 def _read(path: str) -> str | None:

@@ -88,3 +88,35 @@ def test_the_usage_refresh_reads_files_not_tools(running, host: Host, tmp_path):
         os.environ["PATH"] = saved
     row.refresh_from_db()
     assert row.usage["cpu_ns"] > 0 and row.usage["memory_bytes"] > 0
+
+
+def test_a_container_whose_name_another_lxc_path_holds_is_read_from_its_files(running, lxc_root, tmp_path):
+    """LXC names the cgroup of a second container of the same name (another LXC path)
+    lxc.payload.NAME-1: its figures are still read from the files, and they are its own."""
+    path, name = running
+    other = str(lxc_root / f"cg-{uuid.uuid4().hex[:6]}")
+    os.makedirs(other)
+    try:
+        create = ["lxc-create", "-P", other, "-n", name, "-t", "busybox"]
+        subprocess.run(create, check=True, capture_output=True)
+        with open(f"{other}/{name}/config", "a") as f:
+            f.write("lxc.apparmor.profile = unconfined\nlxc.cgroup.memory.limit_in_bytes = 123M\n")
+        subprocess.run(["lxc-start", "-P", other, "-n", name], check=True, capture_output=True)
+        pid = int(lxc("lxc-info", "-P", other, "-n", name, "-p", "-H"))
+        with open(f"/proc/{pid}/cgroup") as f:
+            assert f"lxc.payload.{name}-" in f.read()  # the situation under test
+        dirs = cgroupfs.container_dirs(pid, name)
+        assert dirs is not None
+        assert cgroupfs.cgroup_value(pid, name, "memory.limit_in_bytes", dirs) == str(123 * 1024 * 1024)
+        first = int(lxc("lxc-info", "-P", path, "-n", name, "-p", "-H"))
+        assert cgroupfs.cgroup_value(first, name, "memory.limit_in_bytes") != str(123 * 1024 * 1024)
+        usage = cgroupfs.usage(pid, name)
+        assert usage is not None and usage["memory_bytes"] > 0
+        # A suffix that is not LXC's (a number), or another name's, is still refused.
+        assert cgroupfs.container_dirs(pid, f"{name}x") is None
+        assert cgroupfs._suffixed(f"lxc.payload.{name}-1", f"lxc.payload.{name}")
+        assert not cgroupfs._suffixed(f"lxc.payload.{name}-1x", f"lxc.payload.{name}")
+        assert not cgroupfs._suffixed(f"lxc.payload.{name}x-1", f"lxc.payload.{name}")
+        assert not cgroupfs._suffixed(f"lxc.payload.{name}-", f"lxc.payload.{name}")
+    finally:
+        destroy_all_containers(other)
