@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 from django.db import models
 
-from console import agent, signing
+from console import agent, busy, signing
 from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.errors import ServiceError
 from console.models import Operation
@@ -65,7 +65,15 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
     if not op.claim(worker):
         logger.info("operation %s is no longer pending; skipped", op.pk)
         return op
-    runner = runner or Runner(op, supervised=is_supervised(op.kind))
+    # The reads event watchers ask for on its target meanwhile wait for its own (console.busy).
+    with busy.running(op.lock_key):
+        _run_handler(op, runner or Runner(op, supervised=is_supervised(op.kind)))
+    op.refresh_from_db()
+    return op
+
+
+def _run_handler(op: Operation, runner: Runner) -> None:
+    """Call ``op``'s handler and make it terminal with the outcome."""
     handler = HANDLERS.get(op.kind)
     try:
         if handler is None:
@@ -95,8 +103,6 @@ def execute(op: Operation, *, worker: str = "", runner: Runner | None = None) ->
         op.finish(OperationStatus.SUCCEEDED, result=result)
     finally:
         runner.sink.flush()
-    op.refresh_from_db()
-    return op
 
 
 def internal_error(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from console import busy
 from console.models import Host
 from console.runner import CommandError, Runner
 from containers.choices import Backend, State
@@ -229,6 +230,16 @@ def refresh_container(
     host: Host, lxc_path: str, name: str, runner: Runner | None = None, *, limits: bool = True
 ) -> Container | None:
     """Refresh one container's row after an operation (or delete it if it no longer exists)."""
+    began = time.monotonic()
+    container = _refresh_container(host, lxc_path, name, runner, limits=limits)
+    # A read lxc-monitor's event asked for meanwhile is covered by this one (console.busy).
+    busy.read_done(container_lock_key(host.slug, lxc_path, name), "refresh", began)
+    return container
+
+
+def _refresh_container(
+    host: Host, lxc_path: str, name: str, runner: Runner | None, *, limits: bool
+) -> Container | None:
     driver = LxcDriver(runner or Runner(None), lxc_path)
     qs = Container.objects.filter(host=host, backend=Backend.LXC, lxc_path=lxc_path, name=name)
     if not driver.exists(name):

@@ -12,14 +12,14 @@ import threading
 
 from django.db import close_old_connections
 
-from console import events
+from console import busy, events
 from console.models import Host
 from console.runner import die_with_agent
 from containers import signals
 from containers.choices import Backend, State
 from containers.drivers.lxc import parse_monitor_line
 from containers.inventory import refresh_container
-from containers.models import Container
+from containers.models import Container, container_lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ _TRANSIENT = {"THAWED", "FREEZING", "STARTING", "STOPPING", "ABORTING"}
 
 
 def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
-    """Record a state change at once, then refresh the whole row (PID, IPs, usage) from lxc-info."""
+    """Record a state change at once, then refresh the whole row (PID, IPs, usage) from lxc-info,
+    unless an operation on the container does so itself."""
     events.lxc_state_event(host.pk, lxc_path, name, state)  # every line, as lxc-monitor prints it
     # THAWED is not a state a container stays in; ABORTING (a failed start) is always followed by
     # STOPPED, and written late it would overwrite the STOPPED the failed start's refresh read.
@@ -42,10 +43,18 @@ def handle_event(host: Host, lxc_path: str, name: str, state: str) -> None:
             signals.state_changed(host.pk, changed)
     if state in _TRANSIENT:
         return
-    try:
-        refresh_container(host, lxc_path, name)
-    except Exception as exc:  # the container may be gone already; the periodic sync settles it
-        logger.info("refresh of %s after %s failed: %s", name, state, exc)
+
+    def refresh() -> None:
+        try:
+            refresh_container(host, lxc_path, name)
+        except Exception as exc:  # the container may be gone already; the periodic sync settles it
+            logger.info("refresh of %s after %s failed: %s", name, state, exc)
+
+    # An operation of this agent on the container reads it back itself when its action is done:
+    # this read waits for that one, and runs after the operation only if that one began before
+    # this event (console.busy).
+    if not busy.defer(container_lock_key(host.slug, lxc_path, name), "refresh", refresh):
+        refresh()
 
 
 class PathMonitor:
