@@ -27,13 +27,13 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from console import broker_acl, db_roles, signing
-from console.choices import AuditResult, ConsoleAction
+from console.choices import AuditResult, ConsoleAction, OperationStatus
 from console.errors import Conflict, Forbidden, InvalidInput, ServiceError
-from console.models import Host, HostEnrolment
+from console.models import Host, HostEnrolment, Operation
 from console.operations import RequestContext, audit, operation_request
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -179,7 +179,15 @@ def exchange(token: str, *, ip: str | None = None) -> dict[str, str]:
                 broker_acl.persist(client)
             finally:
                 client.close()
-            Host.objects.filter(pk=host.pk).update(enrolled_at=timezone.now(), revoked_at=None)
+            # A new signing key: whatever key an earlier enrolment handed out verifies nothing now.
+            Host.objects.filter(pk=host.pk).update(
+                enrolled_at=timezone.now(), revoked_at=None, key_generation=F("key_generation") + 1
+            )
+            host.refresh_from_db()
+            for op in Operation.objects.select_related("host").filter(
+                host=host, status=OperationStatus.PENDING
+            ):
+                signing.sign(op)
             redis_db = urlsplit(settings.REDIS_URL).path.lstrip("/") or "0"
             redis_user = quote(broker_acl.user_name(host.slug), safe="")
             redis_address = _address("AGENT_REDIS_ADDRESS", settings.REDIS_URL, 6379)
@@ -196,7 +204,7 @@ def exchange(token: str, *, ip: str | None = None) -> dict[str, str]:
                 "redis_url": (
                     f"redis://{redis_user}:{quote(redis_password, safe='')}@{redis_address}/{redis_db}"
                 ),
-                "agent_key": signing.derive_host_key(host.slug).hex(),
+                "agent_key": signing.derive_host_key(host.slug, host.key_generation).hex(),
             }
             audit(
                 actor=None,

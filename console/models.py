@@ -44,6 +44,8 @@ class Host(models.Model):
     # and when an admin revoked them (its Redis user and PostgreSQL role then refuse it).
     enrolled_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The generation of its signing key (console.signing): one more at each enrolment.
+    key_generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

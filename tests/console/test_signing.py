@@ -73,7 +73,7 @@ def test_hosts_keys_differ_and_an_agent_holds_only_its_own(two_hosts, settings, 
     assert signing.verifies(op_b)
     assert not signing.verifies(op_a)  # it cannot even compute sa's signature
     with pytest.raises(KeyError):
-        signing.host_key("sa")
+        signing.host_key(a)
     # What it can sign with its key never verifies for sa (sa's agent uses sa's key).
     forged_by_b = signing.signature_of(op_a, key=key_b)
     settings.CONSOLE_AGENT_KEY = key_a.hex()
@@ -87,3 +87,17 @@ def test_unsigned_operation_does_not_verify(two_hosts):
     op = Operation.objects.create(kind="container.start", host=two_hosts[0], target="t", lock_key="k")
     assert op.signature == ""
     assert not signing.verifies(op)
+
+
+def test_a_new_key_generation_voids_the_old_key(two_hosts):
+    a = two_hosts[0]
+    op = Operation.objects.select_related("host").get(pk=_op(a).pk)
+    old_key = signing.derive_host_key("sa")
+    assert signing.signature_of(op, key=old_key) == op.signature
+    Host.objects.filter(pk=a.pk).update(key_generation=1)
+    op = Operation.objects.select_related("host").get(pk=op.pk)
+    assert not signing.verifies(op)  # signed under generation 0
+    signing.sign(op)
+    assert signing.verifies(op)
+    assert signing.signature_of(op, key=old_key) != op.signature
+    assert signing.derive_host_key("sa", 1) != old_key

@@ -16,7 +16,7 @@ import pytest
 import redis
 from django.db import connection
 
-from console import db_roles, enrolment
+from console import db_roles, enrolment, signing
 from console.errors import Conflict
 from console.models import AuditEvent, Host
 from console.operations import RequestContext
@@ -56,6 +56,11 @@ def test_enrol_run_and_revoke(
     settings.REDIS_URL = acl_redis.url  # the console's (admin) Redis: it makes the agent's user
     ctx = RequestContext()
     host, _, token = enrolment.add_host(actor=superuser, ctx=ctx, slug="vm1", name="a VM", hours="1")
+    Host.objects.filter(pk=host.pk).update(lxc_path=str(lxc_root / "vm1"))
+    host.refresh_from_db()
+    # Queued before the enrolment (signed under the host's first key): re-signed by it, so the
+    # enrolled agent runs it.
+    early = services.create_container(actor=superuser, ctx=ctx, host=host, name="early")
     path = tmp_path / "etc" / "agent.json"
     try:
         done = _enrol(token, live_server.url, path)
@@ -64,6 +69,12 @@ def test_enrol_run_and_revoke(
         given = json.loads(path.read_text())
         assert given["host"] == "vm1" and f"console_agent_{host.pk}:" in given["database_url"]
         assert given["redis_url"].startswith("redis://agent-vm1:")
+        assert Host.objects.get(pk=host.pk).key_generation == 1
+        assert (
+            given["agent_key"]
+            == signing.derive_host_key("vm1", 1).hex()
+            != signing.derive_host_key("vm1").hex()
+        )
         # The token worked once.
         again = _enrol(token, live_server.url, tmp_path / "again.json")
         assert again.returncode != 0 and "unknown, used, revoked or expired" in again.stderr
@@ -81,6 +92,8 @@ def test_enrol_run_and_revoke(
         assert host.lxc_path == str(lxc_root / "vm1")
         op = wait_terminal(services.create_container(actor=superuser, ctx=ctx, host=host, name="enrolled"))
         assert op.status == "succeeded", op.error + op.log
+        early = wait_terminal(early)
+        assert early.status == "succeeded" and early.worker == "agent-vm1", early.error + early.log
         assert f"console_agent_{host.pk}" in _backend_users()
 
         # Revoked: its logins are refused and its open sessions end at once.
