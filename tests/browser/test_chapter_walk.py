@@ -40,6 +40,7 @@ class Walk:
         self.world = world
         self.times: list[tuple[str, float]] = []
         self.partials: list[tuple[str, int, bool]] = []  # (URL, status, whether it held <html)
+        self.checked = 0  # times every live panel was found fresh after an operation
         page.on("dialog", lambda dialog: dialog.accept())
         page.on("response", self._response)
 
@@ -52,6 +53,46 @@ class Walk:
         except Exception:  # a redirect or a navigated-away request has no body to read
             return
         self.partials.append((response.url, response.status, "<html" in body.lower()))
+
+    def fresh(self, timeout: float = 10) -> None:
+        """Every live panel of the page (an element that reads itself with hx-get: on an event, an
+        operation's end or a timer) shows what the server renders for it now: its words, numbers
+        left out (usage, times and PIDs move on their own), equal to a fresh request made the way
+        htmx makes it. Called once an operation is terminal: a panel still showing the old state
+        (or one missing a row the operation made) fails the walk."""
+        script = """async () => {
+            const words = t => (t || '').replace(/[0-9]+/g, '').replace(/\\s+/g, ' ').trim();
+            const out = [];
+            for (const el of document.querySelectorAll('div[hx-get][id], section[hx-get][id]')) {
+                if (el.classList.contains('operation')) continue;  // cards: checked by status
+                const url = new URL(el.getAttribute('hx-get'), location.href);
+                const vals = JSON.parse(el.getAttribute('hx-vals') || '{}');
+                for (const [k, v] of Object.entries(vals)) url.searchParams.set(k, v);
+                const r = await fetch(url, {headers: {'HX-Request': 'true', 'HX-Target': el.id,
+                                                      'HX-Trigger': el.id}});
+                const body = await r.text();
+                const t = document.createElement('template');
+                t.innerHTML = body;
+                const outer = (el.getAttribute('hx-swap') || '').startsWith('outerHTML');
+                const served = outer && t.content.firstElementChild ? t.content.firstElementChild : t.content;
+                if (words(served.textContent) !== words(el.textContent))
+                    out.push([el.id, words(el.textContent), words(served.textContent)]);
+            }
+            return out;
+        }"""
+        stale: list = []
+
+        def agree():
+            nonlocal stale
+            stale = self.page.evaluate(script)
+            return not stale
+
+        try:
+            wait_for(agree, timeout, interval=0.5, what="the live panels")
+        except AssertionError:
+            details = "\n".join(f"#{i}:\n  shows: {a[:600]}\n  now:   {b[:600]}" for i, a, b in stale)
+            raise AssertionError(f"stale panels on {self.page.url}:\n{details}") from None
+        self.checked += 1
 
     @contextlib.contextmanager
     def step(self, name: str):
@@ -88,6 +129,7 @@ class Walk:
                 f"{op.finished_at and op.finished_at.timestamp():.2f} seen {time.time():.2f}"
             )
         assert card.get_attribute("data-status") == "succeeded", f"{op.kind}: {op.error}\n{op.log[-2000:]}"
+        self.fresh()
         return op
 
     def card(self, click, scope: str = "#action-result", timeout: float = 180) -> Operation:
@@ -114,6 +156,7 @@ class Walk:
                 f"{op.finished_at and op.finished_at.timestamp():.2f} seen {time.time():.2f}"
             )
         assert status == "succeeded", f"{op.kind}: {op.error}\n{op.log[-2000:]}"
+        self.fresh()
         return op
 
     def state(self, wanted: str, timeout: float = 60) -> None:
@@ -510,3 +553,4 @@ def test_seed_chapter_by_clicks(browser, world):
     whole = [url for url, _status, html in walk.partials if html]
     assert not whole, f"live panels received whole pages: {whole}"
     assert len(walk.partials) > 20  # the hook saw the panels' requests
+    assert walk.checked >= 30  # every operation's page was checked
