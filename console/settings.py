@@ -120,10 +120,14 @@ _SQLITE_OPTIONS = {
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
+    # Connections kept for 60 s as with DATABASE_URL: with 0, Celery's Django fixup closes the
+    # agent's connection at every task's start and end and each lxc-monitor event closes its
+    # thread's, so every operation and event opened a new one (and ran the PRAGMAs below).
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "console.sqlite3"),
+            "CONN_MAX_AGE": 60,
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
