@@ -130,6 +130,7 @@ class Operation(models.Model):
     commands = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # The id its wake-up message is sent with (written with the row; emptied if it could not be sent).
     celery_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=255, blank=True)
     # The host command running now, so that an agent that restarts finds it (console.recovery):
@@ -200,7 +201,6 @@ class Operation(models.Model):
         Sent by task name: the web side needs no import of the agent's task code."""
         from console.celery import app
 
-        self._changed()  # pages showing its target learn it exists
         if not self.host.agent_online:
             seen = self.host.last_heartbeat
             self.append_log(
@@ -210,32 +210,37 @@ class Operation(models.Model):
                 "not run then\n"
             )
         try:
-            sent = app.send_task(
+            # Sent with the id written with the row (start_operation): no write after the send.
+            app.send_task(
                 "console.run_operation",
                 args=[self.pk],
                 kwargs={"host": self.host.slug, "kind": self.kind, "signature": self.signature},
                 queue=self.host.queue_name,
+                task_id=self.celery_id or None,
             )
         except Exception as exc:  # kombu raises several types for an unreachable broker
             # The row is the queue of record: the host's agent claims it from the database.
             logger.warning("could not send the wake-up of operation %s: %s", self.pk, exc)
+            self._update(celery_id="")
             self.append_log(
                 f"# the task queue (Redis) could not be reached ({exc}); the agent of "
                 f"{self.host.slug} takes this operation from the database within "
                 f"{settings.AGENT_CLAIM_SECONDS:g} s\n"
             )
-            return
-        self._update(celery_id=sent.id or "")
+        self._changed()  # pages showing its target learn it exists (after the agent's wake-up)
 
     def claim(self, worker: str = "") -> bool:
         """Pending -> running, on one agent only; False (and nothing changed) if it is not pending."""
-        claimed = Operation.objects.filter(pk=self.pk, status=OperationStatus.PENDING).update(
-            status=OperationStatus.RUNNING, started_at=timezone.now(), worker=worker
-        )
-        self.refresh_from_db()
-        if claimed:
-            self._changed()
-        return bool(claimed)
+        fields = {"status": OperationStatus.RUNNING, "started_at": timezone.now(), "worker": worker}
+        if not Operation.objects.filter(pk=self.pk, status=OperationStatus.PENDING).update(**fields):
+            self.refresh_from_db()
+            return False
+        # The row was read just before: only these fields changed (no second read, and the
+        # host it was read with stays loaded).
+        for key, value in fields.items():
+            setattr(self, key, value)
+        self._changed()
+        return True
 
     def cancel(self, reason: str) -> bool:
         """Pending -> cancelled (which frees its target's lock); False if it is no longer pending.

@@ -12,6 +12,7 @@ transaction has committed) or records a change it made in the request itself
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -249,6 +250,7 @@ def start_operation(
                 target=target,
                 lock_key=lock_key,
                 params=params,
+                celery_id=str(uuid.uuid4()),
             )
             signing.sign(op)
             audit(

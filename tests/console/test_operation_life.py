@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from console.models import Operation
+from tests.host.conftest import redis_url  # noqa: F401  (a private Redis for the wake-up message)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,3 +158,42 @@ def test_a_long_multi_line_message_is_one_bounded_line():
         and len(reason) <= 540
         and reason.startswith("internal error: ValueError: first line")
     )
+
+
+def test_a_claim_is_one_write_and_keeps_the_row_it_read(op, host, django_assert_num_queries):
+    op = Operation.objects.select_related("host").get(pk=op.pk)
+    with django_assert_num_queries(1):  # the UPDATE: no read back, the host still loaded
+        assert op.claim("agent-a") is True
+        assert op.host.slug == host.slug
+    assert (fresh(op).status, fresh(op).worker, fresh(op).started_at) == ("running", "agent-a", op.started_at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_wake_up_is_sent_with_the_id_written_with_the_row(redis_url, admin, host):  # noqa: F811
+    import json
+
+    import redis
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from console.operations import RequestContext, start_operation
+
+    with CaptureQueriesContext(connection) as queries:
+        op = start_operation(
+            actor=admin,
+            ctx=RequestContext(),
+            host=host,
+            kind="test.wake",
+            target="t",
+            lock_key="test:wake",
+            params={},
+        )
+    # No write after the commit: the id was in the INSERT.
+    assert not [
+        q for q in queries.captured_queries if q["sql"].startswith("UPDATE") and "celery_id" in q["sql"]
+    ]
+    row = fresh(op)
+    assert row.celery_id and row.celery_id == op.celery_id
+    messages = [json.loads(m) for m in redis.Redis.from_url(redis_url).lrange(host.queue_name, 0, -1)]
+    assert [m["headers"]["id"] for m in messages] == [row.celery_id]
+    assert messages[0]["headers"]["task"] == "console.run_operation"
