@@ -40,13 +40,21 @@ def domain_name():
 
 @pytest.fixture
 def loop_device(tmp_path):
-    image = tmp_path / "disk.img"
-    subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
-    device = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    yield device
-    subprocess.run(["losetup", "-d", device], capture_output=True, timeout=30)
+    """A loop device to attach, and a spare one that stays free: with no free device left the page
+    says so instead of offering the attach form, and the expected actions would hang on whatever
+    other free devices the host happens to have."""
+    devices = []
+    for name in ("disk.img", "spare.img"):
+        image = tmp_path / name
+        subprocess.run(["truncate", "-s", "16M", str(image)], check=True)
+        devices.append(
+            subprocess.run(
+                ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+    yield devices[0]
+    for device in devices:
+        subprocess.run(["losetup", "-d", device], capture_output=True, timeout=30)
 
 
 def _actions(page) -> set[str]:
