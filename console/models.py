@@ -265,9 +265,12 @@ class Operation(models.Model):
             self._changed()
         return bool(asked)
 
-    def set_process(self, process: dict | None) -> None:
-        """Record the host command that runs now (its process group), or that none does."""
-        self._update(process=process)
+    def set_process(self, process: dict | None, *, log: str = "") -> None:
+        """Record the host command that runs now (its process group), or that none does; ``log``
+        (the runner's ``$ command`` line) is appended in the same write."""
+        self._update(process=process, **self._log_field(log))
+        if log:
+            self._changed(throttled=True)
 
     def set_progress(self, percent: int, label: str = "") -> None:
         percent = max(0, min(100, int(percent)))
@@ -280,10 +283,11 @@ class Operation(models.Model):
         Operation.objects.filter(pk=self.pk).update(log=Concat(F("log"), Value(storable(text))))
         self._changed(throttled=True)
 
-    def record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
+    def record_command(self, argv: list[str], returncode: int, seconds: float, *, log: str = "") -> None:
         """One more entry of the command list (the page's "equivalent commands"); the command
-        no longer runs, so its process is forgotten in the same write. ``ended`` (when it ended)
-        places it in the operation's timeline (bench/lifecycle.py's overhead breakdown)."""
+        no longer runs, so its process is forgotten in the same write, and ``log`` (the rest of its
+        output) is appended in it. ``ended`` (when it ended) places it in the operation's timeline
+        (bench/lifecycle.py's overhead breakdown)."""
         commands = Operation.objects.only("commands").get(pk=self.pk).commands
         entry = {
             "argv": argv,
@@ -291,7 +295,7 @@ class Operation(models.Model):
             "seconds": round(seconds, 3),
             "ended": timezone.now().isoformat(timespec="milliseconds"),
         }
-        self._update(commands=[*commands, entry], process=None)
+        self._update(commands=[*commands, entry], process=None, **self._log_field(log))
         self._changed(throttled=True)
 
     def set_result(self, result: dict) -> None:
@@ -384,7 +388,13 @@ class Operation(models.Model):
         fields = {key: storable(value) for key, value in fields.items()}
         Operation.objects.filter(pk=self.pk).update(**fields)
         for key, value in fields.items():
-            setattr(self, key, value)
+            if not hasattr(value, "resolve_expression"):  # the log, appended in the database
+                setattr(self, key, value)
+
+    @staticmethod
+    def _log_field(text: str) -> dict[str, Any]:
+        """``text`` appended to the log by an UPDATE, without reading it (as append_log does)."""
+        return {"log": Concat(F("log"), Value(storable(text)))} if text else {}
 
     def _changed(self, *, throttled: bool = False) -> None:
         """Tell the pages showing it (console.events; never fails the write)."""

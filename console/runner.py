@@ -126,6 +126,22 @@ class LogSink:
         with self._lock:
             self._flush_locked(time.monotonic())
 
+    def hold(self, text: str) -> None:
+        """Buffer ``text`` without flushing: the caller's next write of the operation takes it
+        (:meth:`take`), one UPDATE instead of two."""
+        if self.operation is None:
+            return
+        with self._lock:
+            self._buf.append(text)
+
+    def take(self) -> str:
+        """The buffered text, which the caller writes with its own write (it counts as a flush)."""
+        with self._lock:
+            text = "".join(self._buf)
+            self._buf.clear()
+            self._last = time.monotonic()
+            return text
+
     def _flush_locked(self, now: float) -> None:
         if self._buf and self.operation is not None:
             self.operation.append_log("".join(self._buf))
@@ -190,7 +206,7 @@ class Runner:
             self.sink.flush()
             raise CommandCancelled(f"cancelled by {who} before `{args[0]}` ran", argv=args)
         if record:
-            self.sink.write(f"$ {shlex.join(args)}\n")
+            self.sink.hold(f"$ {shlex.join(args)}\n")  # written with the process record below
         started = time.monotonic()
         full_env = None
         if env is not None:
@@ -233,7 +249,7 @@ class Runner:
             raise CommandError(f"{args[0]} cannot be executed: {exc}", argv=args) from exc
 
         if operation is not None:
-            operation.set_process(process_record(proc.pid, args, exit_file))
+            operation.set_process(process_record(proc.pid, args, exit_file), log=self.sink.take())
         out_parts: list[str] = []
         err_parts: list[str] = []
         sizes = {"out": 0, "err": 0}
@@ -308,13 +324,13 @@ class Runner:
         result = CommandResult(args, returncode, "".join(out_parts), "".join(err_parts), seconds)
         if record:
             if cancelled_by:
-                self.sink.write(
+                self.sink.hold(
                     f"# cancelled by {cancelled_by}: the command was ended (process group {proc.pid})\n"
                 )
             elif returncode != 0 or timed_out:
-                self.sink.write(f"# exit status {returncode}{' (timed out)' if timed_out else ''}\n")
-            self.sink.flush()
-            self._record_command(args, returncode, seconds)
+                self.sink.hold(f"# exit status {returncode}{' (timed out)' if timed_out else ''}\n")
+            # The rest of its output goes with the command list's entry: one write.
+            self._record_command(args, returncode, seconds, log=self.sink.take())
         if cancelled_by:
             self.cancelled_by = cancelled_by
             raise CommandCancelled(
@@ -350,10 +366,10 @@ class Runner:
         who = model.objects.filter(pk=self.operation.pk).values_list("cancel_requested_by", flat=True).first()
         return who or ""
 
-    def _record_command(self, argv: list[str], returncode: int, seconds: float) -> None:
+    def _record_command(self, argv: list[str], returncode: int, seconds: float, *, log: str = "") -> None:
         if self.operation is None:
             return
-        self.operation.record_command(argv, returncode, seconds)  # also forgets the process
+        self.operation.record_command(argv, returncode, seconds, log=log)  # also forgets the process
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:

@@ -134,6 +134,18 @@ def test_commands_records_argv_exit_and_seconds_in_order(operation):
     assert fresh(operation).equivalent_commands == ["true", "sh -c 'sleep 0.2; exit 3'"]
 
 
+def test_a_quick_command_costs_two_writes_of_its_operation(operation, django_assert_num_queries):
+    """The transcript line goes with the process record, the output with the command list's
+    entry: two UPDATEs (and two reads: the cancel check, the command list) per command."""
+    runner = Runner(operation)
+    with django_assert_num_queries(4) as queries:
+        runner.run(["sh", "-c", "echo out; exit 4"], check=False)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
+    op = fresh(operation)
+    assert op.log == "$ sh -c 'echo out; exit 4'\nout\n# exit status 4\n"
+    assert [c["exit"] for c in op.commands] == [4] and op.process is None
+
+
 def test_failed_command_writes_its_exit_status_into_the_log(operation):
     Runner(operation).run(["sh", "-c", "echo oops >&2; exit 3"], check=False)
     assert fresh(operation).log == "$ sh -c 'echo oops >&2; exit 3'\noops\n# exit status 3\n"
