@@ -1,4 +1,4 @@
-"""Shared fixtures: users with each role (through a team bound to all hosts) and a registered host."""
+"""Shared fixtures: users with each role (through a team bound to all hosts), a host, its containers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from console.models import Host, RoleBinding, Team
+from containers.models import Container
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +80,14 @@ def host(db):
         lxc_path="/var/lib/lxc",
         capabilities={"lxc": {"available": True, "version": "5.0.2", "templates": ["busybox", "debian"]}},
     )
+
+
+@pytest.fixture
+def make_container(host):
+    """``make(name, state, **fields)``: a container row on ``host`` (its default LXC path)."""
+
+    def make(name="web1", state="STOPPED", **kwargs):
+        kwargs.setdefault("lxc_path", host.lxc_path)
+        return Container.objects.create(host=host, name=name, state=state, **kwargs)
+
+    return make
