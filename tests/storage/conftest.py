@@ -1,4 +1,4 @@
-"""Storage tests: the real Redis + agent fixtures of the host tests, fixtures files, a fast hasher."""
+"""Storage tests: the host tests' Redis + agent fixtures, fixtures files, the usual storage world."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from console.errors import ServiceError
+from console.models import AuditEvent, Operation
+from console.operations import RequestContext
+from storage import services
 from storage.drivers.loop import read_mounts
+from storage.models import HostStorage
 from tests.host.conftest import *  # noqa: F403
 from tests.host.conftest import destroy_all_containers
 from tests.hosttools import require_root, require_tool
@@ -99,3 +104,66 @@ def storage_env(monkeypatch, settings):
     finally:
         take_apart(root)
         assert not our_loops(root), "a loop device of this test is still attached"
+
+
+# --- the usual storage world of the service and page tests (no agent, nothing runs) ---
+
+CTX = RequestContext(ip="192.0.2.20", request_id="req-storage")
+
+G = 1024**3
+
+
+@pytest.fixture
+def storage_host(host, settings, tmp_path):
+    settings.STORAGE_IMAGE_DIR = str(tmp_path / "images")
+    settings.STORAGE_POOL_DIR = str(tmp_path / "pools")
+    host.capabilities = {
+        **host.capabilities,
+        "loop": {"available": True, "devices": 8},
+        "lvm": {"available": True, "device_mapper": False},
+        "zfs": {"available": False, "kernel": False},
+    }
+    host.save()
+    HostStorage.objects.create(
+        host=host,
+        image_dir=str(tmp_path / "images"),
+        image_dir_free_bytes=10 * G,
+        volume_groups=["vg0"],
+        block_devices=[
+            {"path": "/dev/vda", "size": 250 * G, "type": "disk", "fstype": "ext4", "mountpoint": "/"},
+            {"path": "/dev/loop0", "size": 2 * G, "type": "loop", "fstype": "", "mountpoint": ""},
+            {"path": "/dev/loop1", "size": 2 * G, "type": "loop", "fstype": "btrfs", "mountpoint": ""},
+            {"path": "/dev/loop2", "size": 2 * G, "type": "loop", "fstype": "btrfs", "mountpoint": "/mnt/x"},
+            {"path": "/dev/loop3", "size": 64 * 1024**2, "type": "loop", "fstype": "", "mountpoint": ""},
+        ],
+    )
+    return host
+
+
+@pytest.fixture
+def inventory(host):
+    return HostStorage.objects.create(
+        host=host,
+        image_dir="/var/lib/lxc-console/storage",
+        image_dir_free_bytes=50 * 1024**3,
+        block_devices=[
+            {"path": "/dev/loop0", "size": 2 * 1024**3, "type": "loop", "fstype": "", "mountpoint": ""}
+        ],
+    )
+
+
+def refused(call, exc_type=ServiceError) -> ServiceError:
+    """Run a service call that must be refused: one refused audit row, no operation."""
+    with pytest.raises(exc_type) as info:
+        call()
+    assert Operation.objects.count() == 0
+    events = list(AuditEvent.objects.all())
+    assert len(events) == 1, events
+    assert events[0].result == "refused" and events[0].message == info.value.message
+    return info.value
+
+
+def pool(admin, host, **kwargs):
+    kwargs.setdefault("name", "fast")
+    kwargs.setdefault("kind", "btrfs")
+    return lambda: services.create_pool(actor=admin, ctx=CTX, host=host, **kwargs)

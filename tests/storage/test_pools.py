@@ -1,4 +1,4 @@
-"""Storage pages: empty states, inventory tables, forms that redirect to the operation's page."""
+"""Pools: creating (devices, names, kinds), the detail page, destroying (what depends on them)."""
 
 from __future__ import annotations
 
@@ -6,46 +6,12 @@ import re
 
 import pytest
 
+from console.errors import Conflict, InvalidInput
 from console.models import Operation
-from storage.models import HostStorage, LoopDevice, Pool
-
-
-@pytest.fixture
-def inventory(host):
-    return HostStorage.objects.create(
-        host=host,
-        image_dir="/var/lib/lxc-console/storage",
-        image_dir_free_bytes=50 * 1024**3,
-        block_devices=[
-            {"path": "/dev/loop0", "size": 2 * 1024**3, "type": "loop", "fstype": "", "mountpoint": ""}
-        ],
-    )
-
-
-def test_empty_states_say_what_to_do(client, admin, host, inventory):
-    client.force_login(admin)
-    page = client.get("/storage/").content.decode()
-    assert "No pools on testhost" in page and "make a btrfs pool" in page
-    assert "No loop devices on testhost" in page and "Create a file and attach it" in page
-
-
-def test_index_shows_loop_devices_and_pool_usage(client, admin, host, inventory):
-    LoopDevice.objects.create(
-        host=host, device="/dev/loop0", backing_file="/srv/a.img", size_bytes=2 * 1024**3
-    )
-    Pool.objects.create(
-        host=host,
-        name="fast",
-        kind="btrfs",
-        source="/dev/loop0",
-        lxc_path="/p/fast",
-        capacity_bytes=2 * 1024**3,
-        used_bytes=512 * 1024**2,
-    )
-    client.force_login(admin)
-    page = client.get("/storage/").content.decode()
-    assert "/srv/a.img" in page and "2.0\xa0GB" in page
-    assert 'value="25"' in page and "512.0\xa0MB of 2.0\xa0GB (25%)" in page
+from containers.models import Container
+from storage import services
+from storage.models import HostStorage, Pool
+from tests.storage.conftest import CTX, pool, refused
 
 
 def test_pool_detail_shows_subvolumes_and_lvm_tables(client, admin, host):
@@ -85,21 +51,6 @@ def test_pool_detail_shows_subvolumes_and_lvm_tables(client, admin, host):
     assert "wz--n-" in page and "No logical volumes in lxc" in page
 
 
-def test_loop_create_redirects_to_the_operation(client, admin, host, inventory):
-    client.force_login(admin)
-    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "1G"})
-    op = Operation.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/operations/{op.pk}/"
-
-
-def test_loop_create_bad_size_shows_the_message(client, admin, host, inventory):
-    client.force_login(admin)
-    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "-5G"})
-    assert response.status_code == 400
-    assert "the size must be larger than zero" in response.content.decode()
-    assert Operation.objects.count() == 0
-
-
 def test_pool_create_without_wipe_on_a_used_device(client, admin, host, inventory):
     inventory.block_devices = [
         {"path": "/dev/loop0", "size": 2**31, "type": "loop", "fstype": "btrfs", "mountpoint": ""}
@@ -111,21 +62,6 @@ def test_pool_create_without_wipe_on_a_used_device(client, admin, host, inventor
     )
     assert response.status_code == 409 and "tick &#x27;wipe&#x27;" in response.content.decode()
     assert Operation.objects.count() == 0
-
-
-def test_viewer_is_refused(client, viewer, host, inventory):
-    client.force_login(viewer)
-    response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "1G"})
-    assert response.status_code == 403 and Operation.objects.count() == 0
-
-
-def test_detach_needs_the_device_typed(client, admin, host, inventory):
-    loop = LoopDevice.objects.create(host=host, device="/dev/loop0", backing_file="/srv/a.img")
-    client.force_login(admin)
-    response = client.post(f"/storage/loop/{loop.pk}/detach/", {"confirm": "/dev/loop1"})
-    assert response.status_code == 400 and Operation.objects.count() == 0
-    response = client.post(f"/storage/loop/{loop.pk}/detach/", {"confirm": "/dev/loop0"})
-    assert response.status_code == 302 and Operation.objects.get().kind == "storage.loop.detach"
 
 
 def test_pool_with_containers_cannot_be_destroyed_and_says_so_once(client, admin, host, inventory):
@@ -184,54 +120,6 @@ def test_pool_create_offers_the_chosen_hosts_free_devices(client, admin, host, i
     assert '<option value="/dev/loop3" selected>' in body
 
 
-def test_mkfs_needs_the_device_typed_and_wipe_over_data(client, admin, host, inventory):
-    loop = LoopDevice.objects.create(
-        host=host, device="/dev/loop0", backing_file="/srv/a.img", fstype="btrfs"
-    )
-    client.force_login(admin)
-    page = client.get("/storage/").content.decode()
-    assert f"/storage/loop/{loop.pk}/mkfs/" in page  # offered from the loop device's row
-    response = client.post(f"/storage/loop/{loop.pk}/mkfs/", {"confirm": "/dev/loop1"})
-    assert response.status_code == 400 and Operation.objects.count() == 0
-    response = client.post(f"/storage/loop/{loop.pk}/mkfs/", {"confirm": "/dev/loop0"})
-    assert response.status_code == 409 and "tick &#x27;wipe&#x27;" in response.content.decode()
-    assert 'name="confirm" value="/dev/loop0"' in response.content.decode()  # what was typed stays
-    response = client.post(f"/storage/loop/{loop.pk}/mkfs/", {"confirm": "/dev/loop0", "wipe": "on"})
-    op = Operation.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/operations/{op.pk}/"
-    assert op.kind == "storage.loop.mkfs"
-    assert op.params == {"device": "/dev/loop0", "backing_file": "/srv/a.img", "wipe": True}
-
-
-def test_mkfs_is_refused_on_a_device_a_pool_or_a_domain_uses(client, admin, host, inventory):
-    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
-    from containers.models import Container
-
-    used = LoopDevice.objects.create(host=host, device="/dev/loop0", backing_file="/srv/a.img")
-    Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop0", lxc_path="/srv/f")
-    given = LoopDevice.objects.create(host=host, device="/dev/loop1", backing_file="/srv/b.img")
-    xml = build_domain_xml(DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", mac="00:16:3e:00:00:01"))
-    Container.objects.create(
-        host=host,
-        name="dom1",
-        backend="libvirt",
-        state="RUNNING",
-        domain_xml=xml.replace(
-            "</devices>",
-            "<disk type='block' device='disk'><source dev='/dev/loop1'/>"
-            "<target dev='vdb' bus='virtio'/></disk></devices>",
-        ),
-    )
-    client.force_login(admin)
-    page = client.get(f"/storage/loop/{used.pk}/mkfs/").content.decode()
-    assert '<button type="submit" class="danger" disabled' in page
-    response = client.post(f"/storage/loop/{used.pk}/mkfs/", {"confirm": "/dev/loop0", "wipe": "on"})
-    assert response.status_code == 409 and response.content.decode().count("destroy the btrfs pool fast") == 1
-    response = client.post(f"/storage/loop/{given.pk}/mkfs/", {"confirm": "/dev/loop1", "wipe": "on"})
-    assert response.status_code == 409 and "attached to domain &#x27;dom1&#x27;" in response.content.decode()
-    assert Operation.objects.count() == 0
-
-
 def test_a_mounted_partition_blocks_its_disk_and_only_its_disk(client, admin, host, inventory):
     def dev(path, **kw):
         return {"path": path, "size": 2**30, "type": "loop", "fstype": "", "mountpoint": "", **kw}
@@ -256,3 +144,134 @@ def test_a_mounted_partition_blocks_its_disk_and_only_its_disk(client, admin, ho
     assert Operation.objects.count() == 0
     assert create("/dev/loop1").status_code == 302
     assert Operation.objects.get().params["device"] == "/dev/loop1"
+
+
+def test_btrfs_pool_on_a_blank_loop_device(admin, storage_host, tmp_path):
+    op = pool(admin, storage_host, device="/dev/loop0")()
+    assert op.kind == "storage.pool.create" and op.lock_key == "pool:testhost:fast"
+    assert op.params == {
+        "name": "fast",
+        "kind": "btrfs",
+        "lxc_path": str(tmp_path / "pools" / "fast"),
+        "wipe": False,
+        "device": "/dev/loop0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("device", "error", "words"),
+    [
+        ("/dev/loop2", Conflict, "is mounted at /mnt/x"),
+        ("/dev/vda", Conflict, "is mounted at /"),
+        ("/dev/loop7", InvalidInput, "is not a block device of host"),
+        ("/etc/passwd", InvalidInput, "not a device path under /dev"),
+        ("/dev/../etc/passwd", InvalidInput, "not a device path under /dev"),
+        ("", InvalidInput, "a block device is required"),
+        ("/dev/loop3", InvalidInput, "too small for btrfs"),
+    ],
+)
+def test_bad_devices_are_refused(admin, storage_host, device, error, words):
+    exc = refused(pool(admin, storage_host, device=device), error)
+    assert words in exc.message
+
+
+@pytest.mark.parametrize("name", ["-x", "../up", "a b", "", "é", "x" * 64])
+def test_bad_pool_names_are_refused(admin, storage_host, name):
+    exc = refused(pool(admin, storage_host, name=name, device="/dev/loop0"), InvalidInput)
+    assert "pool name" in exc.message
+
+
+def test_device_already_backing_a_pool_is_refused(admin, storage_host):
+    Pool.objects.create(host=storage_host, name="old", kind="lvm", source="/dev/loop0", vg_name="vg0")
+    exc = refused(pool(admin, storage_host, device="/dev/loop0"), Conflict)
+    assert "already backs the lvm pool old" in exc.message
+
+
+def test_existing_volume_group_name_is_refused(admin, storage_host):
+    exc = refused(pool(admin, storage_host, kind="lvm", device="/dev/loop0", vg_name="vg0"), Conflict)
+    assert "a volume group named 'vg0' already exists" in exc.message
+
+
+def test_lvm_pool_defaults_to_volume_group_lxc(admin, storage_host):
+    op = pool(admin, storage_host, name="lvpool", kind="lvm", device="/dev/loop0")()
+    assert op.params["vg_name"] == "lxc"
+
+
+def test_bad_volume_group_names(admin, storage_host):
+    refused(pool(admin, storage_host, kind="lvm", device="/dev/loop0", vg_name="-vg"), InvalidInput)
+
+
+def test_zfs_pool_refused_without_the_kernel_module(admin, storage_host):
+    exc = refused(pool(admin, storage_host, kind="zfs", device="/dev/loop0"), InvalidInput)
+    assert "no ZFS kernel module" in exc.message
+
+
+def test_existing_zpool_name_is_refused_where_zfs_runs(admin, storage_host):
+    storage_host.capabilities = {**storage_host.capabilities, "zfs": {"available": True, "kernel": True}}
+    storage_host.save()
+    HostStorage.objects.filter(host=storage_host).update(zpools=["tank"])
+    exc = refused(pool(admin, storage_host, name="tank", kind="zfs", device="/dev/loop0"), Conflict)
+    assert exc.message == "a ZFS pool named 'tank' already exists on host testhost"
+    op = pool(admin, storage_host, name="lxc", kind="zfs", device="/dev/loop0")()
+    assert (op.params["kind"], op.params["zpool"], op.params["device"]) == ("zfs", "lxc", "/dev/loop0")
+
+
+def test_unknown_kind_and_duplicate_name(admin, storage_host):
+    refused(pool(admin, storage_host, kind="ext9", device="/dev/loop0"), InvalidInput)
+
+
+def test_duplicate_pool_name(admin, storage_host):
+    Pool.objects.create(host=storage_host, name="fast", kind="dir", lxc_path="/srv/fast")
+    refused(pool(admin, storage_host, device="/dev/loop0"), Conflict)
+
+
+def test_dir_pool(admin, storage_host):
+    op = pool(admin, storage_host, name="plain", kind="dir", path="/srv/lxc-plain")()
+    assert op.params["lxc_path"] == "/srv/lxc-plain"
+
+
+def test_dir_pool_on_a_system_directory_is_refused(admin, storage_host):
+    refused(pool(admin, storage_host, name="plain", kind="dir", path="/etc"), InvalidInput)
+
+
+def test_destroy_pool_with_containers_lists_them_in_the_safe_order(admin, storage_host):
+    p = Pool.objects.create(
+        host=storage_host, name="fast", kind="btrfs", source="/dev/loop1", lxc_path="/p/fast"
+    )
+    a = Container.objects.create(host=storage_host, name="a", lxc_path="/p/fast")
+    Container.objects.create(
+        host=storage_host, name="a-snap", lxc_path="/p/fast", origin=a, origin_kind="snapshot"
+    )
+    exc = refused(lambda: services.destroy_pool(actor=admin, ctx=CTX, pool=p, confirm="fast"), Conflict)
+    assert "1. destroy the snapshot a-snap" in exc.message and "2. destroy the container a" in exc.message
+
+
+def test_destroy_lvm_pool_with_logical_volumes_lists_snapshots_first(admin, storage_host):
+    p = Pool.objects.create(
+        host=storage_host,
+        name="lv",
+        kind="lvm",
+        source="/dev/loop0",
+        vg_name="lxc",
+        details={
+            "lvs": [
+                {"name": "lvm_container_2", "vg": "lxc", "attr": "owi-a-s--"},
+                {"name": "container_2_copy", "vg": "lxc", "attr": "swi-a-s--"},
+            ]
+        },
+    )
+    exc = refused(lambda: services.destroy_pool(actor=admin, ctx=CTX, pool=p, confirm="lv"), Conflict)
+    assert exc.message.index("lvremove lxc/container_2_copy") < exc.message.index(
+        "lvremove lxc/lvm_container_2"
+    )
+
+
+def test_destroy_pool_needs_its_name_typed(admin, storage_host):
+    p = Pool.objects.create(host=storage_host, name="fast", kind="dir", lxc_path="/p/fast")
+    refused(lambda: services.destroy_pool(actor=admin, ctx=CTX, pool=p, confirm="slow"), InvalidInput)
+
+
+def test_destroy_empty_pool(admin, storage_host):
+    p = Pool.objects.create(host=storage_host, name="fast", kind="dir", lxc_path="/p/fast")
+    op = services.destroy_pool(actor=admin, ctx=CTX, pool=p, confirm="fast")
+    assert op.kind == "storage.pool.destroy" and op.params["pool_id"] == p.pk
