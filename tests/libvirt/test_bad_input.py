@@ -1,4 +1,4 @@
-"""Bad input for libvirt domains and networks: clear refusals, an audit row, nothing queued.
+"""Bad input for libvirt domains: clear refusals, an audit row, nothing queued.
 
 Also the XML builders and readers, and the connection helper against ``test:///default`` (libvirt's
 in-memory driver) and a socket that does not exist.
@@ -31,11 +31,10 @@ from containers.libvirt.domain_xml import (
     validate_domain_document,
 )
 from containers.models import Container
-from networks import services as nets
-from networks.models import Network
-from networks.network_xml import build_network_xml, parse_network_xml, validate_network_spec
+from networks.network_xml import parse_network_xml
 
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-unit")
+
 GOOD = {"memory_mib": 64, "vcpus": 1, "init": "/bin/sh", "rootfs": "/srv/rootfs"}
 
 
@@ -192,29 +191,6 @@ def test_conversion_removes_mounts_libvirt_cannot_make():
     assert validate_domain_document(xml)[0] == "b"
 
 
-def test_network_xml_round_trip():
-    spec = validate_network_spec(
-        name="n1",
-        bridge="virbr50",
-        forward_mode="nat",
-        address="192.168.250.1",
-        netmask="24",
-        dhcp_start="192.168.250.10",
-        dhcp_end="192.168.250.99",
-    )
-    info = parse_network_xml(build_network_xml(spec))
-    assert (
-        info.name,
-        info.bridge,
-        info.forward_mode,
-        info.address,
-        info.netmask,
-        info.dhcp_start,
-        info.dhcp_end,
-    ) == ("n1", "virbr50", "nat", "192.168.250.1", "255.255.255.0", "192.168.250.10", "192.168.250.99")
-    assert safe_parse(build_network_xml(spec)).find("forward").get("mode") == "nat"
-
-
 # ------------------------------------------------------------------ domain services
 
 
@@ -358,93 +334,6 @@ def test_viewer_cannot_act_on_domains(viewer, domain):
     )
 
 
-# ------------------------------------------------------------------ network services
-
-NET = {
-    "name": "n2",
-    "bridge": "virbr60",
-    "forward_mode": "none",
-    "address": "192.168.250.1",
-    "netmask": "255.255.255.0",
-    "dhcp_start": "192.168.250.10",
-    "dhcp_end": "192.168.250.20",
-}
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        ({"name": "../x"}, "network names"),
-        ({"bridge": "a-very-long-bridge-name"}, "bridge name"),
-        ({"bridge": "-x"}, "bridge name"),
-        ({"forward_mode": "bridge"}, "forward mode"),
-        ({"address": "300.1.1.1"}, "IPv4 address"),
-        ({"address": "192.168.250.0"}, "network or broadcast"),
-        ({"address": "127.0.0.1", "dhcp_start": "", "dhcp_end": ""}, "cannot be a network"),
-        ({"netmask": "255.0.255.0"}, "netmask"),
-        ({"netmask": "32"}, "too small"),
-        ({"dhcp_start": "10.0.0.2"}, "inside 192.168.250.0/24"),
-        ({"dhcp_end": "192.168.251.5"}, "inside 192.168.250.0/24"),
-        ({"dhcp_end": "192.168.250.255"}, "inside"),
-        ({"dhcp_start": "192.168.250.30"}, "starts after it ends"),
-        ({"dhcp_start": "192.168.250.1"}, "own address"),
-        (
-            {"address": "192.168.249.1", "netmask": "255.255.254.0", "dhcp_start": "", "dhcp_end": ""},
-            "overlaps",
-        ),
-        ({"name": "taken"}, "already exists"),
-        ({"bridge": "virbr9"}, "already used"),
-    ],
-)
-def test_define_network_refuses_bad_values(changes, message, admin, host):
-    Network.objects.create(
-        host=host, name="taken", bridge="virbr9", address="192.168.249.1", netmask="255.255.255.0"
-    )
-    refused(nets.define_network, match=message, actor=admin, ctx=CTX, host=host, **{**NET, **changes})
-
-
-def test_network_overlapping_a_host_interface_is_refused(admin, host):
-    """The host's own subnets (lxcbr0 and the uplink, from ``ip -j -4 addr`` recorded on this
-    machine) are taken too, not only the libvirt networks'."""
-    from pathlib import Path
-
-    from console.drivers.host import parse_ip_addr_json
-
-    recorded = parse_ip_addr_json((Path(__file__).parent / "host_ip_addr.json").read_text())
-    assert {"ifname": "lxcbr0", "address": "10.0.3.1", "network": "10.0.3.0/24"} in recorded
-    assert all(e["ifname"] != "lo" for e in recorded)  # host scope: not a subnet anything routes
-    host.capabilities = {**host.capabilities, "ipv4": recorded}
-    host.save()
-    lxcbr = {"address": "10.0.3.129", "netmask": "255.255.255.128", "dhcp_start": "", "dhcp_end": ""}
-    refused(
-        nets.define_network,
-        match=r"10.0.3.128/25 overlaps the subnet 10.0.3.0/24 of host interface lxcbr0",
-        actor=admin, ctx=CTX, host=host, **{**NET, **lxcbr},
-    )  # fmt: skip
-    # The libvirt network's own entry is named as such, and a free subnet is accepted.
-    Network.objects.create(
-        host=host, name="taken", bridge="virbr9", address="10.0.3.1", netmask="255.255.255.0"
-    )
-    refused(
-        nets.define_network, match="of network 'taken'", actor=admin, ctx=CTX, host=host, **{**NET, **lxcbr}
-    )
-    op = nets.define_network(actor=admin, ctx=CTX, host=host, **NET)
-    assert op.kind == "libvirt.network.define" and "192.168.250.1" in op.params["xml"]
-
-
-def test_network_actions_check_state_and_role(admin, operator, host):
-    net = Network.objects.create(host=host, name="n3", bridge="virbr3", active=True)
-    refused(nets.network_action, Forbidden, "admin", actor=operator, ctx=CTX, network=net, action="stop")
-    refused(
-        nets.network_action, Conflict, "stop it first", actor=admin, ctx=CTX, network=net, action="undefine"
-    )
-    refused(nets.network_action, Conflict, "already", actor=admin, ctx=CTX, network=net, action="start")
-    refused(nets.network_action, InvalidInput, "unknown", actor=admin, ctx=CTX, network=net, action="reboot")
-    assert (
-        nets.network_action(actor=admin, ctx=CTX, network=net, action="stop").kind == "libvirt.network.stop"
-    )
-
-
 # ------------------------------------------------------------------ connection helper
 
 
@@ -487,104 +376,6 @@ def test_the_define_form_opens_unbound_with_its_defaults(client, make_user, host
     page = client.get("/containers/libvirt/new/").content.decode()
     assert "This field is required" not in page
     assert 'value="128"' in page and 'value="/bin/sh"' in page
-
-
-RESERVED_XML = """<network><name>r1</name><bridge name='virbr31'/>
-  <ip address='192.168.31.1' netmask='255.255.255.0'><dhcp><range start='192.168.31.10' end='192.168.31.99'/>
-  <host mac='52:54:00:00:00:0a' name='db' ip='192.168.31.5'/></dhcp></ip></network>"""
-
-
-@pytest.fixture
-def reserved(host):
-    return Network.objects.create(
-        host=host,
-        name="r1",
-        bridge="virbr31",
-        address="192.168.31.1",
-        netmask="255.255.255.0",
-        xml=RESERVED_XML,
-    )
-
-
-@pytest.mark.parametrize(
-    "mac, ip, name, message",
-    [
-        ("52:54:00:00:00", "192.168.31.6", "", "must look like"),
-        ("01:00:5e:00:00:01", "192.168.31.6", "", "multicast MAC"),  # multicast bit
-        ("52:54:00:00:00:0b; rm", "192.168.31.6", "", "must look like"),
-        ("00:00:00:00:00:00", "192.168.31.6", "", "all-zero"),
-        ("52:54:00:00:00:0b", "10.0.0.6", "", "not a host address of 192.168.31.0/24"),
-        ("52:54:00:00:00:0b", "192.168.31.255", "", "not a host address"),
-        ("52:54:00:00:00:0b", "192.168.31.1", "", "network's own address"),
-        ("52:54:00:00:00:0b", "192.168.31.300", "", "IPv4 address"),
-        ("52:54:00:00:00:0A", "192.168.31.6", "", "already has a reservation"),  # case-insensitive
-        ("52:54:00:00:00:0b", "192.168.31.5", "", "already reserved for 52:54:00:00:00:0a"),
-        ("52:54:00:00:00:0b", "192.168.31.6", "db", "already used"),
-        ("52:54:00:00:00:0b", "192.168.31.6", "-bad", "host name"),
-        ("52:54:00:00:00:0b", "192.168.31.6", "a'b", "host name"),
-    ],
-)
-def test_reservations_refuse_bad_values(mac, ip, name, message, admin, reserved):
-    refused(
-        nets.change_reservation, match=message, actor=admin, ctx=CTX, network=reserved, change="add",
-        mac=mac, ip=ip, name=name,
-    )  # fmt: skip
-
-
-def test_reservations_need_dhcp_an_admin_and_a_known_mac(admin, operator, host, reserved):
-    plain = Network.objects.create(
-        host=host, name="nodhcp", bridge="virbr32", xml="<network><name>nodhcp</name>"
-        "<ip address='192.168.32.1' netmask='255.255.255.0'/></network>",
-    )  # fmt: skip
-    refused(nets.change_reservation, match="no IPv4 DHCP", actor=admin, ctx=CTX, network=plain, change="add",
-            mac="52:54:00:00:00:0b", ip="192.168.32.5")  # fmt: skip
-    refused(nets.change_reservation, Forbidden, "admin", actor=operator, ctx=CTX, network=reserved,
-            change="add", mac="52:54:00:00:00:0b", ip="192.168.31.6")  # fmt: skip
-    refused(nets.change_reservation, match="no reservation for", actor=admin, ctx=CTX, network=reserved,
-            change="remove", mac="52:54:00:00:00:0b")  # fmt: skip
-    refused(nets.change_reservation, match="unknown change", actor=admin, ctx=CTX, network=reserved,
-            change="modify", mac="52:54:00:00:00:0a")  # fmt: skip
-
-
-def test_reservation_xml_and_operation(admin, reserved):
-    op = nets.change_reservation(
-        actor=admin, ctx=CTX, network=reserved, change="add", mac="52:54:00:00:00:0B", ip="192.168.31.6",
-        name="web",
-    )  # fmt: skip
-    assert op.kind == "libvirt.network.dhcp_host" and op.params["change"] == "add"
-
-    element = safe_parse(op.params["xml"], what="host XML")
-    assert (element.tag, element.attrib) == (
-        "host",
-        {"mac": "52:54:00:00:00:0b", "name": "web", "ip": "192.168.31.6"},
-    )
-    assert op.lock_key == reserved.lock_key
-    # The libvirt test driver takes the same element through the same call the agent makes.
-    import libvirt
-
-    conn = libvirt.open("test:///default")
-    try:
-        net = conn.networkLookupByName("default")
-        from networks.network_xml import build_dhcp_host_xml, parse_network_xml
-
-        host_xml = build_dhcp_host_xml("52:54:00:00:00:0c", "192.168.122.60", "t1")
-        net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                   host_xml, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)  # fmt: skip
-        info = parse_network_xml(net.XMLDesc(0))
-        assert {"mac": "52:54:00:00:00:0c", "name": "t1", "ip": "192.168.122.60"} in info.reservations
-    finally:
-        conn.close()
-
-
-def test_network_page_lists_reservations_and_offers_the_form(client, admin, viewer, reserved):
-    client.force_login(admin)
-    page = client.get(f"/networks/{reserved.pk}/").content.decode()
-    assert "<code>52:54:00:00:00:0a</code></td><td>192.168.31.5</td><td>db</td>" in page
-    assert f"/networks/{reserved.pk}/reservations/add/" in page
-    assert 'hx-confirm="Remove the reservation of 52:54:00:00:00:0a (192.168.31.5)?' in page
-    client.force_login(viewer)
-    page = client.get(f"/networks/{reserved.pk}/").content.decode()
-    assert "192.168.31.5" in page and "/reservations/add/" not in page
 
 
 # ------------------------------------------------------------------ editing a definition
@@ -690,6 +481,8 @@ def test_the_edit_page_shows_a_diff_and_only_admins_save(client, admin, viewer, 
 
 
 # ------------------------------------------------------------ host paths and numbers (issue 12.6)
+
+
 # Each was accepted before: a root filesystem that is the host's / by another name, kernel
 # filesystems, control characters (a trailing newline too), non-ASCII digits.
 @pytest.mark.parametrize(
