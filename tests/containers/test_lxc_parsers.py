@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from console.errors import InvalidInput
-from console.runner import CommandError, CommandResult, Runner
+from console.runner import CommandError, Runner
 from containers.drivers.lxc import (
     LxcDriver,
     first_error_in_log,
@@ -16,6 +16,7 @@ from containers.drivers.lxc import (
     parse_info,
 )
 from containers.lxc_config import ContainerConfig, parse_config
+from tests.scripted_runner import ScriptedRunner
 
 # --- lxc-info -H --------------------------------------------------------------------------------
 
@@ -377,61 +378,39 @@ def test_set_config_value_refuses_a_bad_container_name(driver):
         driver.set_config_value("../t1", "lxc.start.auto", "1")
 
 
-# --- LxcDriver with a recording runner ----------------------------------------------------------
-
-
-class RecordingRunner:
-    """Records argv to prove that refused input runs nothing. What the lxc-* tools really do
-    is tested against the real tools in tests/host."""
-
-    def __init__(self, respond=None):
-        self.calls = []
-        self.notes = []
-        self.respond = respond or (lambda argv: (0, "", ""))
-
-    def run(self, argv, **kwargs):
-        self.calls.append(list(argv))
-        code, out, err = self.respond(list(argv))
-        if kwargs.get("check", True) and code != 0:
-            raise CommandError(
-                kwargs.get("error_message") or "failed", argv=argv, returncode=code, stderr=err
-            )
-        return CommandResult(list(argv), code, out, err, 0.01)
-
-    def log(self, text):
-        self.notes.append(text)
+# --- LxcDriver with a scripted runner -----------------------------------------------------------
 
 
 def test_driver_refuses_a_relative_lxc_path():
     with pytest.raises(ValueError):
-        LxcDriver(RecordingRunner(), "var/lib/lxc")
+        LxcDriver(ScriptedRunner(), "var/lib/lxc")
 
 
 @pytest.mark.parametrize("method", ["start", "stop", "kill", "destroy", "info", "state"])
 def test_driver_validates_the_name_before_running_anything(tmp_path, method):
-    runner = RecordingRunner()
+    runner = ScriptedRunner()
     with pytest.raises(InvalidInput):
         getattr(LxcDriver(runner, str(tmp_path)), method)("-rf")
-    assert runner.calls == []
+    assert runner.argvs == []
 
 
 def test_create_refuses_an_existing_container(tmp_path):
     (tmp_path / "web1").mkdir()
     (tmp_path / "web1" / "config").write_text("")
-    runner = RecordingRunner()
+    runner = ScriptedRunner()
     with pytest.raises(CommandError, match="already exists"):
         LxcDriver(runner, str(tmp_path)).create("web1", "busybox")
-    assert runner.calls == []
+    assert runner.argvs == []
 
 
 def test_list_of_a_missing_lxc_path_runs_nothing(tmp_path):
-    runner = RecordingRunner()
+    runner = ScriptedRunner()
     assert LxcDriver(runner, str(tmp_path / "missing")).list() == []
-    assert runner.calls == []
+    assert runner.argvs == []
 
 
 def test_config_of_a_container_without_config_file_is_empty(tmp_path):
-    assert LxcDriver(RecordingRunner(), str(tmp_path)).config("ghost") == ContainerConfig()
+    assert LxcDriver(ScriptedRunner(), str(tmp_path)).config("ghost") == ContainerConfig()
 
 
 def test_failure_cause_prefers_what_lxc_ran_over_its_own_cascade():

@@ -5,36 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from console.runner import CommandError, CommandResult, Runner
+from console.runner import CommandError, CommandResult
 from storage.drivers.lvm import LVM_ENV, LvmDriver
 from storage.drivers.zfs import ZfsDriver
+from tests.scripted_runner import ScriptedRunner
 from tests.storage.conftest import fixture_text
-
-
-class RecordingRunner(Runner):
-    """Records every argv and answers from a script instead of running anything."""
-
-    def __init__(self, answers: dict[str, CommandResult] | None = None) -> None:
-        super().__init__(None, default_timeout=5)
-        self.calls: list[tuple[list[str], dict]] = []
-        self.answers = answers or {}
-
-    def run(self, argv, **kwargs):
-        self.calls.append((list(argv), kwargs))
-        result = self.answers.get(argv[0]) or CommandResult(list(argv), 0, "", "", 0.0)
-        if kwargs.get("check", True) and result.returncode != 0:
-            raise CommandError(kwargs.get("error_message") or "failed", argv=argv, stderr=result.stderr)
-        return result
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
 
 
 def test_lvm_logical_volume_commands():
     # lvremove first asks lvs whether the volume is an origin (here: a VG without volumes).
     lvs_empty = CommandResult(["lvs"], 0, fixture_text("host_lvs_empty.json"), "", 0.0)
-    runner = RecordingRunner({"lvs": lvs_empty})
+    runner = ScriptedRunner({"lvs": lvs_empty})
     lvm = LvmDriver(runner)
     lvm.lvcreate("lxc", "lvm_container", 10 * 1024**3)
     lvm.lvremove("lxc", "container_2_copy")
@@ -57,7 +38,7 @@ def test_lvm_logical_volume_commands():
 
 
 def test_lvm_pool_commands_never_force():
-    runner = RecordingRunner()
+    runner = ScriptedRunner()
     lvm = LvmDriver(runner)
     lvm.pvcreate("/dev/loop0")
     lvm.vgcreate("lxc", ["/dev/loop0"])
@@ -73,14 +54,14 @@ def test_lvm_pool_commands_never_force():
 
 def test_lvcreate_failure_without_device_mapper_is_reported():
     stderr = fixture_text("host_lvcreate_no_dm.stderr")
-    runner = RecordingRunner({"lvcreate": CommandResult(["lvcreate"], 5, "", stderr, 0.1)})
+    runner = ScriptedRunner({"lvcreate": CommandResult(["lvcreate"], 5, "", stderr, 0.1)})
     with pytest.raises(CommandError) as info:
         LvmDriver(runner).lvcreate("lxc", "x", 20 * 1024**2)
     assert "device-mapper" in info.value.stderr and info.value.message == "lvcreate could not create x"
 
 
 def test_zfs_pool_commands():
-    runner = RecordingRunner()
+    runner = ScriptedRunner()
     zfs = ZfsDriver(runner)
     zfs.create_pool("lxc", ["/dev/loop0"], mountpoint="/lxc")
     zfs.destroy_pool("lxc")
@@ -95,7 +76,7 @@ def test_zfs_pool_commands():
 
 def test_zfs_destroy_with_children_is_refused_with_the_safe_order():
     stderr = fixture_text("seed_zfs_destroy_has_children.txt")
-    runner = RecordingRunner({"zfs": CommandResult(["zfs"], 1, "", stderr, 0.1)})
+    runner = ScriptedRunner({"zfs": CommandResult(["zfs"], 1, "", stderr, 0.1)})
     with pytest.raises(CommandError) as info:
         ZfsDriver(runner).destroy("lxc/zfs_container")
     assert runner.argvs[0] == ["zfs", "destroy", "lxc/zfs_container"]  # never -r
@@ -107,7 +88,7 @@ def test_zfs_destroy_with_children_is_refused_with_the_safe_order():
 
 
 def test_zfs_listing_parses_real_outputs():
-    runner = RecordingRunner(
+    runner = ScriptedRunner(
         {
             "zpool": CommandResult(["zpool"], 0, fixture_text("seed_zpool_list.txt"), "", 0.1),
             "zfs": CommandResult(["zfs"], 0, fixture_text("seed_zfs_list.txt"), "", 0.1),
@@ -135,14 +116,12 @@ def test_zfs_destroy_gives_the_complete_order_with_clones_first():
     )
     stderr = fixture_text("seed_zfs_destroy_has_children.txt")
 
-    class Scripted(RecordingRunner):
-        def run(self, argv, **kwargs):
-            self.calls.append((list(argv), kwargs))
-            if argv[:2] == ["zfs", "list"]:
-                return CommandResult(list(argv), 0, listing, "", 0.0)
-            return CommandResult(list(argv), 1, "", stderr, 0.0)
+    def script(argv):
+        if argv[:2] == ["zfs", "list"]:
+            return CommandResult(list(argv), 0, listing, "", 0.0)
+        return CommandResult(list(argv), 1, "", stderr, 0.0)
 
-    runner = Scripted()
+    runner = ScriptedRunner(script)
     zfs = ZfsDriver(runner)
     assert zfs.safe_order("lxc/zfs_container") == [
         "lxc/grandchild",

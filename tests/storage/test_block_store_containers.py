@@ -9,10 +9,10 @@ import pytest
 from console.errors import InvalidInput
 from console.models import AuditEvent, Host, Operation
 from console.operations import RequestContext
-from console.runner import CommandResult
 from containers import services
 from containers.drivers.lxc import LxcDriver
 from storage.models import Pool
+from tests.scripted_runner import ScriptedRunner
 
 CTX = RequestContext(ip="127.0.0.1", request_id="block-store")
 
@@ -65,31 +65,24 @@ def test_where_the_kernel_has_them_the_pool_decides_the_store(pools, admin):
         services.create_container(actor=admin, ctx=CTX, host=host, name="c3", backing_store="lvm")
 
 
-class RecordingRunner:
-    """The command boundary: records argv and plays lxc-create writing its config."""
+def plays_lxc_create(lxc_path):
+    """The script of the command boundary: lxc-create writes its config."""
 
-    def __init__(self, lxc_path):
-        self.calls = []
-        self.lxc_path = lxc_path
-
-    def run(self, argv, **kwargs):
-        self.calls.append(list(argv))
+    def script(argv):
         if argv[0] == "lxc-create":
             name = argv[argv.index("-n") + 1]
-            (self.lxc_path / name).mkdir()
-            (self.lxc_path / name / "config").write_text("lxc.rootfs.path = lvm:/dev/lxc/" + name + "\n")
-        return CommandResult(list(argv), 0, "", "", 0.01)
+            (lxc_path / name).mkdir()
+            (lxc_path / name / "config").write_text("lxc.rootfs.path = lvm:/dev/lxc/" + name + "\n")
 
-    def log(self, text):
-        pass
+    return script
 
 
 def test_lvm_and_zfs_create_argv(tmp_path):
-    runner = RecordingRunner(tmp_path)
+    runner = ScriptedRunner(plays_lxc_create(tmp_path))
     driver = LxcDriver(runner, str(tmp_path))
     driver.create("lvm_container", "busybox", backing_store="lvm", vgname="lxc", fssize="10G")
     driver.create("zfs_container", "busybox", backing_store="zfs", zfsroot="lxc")
-    assert runner.calls == [
+    assert runner.argvs == [
         [
             "lxc-create",
             "-P",

@@ -17,25 +17,19 @@ from storage.choices import PoolKind
 from storage.dependencies import pool_dependants
 from storage.inventory import refresh_pool
 from storage.models import Pool
+from tests.scripted_runner import ScriptedRunner
 from tests.storage.conftest import fixture_text
 
 
-class Replay:
-    """Answers each argv with what the real command printed in the VM; fails on any other."""
+def replay(answers: dict[tuple[str, ...], str]):
+    """The script: each argv answered with what the real command printed in the VM; any other fails."""
 
-    def __init__(self, answers: dict[tuple[str, ...], str]):
-        self.answers = answers
-        self.calls: list[list[str]] = []
+    def script(argv: list[str]) -> CommandResult:
+        if tuple(argv) not in answers:
+            raise CommandError(f"unexpected command {argv}", argv=argv)
+        return CommandResult(argv, 0, answers[tuple(argv)], "", 0.01)
 
-    def run(self, argv, **kwargs):
-        self.calls.append(list(argv))
-        key = tuple(argv)
-        if key not in self.answers:
-            raise CommandError(f"unexpected command {argv}", argv=list(argv))
-        return CommandResult(list(argv), 0, self.answers[key], "", 0.01)
-
-    def log(self, text: str) -> None:
-        pass
+    return script
 
 
 ZFS_ANSWERS = {
@@ -59,7 +53,7 @@ def test_zfs_pool_reading_and_page(client, admin, zfs_host):
     pool = Pool.objects.create(
         host=zfs_host, name="lxc", kind=PoolKind.ZFS, zpool="lxc", lxc_path="/var/lib/lxc"
     )
-    refresh_pool(pool, Replay(ZFS_ANSWERS))
+    refresh_pool(pool, ScriptedRunner(replay(ZFS_ANSWERS)))
     pool.refresh_from_db()
     assert pool.health == "ok"
     # zpool list: SIZE 288M, ALLOC 2.29M.
@@ -87,14 +81,14 @@ def test_zfs_pool_missing_and_zfs_absent(zfs_host):
     pool = Pool.objects.create(
         host=zfs_host, name="other", kind=PoolKind.ZFS, zpool="other", lxc_path="/p/other"
     )
-    refresh_pool(pool, Replay(ZFS_ANSWERS))
+    refresh_pool(pool, ScriptedRunner(replay(ZFS_ANSWERS)))
     assert pool.health == "zpool other not found" and pool.capacity_bytes is None
     zfs_host.capabilities = {"zfs": {"available": False, "kernel": False}}
     zfs_host.save()
-    runner = Replay({})
+    runner = ScriptedRunner(replay({}))
     pool = Pool.objects.select_related("host").get(pk=pool.pk)
     refresh_pool(pool, runner)
-    assert pool.health == "ZFS is not available on this host" and runner.calls == []
+    assert pool.health == "ZFS is not available on this host" and runner.argvs == []
 
 
 LVS = ("lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o")
@@ -106,21 +100,22 @@ def lvs_answers() -> dict[tuple[str, ...], str]:
 
 
 def test_origin_of_lvm_and_zfs_snapshots_from_the_store():
-    assert block_store_origin("lvm:/dev/lxc/c1snap", Replay(lvs_answers())) == [
+    assert block_store_origin("lvm:/dev/lxc/c1snap", ScriptedRunner(replay(lvs_answers()))) == [
         "lvm:/dev/lxc/c1",
         "/dev/lxc/c1",
     ]
-    assert block_store_origin("lvm:/dev/lxc/c1", Replay(lvs_answers())) == []  # the origin itself
+    # the origin itself
+    assert block_store_origin("lvm:/dev/lxc/c1", ScriptedRunner(replay(lvs_answers()))) == []
     origins = ("zfs", "list", "-H", "-t", "all", "-o", "name,origin", "-r", "lxc")
-    zfs = Replay({origins: fixture_text("vm_zfs_list_origins.txt")})
+    zfs = ScriptedRunner(replay({origins: fixture_text("vm_zfs_list_origins.txt")}))
     assert block_store_origin("zfs:lxc/z1snap", zfs) == ["zfs:lxc/z1"]
     assert block_store_origin("zfs:lxc/z1", zfs) == []  # the origin itself
     # One listing per volume group or pool for a whole sync, however many containers ask.
     cache: dict = {}
-    both = Replay({**lvs_answers(), origins: fixture_text("vm_zfs_list_origins.txt")})
+    both = ScriptedRunner(replay({**lvs_answers(), origins: fixture_text("vm_zfs_list_origins.txt")}))
     for rootfs in ("lvm:/dev/lxc/c1snap", "lvm:/dev/lxc/c1", "zfs:lxc/z1snap", "zfs:lxc/z1"):
         block_store_origin(rootfs, both, cache)
-    assert [c[0] for c in both.calls] == ["lvs", "zfs"], both.calls
+    assert [c[0] for c in both.argvs] == ["lvs", "zfs"], both.argvs
 
 
 @pytest.mark.parametrize(
@@ -138,9 +133,9 @@ def test_origin_of_lvm_and_zfs_snapshots_from_the_store():
     ],
 )
 def test_a_malformed_rootfs_never_reaches_a_command(rootfs):
-    runner = Replay({})
+    runner = ScriptedRunner(replay({}))
     assert block_store_origin(rootfs, runner) == []
-    assert runner.calls == []
+    assert runner.argvs == []
 
 
 def test_the_agent_links_a_snapshot_made_outside_the_console(host):
@@ -155,18 +150,18 @@ def test_the_agent_links_a_snapshot_made_outside_the_console(host):
         rootfs="lvm:/dev/lxc/c1snap",
         store="lvm",
     )
-    _link_snapshot_origin(snap, Replay(lvs_answers()))
+    _link_snapshot_origin(snap, ScriptedRunner(replay(lvs_answers())))
     snap.refresh_from_db()
     assert (snap.origin_id, snap.origin_kind) == (origin.pk, "snapshot")
     # Once linked, the store is not asked again at every sync.
-    runner = Replay({})
+    runner = ScriptedRunner(replay({}))
     _link_snapshot_origin(snap, runner)
-    assert runner.calls == []
+    assert runner.argvs == []
     # A store that cannot answer leaves the row as it was.
     other = Container.objects.create(
         host=host, backend=Backend.LXC, lxc_path="/p", name="c2", rootfs="lvm:/dev/lxc/c2", store="lvm"
     )
-    _link_snapshot_origin(other, Replay({}))
+    _link_snapshot_origin(other, ScriptedRunner(replay({})))
     other.refresh_from_db()
     assert other.origin_id is None
 
@@ -177,7 +172,7 @@ def test_a_containers_own_volume_or_dataset_is_not_a_separate_step(zfs_host):
     pool = Pool.objects.create(
         host=zfs_host, name="lxc", kind=PoolKind.ZFS, zpool="lxc", lxc_path="/var/lib/lxc"
     )
-    refresh_pool(pool, Replay(ZFS_ANSWERS))
+    refresh_pool(pool, ScriptedRunner(replay(ZFS_ANSWERS)))
     z1 = Container.objects.create(
         host=zfs_host,
         backend=Backend.LXC,
