@@ -290,6 +290,9 @@ AGENT_OFFLINE_AFTER_SECONDS = int(os.environ.get("AGENT_OFFLINE_AFTER_SECONDS", 
 # ("host vm1 offline since 14:02:11; outcome unknown") by the web side's host watch, which looks
 # every HOST_WATCH_SECONDS (console.hostwatch; 0: no watch in this process). Long enough that an
 # agent's restart or a short network cut never fails an operation its agent could still settle.
+# A page's event stream sends a list page's refresh ("containers", "operations") at most this often
+# (console.stream.ListThrottle; 0: every change, as before).
+STREAM_LIST_REFRESH_SECONDS = float(os.environ.get("STREAM_LIST_REFRESH_SECONDS", "1"))
 HOST_DEAD_AFTER_SECONDS = int(os.environ.get("HOST_DEAD_AFTER_SECONDS", "180"))
 HOST_WATCH_SECONDS = float(os.environ.get("HOST_WATCH_SECONDS", "15"))
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "30"))

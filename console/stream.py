@@ -41,6 +41,47 @@ MAX_SECONDS = 300.0
 RETRY_MS = 1000
 
 
+# Messages that make a whole list page fetch itself again (the container list, the operations
+# list). Each host's changes send them, so unthrottled a list page would refresh as often as all
+# hosts together change something, each refresh costing more as the inventory grows: quadratic in
+# hosts (bench/hosts.py). At most one per STREAM_LIST_REFRESH_SECONDS per stream: the first at once,
+# the last of a burst when its window ends, so no change is missed.
+LIST_MESSAGES = frozenset({"containers", "operations"})
+
+
+class ListThrottle:
+    """Which list messages a stream sends now, and which it holds until their window ends."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.sent: dict[str, float] = {}
+        self.due: dict[str, float] = {}
+
+    def admit(self, name: str, now: float) -> bool:
+        """Send ``name`` now (True), or hold it, once, until its window ends (False)."""
+        if self.interval <= 0 or name not in LIST_MESSAGES:
+            return True
+        if name in self.due:
+            return False
+        last = self.sent.get(name)
+        if last is None or now - last >= self.interval:
+            self.sent[name] = now
+            return True
+        self.due[name] = last + self.interval
+        return False
+
+    def next_due(self) -> float | None:
+        return min(self.due.values(), default=None)
+
+    def flush(self, now: float) -> list[str]:
+        """The held messages whose window has ended: send them now."""
+        ready = [name for name, at in self.due.items() if at <= now]
+        for name in ready:
+            del self.due[name]
+            self.sent[name] = now
+        return ready
+
+
 def lock_event(lock_key: str) -> str:
     """The SSE name of the operations on one lock key (a lock key has colons and paths)."""
     return "lock-" + hashlib.sha256(lock_key.encode()).hexdigest()[:16]
@@ -104,27 +145,35 @@ async def _relay(host_ids: set[int] | None) -> AsyncIterator[str]:
             return
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         last_sent = time.monotonic()
+        throttle = ListThrottle(settings.STREAM_LIST_REFRESH_SECONDS)
         while (now := time.monotonic()) < ends_at:
             wait = max(0.1, min(KEEPALIVE - (now - last_sent), ends_at - now))
+            due = throttle.next_due()
+            if due is not None:
+                wait = max(0.01, min(wait, due - now))
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
             except Exception as exc:  # Redis went away: end; the browser reconnects
                 logger.warning("event stream: Redis failed (%s)", exc)
                 return
-            if message is None:
-                if time.monotonic() - last_sent >= KEEPALIVE:
-                    yield ": keep-alive\n\n"
-                    last_sent = time.monotonic()
-                continue
-            try:
-                event = json.loads(message["data"])
-            except (TypeError, ValueError):
-                continue
-            if host_ids is not None and event.get("host_id") not in host_ids:
-                continue
-            data = data_for(event)
-            yield "".join(f"event: {name}\ndata: {data}\n\n" for name in messages_for(event))
-            last_sent = time.monotonic()
+            now = time.monotonic()
+            chunk = "".join(f"event: {name}\ndata: {{}}\n\n" for name in throttle.flush(now))
+            event = None
+            if message is not None:
+                try:
+                    event = json.loads(message["data"])
+                except (TypeError, ValueError):
+                    event = None
+            if isinstance(event, dict) and (host_ids is None or event.get("host_id") in host_ids):
+                data = data_for(event)
+                names = [name for name in messages_for(event) if throttle.admit(name, now)]
+                chunk += "".join(f"event: {name}\ndata: {data}\n\n" for name in names)
+            if chunk:
+                yield chunk
+                last_sent = now
+            elif message is None and now - last_sent >= KEEPALIVE:
+                yield ": keep-alive\n\n"
+                last_sent = now
     finally:
         # Also on the client going away (Django cancels or closes this generator).
         await asyncio.shield(_close(pubsub, client))
