@@ -88,14 +88,20 @@ def use_broker(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url():
-    """A Redis server of the test session's own, on loopback; ended by its PID."""
+def redis_server():
+    """A Redis server of the test session's own, on loopback; ended by its PID. A test that kills
+    it must start it again (same port and append-only file)."""
     server = RedisServer(Path(tempfile.mkdtemp(prefix="console-test-redis-", dir="/var/tmp")))
     old = use_broker(server.url)
-    yield server.url
+    yield server
     use_broker(old)
     server.stop()
     shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    return redis_server.url
 
 
 def _ping(client) -> bool:

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,14 +32,16 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from console import db_roles, enrolment
+from console import db_roles, enrolment, hostwatch
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import services
 from containers.models import Container
 from storage import services as storage_services
 from storage.models import HostStorage, Pool
+from tests.host.conftest import use_broker
 from tests.host.helpers import wait_terminal
 from tests.hosttools import missing, require_tool, wait_for
 from tests.vm.system import boot_host_system
@@ -224,6 +227,25 @@ def wait_online(slug: str, timeout: float, vm: VmHost | None = None) -> Host:
     return wait_for(online, timeout, interval=0.2, what=f"host {slug} online")
 
 
+OFFLINE = "state unknown (host offline)"
+
+
+def list_row(client, name: str) -> str:
+    """The container list's row of ``name``."""
+    page = client.get(reverse("containers:list")).content.decode()
+    found = re.search(rf'<tr data-name="{re.escape(name)}">.*?</tr>', page, re.DOTALL)
+    assert found, page[-3000:]
+    return found.group(0)
+
+
+def web_side_host_watch() -> tuple[threading.Thread, threading.Event]:
+    """What every web process runs (console.asgi): here in this test process, the web side."""
+    stop = threading.Event()
+    thread = threading.Thread(target=hostwatch.watch, args=(stop, 1.0), name="host-watch", daemon=True)
+    thread.start()
+    return thread, stop
+
+
 def ok(op: Operation, timeout: float = 120) -> Operation:
     done = wait_terminal(op, timeout=timeout)
     assert done.status == "succeeded", f"{done.error}\n{done.log}"
@@ -231,9 +253,26 @@ def ok(op: Operation, timeout: float = 120) -> Operation:
 
 
 def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
-    client, admin, start_agent, vm_host, settings
+    client, admin, start_agent, vm_host, settings, redis_server
 ):
     timings: dict[str, float] = {}
+    # Known dead 40 s after its last heartbeat (180 s by default): offline (20 s) comes first.
+    settings.HOST_DEAD_AFTER_SECONDS = 40
+    watch, stop_watch = web_side_host_watch()
+    try:
+        run_vm_host_scenario(client, admin, start_agent, vm_host, redis_server, timings)
+    finally:
+        stop_watch.set()
+        watch.join(10)
+    print("\nvm_host timings:", {k: round(v, 2) for k, v in timings.items()})
+    record = os.environ.get("CONSOLE_VM_HOST_TIMINGS")
+    if record:
+        Path(record).write_text(repr(timings) + "\n")
+
+
+def run_vm_host_scenario(
+    client, admin, start_agent, vm_host, redis_server, timings: dict[str, float]
+) -> None:
     local_agent = start_agent()
     local = Host.objects.get(slug=local_agent.slug)
 
@@ -395,10 +434,33 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     timings["power_off_to_offline_page"] = time.monotonic() - killed
     assert timings["power_off_to_offline_page"] < 30, timings
     assert '<span class="badge ok">online</span>' in host_row(client, local.slug)
-    # The running operation waits for its host, and says so.
+    # The running operation waits for its host, and says so (it is offline, not yet dead).
     assert Operation.objects.get(pk=running.pk).status == "running"
     page = client.get(reverse("operation-detail", args=[running.pk])).content.decode()
     assert "Agent offline since" in page, page[-3000:]
+    # Its containers' state is unknown now, on the list and on the container's page; this host's
+    # containers show theirs.
+    assert OFFLINE in list_row(client, names[SLUG])
+    assert ">RUNNING</span>" in list_row(client, names[local.slug])
+    vm_container = Container.objects.get(host=vm1, name=names[SLUG])
+    page = client.get(reverse("containers:detail", args=[vm_container.pk])).content.decode()
+    assert f'<dd class="state">{OFFLINE}</dd>' in page and "<dt>Last reported</dt><dd>RUNNING</dd>" in page
+
+    # Known dead (HOST_DEAD_AFTER_SECONDS after its last heartbeat): the web side's host watch
+    # records the running operation as failed, with the reason, and frees its target.
+    running = wait_for(
+        lambda: (row := Operation.objects.get(pk=running.pk)).status == "failed" and row,
+        60,
+        interval=0.5,
+        what="the operation running at power-off failed as its host is dead",
+    )
+    timings["power_off_to_running_op_failed"] = time.monotonic() - killed
+    last_beat = Host.objects.get(slug=SLUG).last_heartbeat
+    dead_error = f"host {SLUG} offline since {timezone.localtime(last_beat):%H:%M:%S}; outcome unknown"
+    assert running.error == dead_error, running.error
+    assert Operation.objects.active(running.lock_key) is None
+    page = client.get(reverse("operation-detail", args=[running.pk])).content.decode()
+    assert dead_error in page
 
     # A new operation for vm1 is accepted as pending, and its page says why it waits.
     response = client.post(
@@ -409,6 +471,7 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     assert later.status == "pending"
     page = client.get(reverse("operation-detail", args=[later.pk])).content.decode()
     assert f"No agent for host {SLUG} is running" in page
+    assert f"no agent for {SLUG} is running" in later.log
 
     # While the console cannot see vm1, its disk changes: a container made there by hand (from
     # this machine, which shares the LXC path's directory).
@@ -426,11 +489,18 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     wait_online(SLUG, 180, vm_host)
     timings["reboot_to_online"] = time.monotonic() - t0
     later = ok(later, 180)
-    # The command that ran when vm1 died is settled by the agent's adoption: it did not survive
-    # the reboot (another boot id), so the operation failed, saying why.
-    running = wait_terminal(running, 60)
-    assert running.status == "failed", running.status
-    assert "the agent stopped while this operation was running" in running.error, running.error
+    # The returning agent checks the operation failed while vm1 was dead: its command did not
+    # survive the reboot (another boot id). It logs that, and the operation stays as it was.
+    running = wait_for(
+        lambda: (
+            "checked" in (row := Operation.objects.get(pk=running.pk)).result.get("host_dead", {}) and row
+        ),
+        60,
+        what="vm1's agent to check the operation failed while it was dead",
+    )
+    assert running.status == "failed" and running.error == dead_error, (running.status, running.error)
+    assert running.result["host_dead"]["checked"]["outcome"] == "failed", running.result
+    assert "checking what happened" in running.log and "It stays failed" in running.log, running.log
     assert later.worker == f"agent-{SLUG}"
     assert (vm_host.lxc_path / "later" / "config").is_file()
     wait_for(
@@ -447,7 +517,60 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     # The LVM snapshot is back with its volume group.
     lvs = vm_host.vm.run(["lvs", "--noheadings", "-o", "lv_name,origin", "lxc"]).stdout
     assert {tuple(line.split()) for line in lvs.splitlines() if line.strip()} >= {("lv1snap", "lv1")}, lvs
-    print("\nvm_host timings:", {k: round(v, 2) for k, v in timings.items()})
-    record = os.environ.get("CONSOLE_VM_HOST_TIMINGS")
-    if record:
-        Path(record).write_text(repr(timings) + "\n")
+
+    # Redis restarted (SIGKILL, then started on its append-only file) while both agents run,
+    # with a command running on each host and a create for each queued while it is down: every
+    # operation runs, once, and the agents take messages from the new Redis.
+    ok(
+        services.start_container(
+            actor=admin, ctx=CTX, container=Container.objects.get(host=vm1, name=names[SLUG])
+        )
+    )
+    containers = {slug: Container.objects.get(host__slug=slug, name=name) for slug, name in names.items()}
+
+    def attach(slug: str, command: str) -> Operation:
+        return services.attach_command(actor=admin, ctx=CTX, container=containers[slug], command=command)
+
+    inflight = {slug: attach(slug, "sh -c 'echo r >> /runs; sleep 8'") for slug in names}
+    for op in inflight.values():
+        wait_for(lambda op=op: Operation.objects.get(pk=op.pk).process, 60, what=f"#{op.pk} running")
+    redis_server.kill()
+    redis_down = time.monotonic()
+    during = {
+        slug: services.create_container(
+            actor=admin, ctx=CTX, host=Host.objects.get(slug=slug), name=f"rd-{slug}"
+        )
+        for slug in names
+    }
+    for op in during.values():
+        row = Operation.objects.get(pk=op.pk)
+        assert row.status == "pending" and "could not be reached" in row.log, (row.status, row.log)
+    time.sleep(2)
+    redis_server.start()
+    use_broker(redis_server.url)  # the web side forgets its broken connections
+    timings["redis_down_seconds"] = time.monotonic() - redis_down
+    for slug, op in inflight.items():
+        op = ok(op, 60)
+        assert [os.path.basename(c["argv"][0]) for c in op.commands].count("lxc-attach") == 1, op.commands
+    for slug, op in during.items():
+        op = ok(op, 180)
+        assert op.worker == f"agent-{slug}"
+        assert [os.path.basename(c["argv"][0]) for c in op.commands].count("lxc-create") == 1, op.commands
+    # Reconnected: a wake-up sent through the new Redis reaches each agent.
+    agent_logs = {SLUG: vm_host.log, local.slug: lambda: local_agent.log_path.read_text(errors="replace")}
+    after = {slug: attach(slug, "sh -c 'echo a >> /runs'") for slug in names}
+    reconnect_started = time.monotonic()
+    for slug, op in after.items():
+        op = ok(op, 60)
+        assert op.celery_id, f"#{op.pk} was not sent through Redis"
+        wait_for(
+            lambda slug=slug, op=op: f"[{op.celery_id}] received" in agent_logs[slug](),
+            60,
+            interval=0.5,
+            what=f"the agent of {slug} to receive #{op.pk}'s message through the restarted Redis",
+        )
+    timings["redis_restart_to_messages_received"] = time.monotonic() - reconnect_started
+    # Each command ran once on its host: the file each appended to, read in its container.
+    for slug in names:
+        runs = ok(attach(slug, "cat /runs"), 60)
+        assert runs.result["stdout"].split() == ["r", "a"], (slug, runs.result)
