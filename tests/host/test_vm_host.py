@@ -270,9 +270,7 @@ def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
         Path(record).write_text(repr(timings) + "\n")
 
 
-def run_vm_host_scenario(
-    client, admin, start_agent, vm_host, redis_server, timings: dict[str, float]
-) -> None:
+def run_vm_host_scenario(client, admin, start_agent, vm_host, redis_server, timings):
     local_agent = start_agent()
     local = Host.objects.get(slug=local_agent.slug)
 
