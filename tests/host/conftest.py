@@ -90,8 +90,12 @@ def use_broker(url: str) -> str:
 @pytest.fixture(scope="session")
 def redis_server():
     """A Redis server of the test session's own, on loopback; ended by its PID. A test that kills
-    it must start it again (same port and append-only file)."""
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="console-test-redis-", dir="/var/tmp")))
+    it must start it again (same port, append-only file and ACL file: users that enrolment made
+    come back, as on a console's Redis)."""
+    directory = Path(tempfile.mkdtemp(prefix="console-test-redis-", dir="/var/tmp"))
+    aclfile = directory / "users.acl"
+    aclfile.write_text("user default on nopass ~* &* +@all\n")
+    server = RedisServer(directory, aclfile=aclfile)
     old = use_broker(server.url)
     yield server
     use_broker(old)
