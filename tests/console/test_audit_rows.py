@@ -7,21 +7,15 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from console.models import AuditEvent, Team
-from containers.models import Container
 from tests.console.test_permission_matrix import MATRIX
 
 POST_ROUTES = sorted(name for name, (_get, post) in MATRIX.items() if post not in (None, "any"))
 
 
 @pytest.fixture
-def world(db, host):
-    c = Container.objects.create(
-        host=host,
-        name="web1",
-        lxc_path="/var/lib/lxc",
-        state="RUNNING",
-        pid=1,
-        config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n",
+def world(db, host, make_container):
+    c = make_container(
+        "web1", state="RUNNING", pid=1, config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n"
     )
     host.mount_roots = ["/srv"]
     host.save()

@@ -7,15 +7,6 @@ from urllib.parse import quote
 import pytest
 from django.urls import reverse
 
-from console.models import Operation
-
-
-@pytest.fixture
-def op(host, admin):
-    return Operation.objects.create(
-        kind="container.start", actor=admin, host=host, target="container testhost/web1", lock_key="k:web1"
-    )
-
 
 @pytest.mark.parametrize(
     "url",

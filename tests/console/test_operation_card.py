@@ -11,13 +11,6 @@ from django.utils import timezone
 from console.models import Operation
 
 
-@pytest.fixture
-def op(host, admin):
-    return Operation.objects.create(
-        kind="container.start", actor=admin, host=host, target="container testhost/web1", lock_key="k:web1"
-    )
-
-
 @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
 def test_card_of_a_terminal_operation_stops_htmx_polling(client, viewer, op, status):
     Operation.objects.filter(pk=op.pk).update(status=status, error="boom" if status == "failed" else "")

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from console.models import AuditEvent, Operation, RoleBinding, Team
-from containers.models import Container, FileBlob
+from containers.models import FileBlob
 
 # Minimum for GET / POST: "any" (no login), "login" (any logged-in user; lists are filtered),
 # "view", "operate", "admin" (role on the object's host), "super" (superuser), "actor" (only the
@@ -107,14 +107,9 @@ def test_every_url_is_classified():
 
 
 @pytest.fixture
-def world(db, host, make_user, admin):
-    container = Container.objects.create(
-        host=host,
-        name="web1",
-        lxc_path="/var/lib/lxc",
-        state="RUNNING",
-        pid=4242,
-        config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n",
+def world(db, host, make_user, admin, make_container):
+    container = make_container(
+        "web1", state="RUNNING", pid=4242, config_text="lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n"
     )
     op = Operation.objects.create(
         kind="container.files.read",
