@@ -247,7 +247,7 @@ def test_the_export_runs_the_same_queries_for_few_and_many_rows(client, admin, h
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tests.console.test_views import make_rows
+    from tests.console.conftest import make_rows
 
     def export_queries() -> int:
         with CaptureQueriesContext(connection) as ctx:

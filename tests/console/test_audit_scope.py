@@ -181,7 +181,7 @@ def test_the_audit_page_runs_the_same_queries_for_few_and_many_rows(client, peop
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tests.console.test_views import make_rows
+    from tests.console.conftest import make_rows
 
     alpha = Host.objects.get(slug="alpha")
 

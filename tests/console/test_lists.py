@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from console.models import Operation
 from console.operations import RequestContext, audit
+from tests.console.conftest import make_rows
 
 
 def test_operation_list_filters_by_status(client, viewer, host):
@@ -43,31 +44,6 @@ def test_file_reads_are_listed_only_when_asked_for(client, viewer, host):
     body = client.get(reverse("operation-list"), {"reads": "1"}).content.decode()
     assert "container.files.list" in body and "container.files.read" in body and "testhost/alpha" in body
     assert 'name="reads" value="1" checked' in body
-
-
-def make_rows(host, admin, first, last):
-    """Operations c<first>..c<last-1>, each with the audit event that accepted it."""
-    ctx = RequestContext(ip="192.0.2.1", request_id="r" * 12)
-    for i in range(first, last):
-        op = Operation.objects.create(
-            kind="container.start",
-            actor=admin,
-            host=host,
-            target=f"container testhost/c{i}",
-            lock_key=f"k{i}",
-            status="succeeded" if i % 2 else "failed",
-        )
-        audit(
-            actor=admin,
-            ctx=ctx,
-            action="container.start",
-            result="accepted",
-            host=host,
-            target=op.target,
-            params={"name": f"c{i}"},
-            before={"state": "STOPPED"},
-            operation=op,
-        )
 
 
 def count_queries(client, url):
