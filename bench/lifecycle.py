@@ -39,11 +39,12 @@ STEPS = [
     ("row -> claimed", "Celery delivery to the agent, its claim (started_at)"),
     ("claimed -> 1st command", "the agent before the action's command: runner, driver, progress write"),
     ("action commands", "the lxc-* work itself (their own seconds)"),
-    ("refresh commands", "reading the container back (lxc-info ... after the action)"),
+    ("refresh commands", "other recorded commands (the read-back's lxc-info is unrecorded: next rows)"),
     ("between commands", "Python between the commands: log and command-list writes, events"),
     ("last command -> terminal", "inventory row saved, result, the terminal write (finished_at)"),
     ("terminal -> seen", "the bench's poll of the row (every 5 ms)"),
     ("(row -> answered)", "alongside the above: the web's commit, wake-up to Redis and response"),
+    ("= overhead", "request -> seen minus the action commands: what the console adds (the goal: <= 25 ms)"),
 ]
 
 
@@ -66,6 +67,7 @@ def breakdown(name: str, last: dict[str, Any]) -> dict[str, float]:
         cursor = ended
     steps["last command -> terminal"] = finished - cursor
     steps["terminal -> seen"] = last["seen"] - finished
+    steps["= overhead"] = last["seen"] - last["request"] - steps["action commands"]
     return steps
 
 
