@@ -93,7 +93,7 @@ vm-zfs-deps: test-packages
 vm-tests: deps vm-zfs-deps
 	$(BIN)/python -m pytest -m vm tests/vm
 
-bench: deps prepare-host
+bench: deps test-packages prepare-host
 	$(BIN)/python bench/lifecycle.py --rounds 5
 	$(BIN)/python bench/click.py --rounds 10
 	$(BIN)/python bench/btrfs_snapshot.py --rounds 3
@@ -101,6 +101,7 @@ bench: deps prepare-host
 	$(BIN)/python bench/pages.py
 	$(BIN)/python bench/recovery.py --rounds 5 --orphans 4
 	$(BIN)/python bench/agent.py --containers 10,40 --seconds 60
+	$(BIN)/python bench/hosts.py --hosts 10,25,50 --containers 200 --seconds 30
 
 lint: venv
 	$(BIN)/ruff check .
