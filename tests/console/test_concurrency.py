@@ -19,7 +19,7 @@ from django.urls import reverse
 from console import operations
 from console.models import AuditEvent, Operation
 from containers.models import Container
-from tests.host.conftest import redis_url  # noqa: F401  (a private Redis for the accepted operations)
+from tests.host.conftest import redis_server, redis_url  # noqa: F401  (a private Redis for the accepted operations)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from console.models import Operation
-from tests.host.conftest import redis_url  # noqa: F401  (a private Redis for the wake-up message)
+from tests.host.conftest import redis_server, redis_url  # noqa: F401  (a private Redis for the wake-up message)
 
 ROOT = Path(__file__).resolve().parents[2]
 
