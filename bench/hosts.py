@@ -319,9 +319,11 @@ class ListRefreshCounter:
         self.thread.start()
 
     async def _read(self) -> None:
-        from console.stream import _relay
+        from console.stream import _relay, _subscribe
 
-        async for chunk in _relay(None):
+        subscribed = await _subscribe()
+        assert subscribed is not None, "Redis is not reachable"
+        async for chunk in _relay(*subscribed, None):
             self.refreshes += chunk.count("event: containers\n")
             self.events += chunk.count("data: ")
             if self.stop.is_set():

@@ -130,19 +130,25 @@ def _visible_hosts(request: HttpRequest) -> set[int] | None:
                 connection.close()
 
 
-async def _relay(host_ids: set[int] | None) -> AsyncIterator[str]:
+async def _subscribe():
+    """A client and a pub/sub subscribed to the events channel, or None when Redis cannot be
+    reached (closed again then)."""
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(CHANNEL)
+    except Exception as exc:
+        logger.warning("event stream: cannot subscribe (%s)", exc)
+        await asyncio.shield(_close(pubsub, client))
+        return None
+    return client, pubsub
+
+
+async def _relay(client, pubsub, host_ids: set[int] | None) -> AsyncIterator[str]:
     ends_at = time.monotonic() + MAX_SECONDS
     try:
-        try:
-            await pubsub.subscribe(CHANNEL)
-        except Exception as exc:  # Redis down: the page keeps its slow polls; retry later
-            logger.warning("event stream: cannot subscribe (%s)", exc)
-            yield f"retry: {RETRY_MS * 10}\n: no events now\n\n"
-            return
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         last_sent = time.monotonic()
         throttle = ListThrottle(settings.STREAM_LIST_REFRESH_SECONDS)
@@ -197,7 +203,13 @@ async def events(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         # reconnect, and the page keeps its slow polls.
         return HttpResponse(status=204)
     host_ids = await sync_to_async(_visible_hosts)(request)
-    response = StreamingHttpResponse(_relay(host_ids), content_type="text/event-stream")
+    subscribed = await _subscribe()
+    if subscribed is None:
+        # Redis down: no stream, so the browser does not count it as open (it would read every
+        # panel again at each reconnect). EventSource retries an error with a growing delay, and
+        # the page keeps its slow polls meanwhile.
+        return HttpResponse("events unavailable", status=503, content_type="text/plain")
+    response = StreamingHttpResponse(_relay(*subscribed, host_ids), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from console.events import CHANNEL
-from console.stream import ListThrottle, _relay
+from console.stream import ListThrottle, _relay, _subscribe
 from tests.hosttools import wait_for
 
 pytestmark = pytest.mark.host
@@ -40,7 +40,9 @@ def test_a_burst_of_container_changes_refreshes_a_list_page_once_or_twice(redis_
     done = threading.Event()
 
     async def read() -> None:
-        async for chunk in _relay(None):
+        subscribed = await _subscribe()
+        assert subscribed is not None, "Redis is not reachable"
+        async for chunk in _relay(*subscribed, None):
             now = time.monotonic()
             received.extend((now, line[7:]) for line in chunk.splitlines() if line.startswith("event: "))
             if done.is_set():
