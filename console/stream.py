@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -130,7 +131,7 @@ def _visible_hosts(request: HttpRequest) -> set[int] | None:
                 connection.close()
 
 
-async def _subscribe():
+async def _subscribe() -> tuple[Any, Any] | None:
     """A client and a pub/sub subscribed to the events channel, or None when Redis cannot be
     reached (closed again then)."""
     import redis.asyncio as aioredis
@@ -146,7 +147,7 @@ async def _subscribe():
     return client, pubsub
 
 
-async def _relay(client, pubsub, host_ids: set[int] | None) -> AsyncIterator[str]:
+async def _relay(client: Any, pubsub: Any, host_ids: set[int] | None) -> AsyncIterator[str]:
     ends_at = time.monotonic() + MAX_SECONDS
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
