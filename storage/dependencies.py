@@ -10,7 +10,7 @@ from containers.models import Container
 from storage.drivers.pool import Dependant, pool_type
 from storage.models import LoopDevice, Pool
 
-__all__ = ["Dependant", "loop_device_dependants", "pool_dependants", "refusal_message"]
+__all__ = ["Dependant", "loop_device_dependants", "loop_device_holders", "pool_dependants", "refusal_message"]
 
 
 def _container_order(containers: list[Container]) -> list[Container]:
@@ -46,12 +46,20 @@ def pool_dependants(pool: Pool) -> list[Dependant]:
 def loop_device_dependants(loop: LoopDevice) -> list[Dependant]:
     """Pools made on the device (a mounted btrfs, an LVM PV), or any other mount of it."""
     out: list[Dependant] = []
-    pools = Pool.objects.filter(host=loop.host, source__in=[loop.device, loop.backing_file])
+    pools = list(Pool.objects.filter(host=loop.host, source__in=[loop.device, loop.backing_file]))
     for pool in pools:
-        what = f"the {pool_type(pool.kind).noun}"
-        for dep in pool_dependants(pool):
-            out.append(dep)
-        out.append(Dependant("pool", pool.name, f"destroy {what} {pool.name}"))
+        out += pool_dependants(pool)
+    return _unique(out + loop_device_holders(loop, pools))
+
+
+def loop_device_holders(loop: LoopDevice, pools: list[Pool]) -> list[Dependant]:
+    """What holds the device directly (its pools, a mount, a physical volume), read from ``pools``
+    (any of the host's, already fetched) without a query: what lives on those pools is not listed
+    (the storage page names the pool; the detach page lists everything)."""
+    out: list[Dependant] = []
+    pools = [p for p in pools if p.host_id == loop.host_id and p.source in (loop.device, loop.backing_file)]
+    for pool in pools:
+        out.append(Dependant("pool", pool.name, f"destroy the {pool_type(pool.kind).noun} {pool.name}"))
     pool_mounts = {p.mountpoint for p in pools}
     if loop.mountpoint and loop.mountpoint not in pool_mounts:
         out.append(Dependant("mount", loop.mountpoint, f"umount {loop.mountpoint}"))

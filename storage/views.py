@@ -20,7 +20,7 @@ from console.models import Host, Operation
 from console.operations import RequestContext
 from storage import conf, services
 from storage.choices import StorageOp
-from storage.dependencies import loop_device_dependants, pool_dependants
+from storage.dependencies import loop_device_dependants, loop_device_holders, pool_dependants
 from storage.forms import LoopCreateForm, LoopDetachForm, LoopMkfsForm, PoolCreateForm, PoolDestroyForm
 from storage.models import HostStorage, LoopDevice, Pool, size_label
 
@@ -35,6 +35,10 @@ def _recent_operations(hosts: list[Host]) -> list[Operation]:
         .select_related("host", "actor")
         .defer("log")[:10]
     )
+
+
+def _holders(loop: LoopDevice, pools: list[Pool]) -> str:
+    return ", ".join(f"{d.kind} {d.name}" for d in loop_device_holders(loop, pools))
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -53,7 +57,9 @@ def storage_index(request: HttpRequest) -> HttpResponse:
         {
             "host": host,
             "inventory": inventories.get(host.pk),
-            "loops": loops.get(host.pk, []),
+            # With what holds it: Detach is then shown disabled with the reason (the detach page
+            # lists everything that depends, in the order to remove it).
+            "loops": [(loop, _holders(loop, pools.get(host.pk, []))) for loop in loops.get(host.pk, [])],
             "pools": pools.get(host.pk, []),
             "can_admin": access.can(request.user, "admin", host),
         }

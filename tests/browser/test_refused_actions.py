@@ -57,3 +57,22 @@ def test_pool_with_a_container_on_it_is_not_offered_for_destroy(page, live_serve
     assert page.get_by_role("button", name="Destroy…").is_disabled()
     assert "Destroy is not possible while something lives on the pool" in page.inner_text("main")
     assert not Operation.objects.exists()
+
+
+def test_loop_device_a_pool_lives_on_is_not_offered_for_detach(page, live_server, make_user, host):
+    from storage.models import LoopDevice
+
+    make_user("refuse-loop-admin", role="admin", password=PASSWORD)
+    LoopDevice.objects.create(host=host, device="/dev/loop9", backing_file="/srv/f.img", fstype="btrfs")
+    free = LoopDevice.objects.create(host=host, device="/dev/loop8", backing_file="/srv/g.img")
+    Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop9", lxc_path="/srv/f")
+    login(page, live_server.url, "refuse-loop-admin")
+    page.goto(f"{live_server.url}/storage/")
+    held_row = page.locator("tr", has_text="/srv/f.img")
+    assert held_row.get_by_role("button", name="Detach…").is_disabled()
+    assert held_row.locator("a", has_text="Detach…").count() == 0
+    assert "Detach is not possible while these depend on it: pool fast" in held_row.inner_text()
+    free_row = page.locator("tr", has_text="/srv/g.img")
+    free_row.get_by_role("link", name="Detach…").click()
+    page.wait_for_url(f"**/storage/loop/{free.pk}/detach/")
+    assert not Operation.objects.exists()

@@ -157,3 +157,20 @@ def test_viewer_is_refused(client, viewer, host, inventory):
     client.force_login(viewer)
     response = client.post("/storage/loop/new/", {"host": "testhost", "name": "disk1", "size": "1G"})
     assert response.status_code == 403 and Operation.objects.count() == 0
+
+
+def test_storage_page_offers_detach_only_for_a_loop_nothing_holds(client, admin, host, inventory):
+    free = LoopDevice.objects.create(host=host, device="/dev/loop0", backing_file="/srv/a.img")
+    pooled = LoopDevice.objects.create(host=host, device="/dev/loop1", backing_file="/srv/b.img")
+    mounted = LoopDevice.objects.create(
+        host=host, device="/dev/loop2", backing_file="/srv/c.img", fstype="ext4", mountpoint="/mnt/c"
+    )
+    Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop1", lxc_path="/srv/f")
+    client.force_login(admin)
+    page = client.get("/storage/").content.decode()
+    assert f"/storage/loop/{free.pk}/detach/" in page
+    for held, reason in ((pooled, "pool fast"), (mounted, "mount /mnt/c")):
+        assert f"/storage/loop/{held.pk}/detach/" not in page
+        assert f'disabled title="remove what depends on it first: {reason}"' in page
+        why = f"Detach is not possible while these depend on it: {reason}."
+        assert f'id="detach-blocked-{held.pk}">{why}' in page
