@@ -8,6 +8,7 @@ code from the app. Turning it on or off writes an audit event (no host command i
 
 from __future__ import annotations
 
+import math
 from base64 import b32encode
 
 import qrcode
@@ -21,6 +22,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST, require_safe
 from django_otp import login as otp_login
@@ -130,6 +132,13 @@ def totp_confirm(request: HttpRequest) -> HttpResponse:
     if pending is None or confirmed_totp_devices(request.user):
         return redirect("account")
     form = TokenForm(request.POST)
+    # After a wrong code the device refuses every code for a while (1 s, 2 s, 4 s, ...): a right
+    # code typed then is refused too, and "not valid" would send the user to their phone's clock.
+    allowed, why = pending.verify_is_allowed()
+    if form.is_valid() and not allowed and why and why.get("locked_until"):
+        wait = max(1, math.ceil((why["locked_until"] - timezone.now()).total_seconds()))
+        form.add_error("otp_token", f"Too many wrong codes in a row: wait {wait} s, then type the code again")
+        return _account_page(request, token_form=form, status=429)
     if form.is_valid() and verify_token(request.user, pending.persistent_id, form.cleaned_data["otp_token"]):
         pending.refresh_from_db()
         with transaction.atomic():

@@ -777,7 +777,9 @@ def host_mount_roots(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @login_required
 @audited_post(ContainerOp.HOST_LXC_CONF)
 def host_lxc_conf(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """Set one of the lxc-* tools' system defaults (lxc-config) on the host."""
+    """Set one of the lxc-* tools' system defaults (lxc-config) on the host. The form posts with
+    htmx: a refusal answers beside it (what was typed stays in the form), an accepted change goes
+    to the operation's page."""
     host = access.get_for_user(Host.objects.all(), request.user, slug=slug)
     _require(request, "admin", host)
     return answer_operation(

@@ -13,6 +13,7 @@ chapter walk (test_chapter_walk.py); the container Settings form has its own tes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,6 +188,22 @@ CASES = [
         {"roots": "/nonexistent/root-dir"},
         "/nonexistent/root-dir",
         on_host=True,
+    ),
+    Case(
+        "lxc-conf",  # /etc/lxc/lxc.conf of this machine: only refused values, nothing written
+        lambda w, t: f"/hosts/{w.host.slug}/",
+        "form:has(select[name=key])",
+        {"key": "lxc.bdev.lvm.vg", "value": "no spaces allowed"},
+        "is not a volume group",
+        untouched="browser",
+    ),
+    Case(
+        "config-raw",
+        _c("stopped", "config/"),
+        "form:has(textarea[name=text])",
+        {"text": "lxc.uts.name = sweep\nthis line has no key"},
+        "expected 'lxc.key = value'",
+        untouched="No change",
     ),
     Case(
         "host-edit",
@@ -425,3 +442,65 @@ def test_login_form_keeps_the_username_after_a_wrong_password(world, browser):
     assert page.locator("[role=alert], .alert.error, .errorlist").count() >= 1
     login(page, world.base, world.username("viewer"), PASSWORD)
     context.close()
+
+
+def test_raw_config_change_is_shown_then_saved(world, things, admin_page):
+    page, stopped = admin_page, things["stopped"]
+    page.goto(f"{world.base}/containers/{stopped.pk}/config/")
+    box = page.locator("textarea[name=text]")
+    box.fill(box.input_value().rstrip("\n") + "\nlxc.start.delay = 3\n")
+    page.get_by_role("button", name="Show the changes").click()
+    assert "+lxc.start.delay = 3" in page.inner_text("pre.diff")
+    before = Operation.objects.count()
+    page.get_by_role("button", name="Save this file").click()
+    page.wait_for_url("**/operations/*/", timeout=30000)
+    page.locator("section.operation[data-status='succeeded']").wait_for(timeout=60000)
+    assert Operation.objects.count() == before + 1
+    with open(f"{stopped.lxc_path}/{stopped.name}/config") as fh:
+        assert "lxc.start.delay = 3" in fh.read().splitlines()
+
+
+def test_two_factor_forms_keep_what_was_typed_and_say_why(world, browser, things):
+    """Set up, a wrong code, the right one; then off: a wrong password, the right one. The
+    operator's own account (the admin page of the other tests stays as it is)."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    page = login_as(world, browser, "operator")
+    user = world.users["operator"]
+    try:
+        page.goto(f"{world.base}/account/")
+        page.get_by_role("button", name="Set up two-factor authentication").click()
+        confirm = page.locator("form:has(input[name=otp_token])")
+        confirm.get_by_role("button", name="Turn two-factor on").click()
+        assert not confirm.evaluate("f => f.checkValidity()"), "an empty code was sent"
+        device = TOTPDevice.objects.get(user=user, confirmed=False)
+        wrong = f"{(int(totp(device.bin_key)) + 1) % 1000000:06d}"
+        page.fill("input[name=otp_token]", wrong)
+        confirm.get_by_role("button", name="Turn two-factor on").click()
+        _shown(page, "That code is not valid")
+        assert page.input_value("input[name=otp_token]") == wrong
+        assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        # The right code at once after a wrong one: refused while the device waits, and it says so.
+        page.fill("input[name=otp_token]", f"{totp(device.bin_key):06d}")
+        confirm.get_by_role("button", name="Turn two-factor on").click()
+        _shown(page, "Too many wrong codes in a row: wait 1 s")
+        time.sleep(1.2)
+        page.fill("input[name=otp_token]", f"{totp(device.bin_key):06d}")
+        confirm.get_by_role("button", name="Turn two-factor on").click()
+        _shown(page, "Two-factor authentication is on")
+
+        remove = page.locator("form:has(input[name=password])")
+        remove.get_by_role("button", name="Turn two-factor off").click()
+        assert not remove.evaluate("f => f.checkValidity()"), "an empty password was sent"
+        page.fill("input[name=password]", "not-my-password")
+        remove.get_by_role("button", name="Turn two-factor off").click()
+        _shown(page, "That is not your password")
+        assert TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        page.fill("input[name=password]", PASSWORD)
+        remove.get_by_role("button", name="Turn two-factor off").click()
+        _shown(page, "Two-factor authentication is off")
+        assert not TOTPDevice.objects.filter(user=user).exists()
+    finally:
+        TOTPDevice.objects.filter(user=user).delete()
+        page.context.close()
