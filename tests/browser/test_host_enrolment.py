@@ -107,12 +107,28 @@ def test_a_superuser_adds_a_host_and_gets_its_first_token(page, live_server, mak
     make_user("enrol-root", role=None, superuser=True, password=PASSWORD)
     login(page, live_server.url, "enrol-root")
     page.goto(f"{live_server.url}/hosts/")
+    # Untouched: the browser stops it (the slug is required).
+    page.click("button:has-text('Add the host')")
+    assert page.eval_on_selector("input[name=slug]", "e => !e.validity.valid && e.validationMessage")
+    assert page.url.endswith("/hosts/") and not Host.objects.filter(slug="vm2").exists()
     # One wrong value: a slug with a capital letter; what was typed stays.
     page.fill("input[name=slug]", "VM2")
     page.fill("input[name=name]", "second machine")
+    page.fill("input[name=hours]", "12")
     page.click("button:has-text('Add the host')")
     assert "a host slug is 1-63 lowercase letters" in page.inner_text(".field-error")
+    assert page.input_value("input[name=slug]") == "VM2"
     assert page.input_value("input[name=name]") == "second machine"
+    assert page.input_value("input[name=hours]") == "12"
+    # Another: a token lifetime that is not a number of hours; the slug typed stays too.
+    page.fill("input[name=slug]", "vm2")
+    page.fill("input[name=hours]", "lots")
+    page.click("button:has-text('Add the host')")
+    assert "hours" in page.inner_text(".field-error")
+    assert page.input_value("input[name=slug]") == "vm2"
+    assert page.input_value("input[name=hours]") == "lots"
+    assert not Host.objects.filter(name="second machine").exists()
+    page.fill("input[name=hours]", "24")
     assert not Host.objects.filter(name="second machine").exists()
     page.fill("input[name=slug]", "vm2")
     page.click("button:has-text('Add the host')")

@@ -178,6 +178,7 @@ def test_reset_password_and_remove_two_factor(browser, page, live_server, root, 
     page.fill("input[name=confirm]", "bob2")
     page.click("button:has-text('Reset')")
     assert "Type bob exactly" in page.inner_text(".field-error")
+    assert page.input_value("input[name=confirm]") == "bob2"
     page.fill("input[name=confirm]", "bob")
     page.click("button:has-text('Reset')")
     url = page.inner_text("#password-link")
