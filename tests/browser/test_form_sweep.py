@@ -504,3 +504,54 @@ def test_two_factor_forms_keep_what_was_typed_and_say_why(world, browser, things
     finally:
         TOTPDevice.objects.filter(user=user).delete()
         page.context.close()
+
+
+def test_attach_disk_untouched_and_a_target_taken_since_the_page_was_read(world, things, admin_page):
+    """The attach form has selects only: untouched it offers a free device and the first free
+    target; a target another attach took since the page was read (a stale page) is refused beside
+    the form, which keeps both choices, and nothing is queued. Attaching itself is walked by
+    test_domain_page.py. The untouched form is not sent: its first device may be any free block
+    device of this machine, not one of the world's."""
+    admin, dom, page = world.users["admin"], things["domain"], admin_page
+    ok(domains.domain_action(actor=admin, ctx=CTX, container=dom, action="start"), 90)
+    dom = wait_for(
+        lambda: Container.objects.filter(pk=dom.pk, state="RUNNING").first(), 30, what="the domain running"
+    )
+    try:
+        spare = ok(
+            storage.create_loop_device(
+                actor=admin, ctx=CTX, host=world.host, name=world.name("spare"), size="16M"
+            )
+        ).result["device"]
+        taken = things["loop"].device
+        ok(domains.attach_disk(actor=admin, ctx=CTX, container=dom, device=taken, target="vdb"))
+        wait_for(
+            lambda: "vdb" in Container.objects.get(pk=dom.pk).domain_xml, 30, what="vdb in the inventory"
+        )
+        page.goto(f"{world.base}/containers/{dom.pk}/")
+        form = page.locator("#domain-attach form")
+        wait_for(
+            lambda: (
+                spare in form.locator("select[name=device]").evaluate("s => [...s.options].map(o => o.value)")
+            ),
+            30,
+            what=f"{spare} offered",
+        )
+        # Untouched: a free device (not the attached one) and the first free target.
+        assert form.evaluate("f => f.checkValidity()")
+        assert form.locator("select[name=device]").input_value() not in ("", taken)
+        assert form.locator("select[name=target]").input_value() == "vdc"
+        # As the form read before the attach offered it: vdb.
+        form.locator("select[name=target]").evaluate("s => s.add(new Option('vdb', 'vdb'), 0)")
+        form.locator("select[name=device]").select_option(spare)
+        form.locator("select[name=target]").select_option("vdb")
+        before = Operation.objects.count()
+        form.get_by_role("button", name="Attach (live)").click()
+        page.locator("#action-result", has_text="already has a disk at vdb").wait_for(timeout=10000)
+        assert Operation.objects.count() == before
+        assert form.locator("select[name=device]").input_value() == spare
+        assert form.locator("select[name=target]").input_value() == "vdb"
+        assert page.locator("header.topbar").count() == 1
+    finally:
+        dom.refresh_from_db()
+        ok(domains.domain_action(actor=admin, ctx=CTX, container=dom, action="destroy"), 90)
