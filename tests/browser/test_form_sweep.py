@@ -8,7 +8,11 @@ services at the start.
 
 Forms without typed fields (the action buttons: start, stop, undefine, ...) are submitted by the
 chapter walk (test_chapter_walk.py); the container Settings form has its own test
-(test_container_settings_form.py).
+(test_container_settings_form.py). The two-factor forms, the raw config editor's save and the
+domain attach form (selects only) have tests of their own at the end. Swept elsewhere: adding a
+host (test_host_enrolment.py), the user page's confirmations and the set-password link page
+(test_users.py). The LXC system defaults form writes this machine's /etc/lxc/lxc.conf: only
+refused values here (tests/host/test_lxc_system_config.py writes it and puts it back).
 """
 
 from __future__ import annotations

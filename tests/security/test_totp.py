@@ -156,3 +156,19 @@ def test_account_pages_need_a_login_and_post(client, alice):
     assert client.get(reverse("account-totp-start")).status_code == 405
     assert client.get(reverse("account-totp-remove")).status_code == 405
     assert 'href="/account/"' in client.get(reverse("account")).content.decode()  # linked in the user box
+
+
+def test_a_right_code_during_the_wait_after_a_wrong_one_says_to_wait(client, alice, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 30  # the wait after one wrong code: long enough for a test
+    client.force_login(alice)
+    client.post(reverse("account-totp-start"))
+    device = TOTPDevice.objects.get(user=alice)
+    wrong = client.post(reverse("account-totp-confirm"), {"otp_token": wrong_code_for(device)})
+    assert wrong.status_code == 400
+    response = client.post(reverse("account-totp-confirm"), {"otp_token": code_for(device)})
+    page = response.content.decode()
+    assert response.status_code == 429
+    assert re.search(r"Too many wrong codes in a row: wait (29|30) s, then type the code again", page)
+    assert f'value="{code_for(device)}"' in page  # what was typed stays
+    device.refresh_from_db()
+    assert not device.confirmed
