@@ -29,3 +29,18 @@ def test_index_shows_loop_devices_and_pool_usage(client, admin, host, inventory)
     page = client.get("/storage/").content.decode()
     assert "/srv/a.img" in page and "2.0\xa0GB" in page
     assert 'value="25"' in page and "512.0\xa0MB of 2.0\xa0GB (25%)" in page
+
+
+def test_a_pool_with_containers_on_it_offers_destroy_disabled_with_the_reason(client, admin, host, inventory):
+    from containers.models import Container
+
+    busy = Pool.objects.create(host=host, name="busy", kind="dir", source="", lxc_path="/p/busy")
+    idle = Pool.objects.create(host=host, name="idle", kind="dir", source="", lxc_path="/p/idle")
+    for name in ("a1", "a2"):
+        Container.objects.create(host=host, name=name, lxc_path="/p/busy", config_text="")
+    Container.objects.create(host=host, name="elsewhere", lxc_path=host.lxc_path, config_text="")
+    client.force_login(admin)
+    page = client.get("/storage/").content.decode()
+    assert f'href="/storage/pools/{busy.pk}/destroy/"' not in page  # not offered...
+    assert "Destroy is not possible while 2 containers live on it" in page  # ...and why
+    assert f'href="/storage/pools/{idle.pk}/destroy/"' in page
