@@ -5,10 +5,11 @@ reconnect (static/js/sse-catchup.js); the page keeps its slow polls meanwhile.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
 from tests.hosttools import free_port
@@ -31,6 +32,9 @@ def test_the_stream_answers_503_when_redis_cannot_be_reached(settings, django_us
         await client.aforce_login(user)
         return await client.get("/events/")
 
-    response = async_to_sync(get)()
+    # Its own thread and event loop: a browser test earlier in the session may leave Playwright's
+    # loop running in this thread, where async_to_sync refuses to run.
+    with ThreadPoolExecutor(1) as pool:
+        response = pool.submit(asyncio.run, get()).result(timeout=30)
     assert response.status_code == 503
     assert response["Content-Type"].startswith("text/plain")
