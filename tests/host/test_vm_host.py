@@ -35,11 +35,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console import db_roles, enrolment, hostwatch
+from console.errors import Conflict
 from console.models import Host, Operation
 from console.operations import RequestContext
 from containers import services
 from containers.models import Container
 from storage import services as storage_services
+from storage.dependencies import pool_dependants as storage_dependants
 from storage.models import HostStorage, Pool
 from tests.host.conftest import use_broker
 from tests.host.helpers import wait_terminal
@@ -79,10 +81,11 @@ class VmHost:
         (self.share / "pools").mkdir()
         (self.share / "images").mkdir()
         self.agent_log = self.share / "agent.log"
-        # /dev/vda holds the LVM pool; /dev/vdb only because the boot waits for a second disk.
+        # /dev/vda holds the LVM pool, /dev/vdb the ZFS pool (a whole-disk zpool: its partition
+        # must be above ZFS's 64 MiB minimum). Sparse files.
         self.disks = [
             make_disk(self.boot_dir / "disk.img", 1024**3),
-            make_disk(self.boot_dir / "disk2.img", 64 * 1024**2),
+            make_disk(self.boot_dir / "disk2.img", 512 * 1024**2),
         ]
         # The enrolled credentials, with the addresses the guest reaches the servers at; mode 600.
         self.credentials = self.share / "agent.json"
@@ -252,6 +255,159 @@ def ok(op: Operation, timeout: float = 120) -> Operation:
     return done
 
 
+def timed_in_vm(vm: VmRunner, command: str) -> float:
+    """Milliseconds ``command`` (a shell line) takes inside the VM, by the guest's clock."""
+    line = f"s=$(date +%s%N) && {{ {command}; }} >/dev/null && e=$(date +%s%N) && echo $(((e - s) / 1000000))"
+    out = vm.shell(line, timeout=300)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def agent_ms(op: Operation) -> float:
+    """Milliseconds from the agent taking ``op`` to its end."""
+    assert op.started_at is not None and op.finished_at is not None
+    return (op.finished_at - op.started_at).total_seconds() * 1000
+
+
+def zfs_pool_step(admin, vm_host: VmHost, vm1: Host, timings: dict[str, float]) -> None:
+    """A ZFS pool on vm1's /dev/vdb through the storage service, a busybox container on it,
+    started, snapshotted (a ZFS clone), checked with vm1's own ``zfs``; the raw ``lxc-create`` and
+    ``lxc-copy -s`` timed there against the console's; then taken apart clone, container, pool."""
+    vm = vm_host.vm
+    assert vm is not None
+    # A whole-disk zpool partitions the disk and waits for udev's links to the partitions: udev
+    # runs for this step (a host's boot starts it; the LVM steps run without it, lvm.conf says so).
+    vm.shell("/lib/systemd/systemd-udevd --daemon", timeout=60)
+    try:
+        # Only the disk's events: the rest of the machine (its LVM volumes, its NIC) stays as set up.
+        vm.shell(
+            "udevadm trigger --action=add --sysname-match=vdb && udevadm settle --timeout=60", timeout=120
+        )
+
+        def vdb_seen() -> bool:
+            storage = HostStorage.objects.filter(host=vm1).first()
+            return storage is not None and any(d.get("path") == "/dev/vdb" for d in storage.block_devices)
+
+        wait_for(vdb_seen, 60, what="vm1's second disk in its storage inventory")
+        op = ok(
+            storage_services.create_pool(
+                actor=admin, ctx=CTX, host=vm1, name="tank", kind="zfs", device="/dev/vdb"
+            ),
+            180,
+        )
+        assert op.worker == f"agent-{SLUG}", op.worker
+        pool = Pool.objects.get(host=vm1, name="tank")
+        assert (pool.kind, pool.zpool) == ("zfs", "tank"), (pool.kind, pool.zpool)
+        zpools = vm.run(["zpool", "list", "-H", "-o", "name,health"]).stdout.split()
+        assert zpools == ["tank", "ONLINE"], zpools
+        vm1.refresh_from_db()
+        assert pool.lxc_path in vm1.lxc_paths
+
+        # The container: created on the pool (a dataset of its own), started, stopped, snapshotted.
+        started = time.monotonic()
+        create = ok(
+            services.create_container(actor=admin, ctx=CTX, host=vm1, name="zc1", lxc_path=pool.lxc_path),
+            240,
+        )
+        create_seconds = time.monotonic() - started
+        assert create.worker == f"agent-{SLUG}"
+        zc1 = Container.objects.get(host=vm1, lxc_path=pool.lxc_path, name="zc1")
+        assert (zc1.store, zc1.rootfs) == ("zfs", "zfs:tank/zc1"), (zc1.store, zc1.rootfs)
+        ok(services.start_container(actor=admin, ctx=CTX, container=zc1), 120)
+        info = vm.run(["lxc-info", "-P", pool.lxc_path, "-n", "zc1", "-s", "-p"]).stdout
+        assert "RUNNING" in info and re.search(r"PID:\s+\d+", info), info
+        # Its root is the dataset: the container's own mount table says so.
+        mounts = vm.run(["lxc-attach", "-P", pool.lxc_path, "-n", "zc1", "--", "cat", "/proc/self/mounts"])
+        root = [line.split()[:3] for line in mounts.stdout.splitlines() if line.split()[1:2] == ["/"]]
+        assert root and root[-1] == ["tank/zc1", "/", "zfs"], mounts.stdout
+        ok(
+            services.stop_container(
+                actor=admin, ctx=CTX, container=Container.objects.get(pk=zc1.pk), force=True
+            )
+        )
+        started = time.monotonic()
+        snap = ok(
+            services.copy_container(
+                actor=admin,
+                ctx=CTX,
+                container=Container.objects.get(pk=zc1.pk),
+                new_name="zc1snap",
+                snapshot=True,
+            ),
+            180,
+        )
+        snapshot_seconds = time.monotonic() - started
+        assert snap.worker == f"agent-{SLUG}" and snap.result.get("kind") == "snapshot", snap.result
+        zc1snap = Container.objects.get(host=vm1, lxc_path=pool.lxc_path, name="zc1snap")
+        assert (zc1snap.rootfs, zc1snap.origin_id, zc1snap.origin_kind) == (
+            "zfs:tank/zc1snap",
+            zc1.pk,
+            "snapshot",
+        )
+        # On vm1: the clone's origin is a snapshot of the container's dataset.
+        listing = vm.run(["zfs", "list", "-H", "-t", "all", "-o", "name,type,origin", "-r", "tank"]).stdout
+        rows = {f[0]: f[1:] for f in (line.split("\t") for line in listing.splitlines()) if f[0]}
+        assert rows["tank/zc1@zc1snap"] == ["snapshot", "-"], rows
+        assert rows["tank/zc1snap"] == ["filesystem", "tank/zc1@zc1snap"], rows
+        origin = vm.run(["zfs", "get", "-H", "-o", "value", "origin", "tank/zc1snap"]).stdout.strip()
+        assert origin == "tank/zc1@zc1snap", origin
+        # The clone starts: its own root on its own dataset.
+        ok(services.start_container(actor=admin, ctx=CTX, container=zc1snap), 120)
+        info = vm.run(["lxc-info", "-P", pool.lxc_path, "-n", "zc1snap", "-s"]).stdout
+        assert "RUNNING" in info, info
+
+        # The same with the raw commands in vm1, into a path of the VM's own (no agent watches it).
+        raw = "/tmp/raw-zfs"
+        create_raw_ms = timed_in_vm(
+            vm, f"mkdir -p {raw} && lxc-create -P {raw} -n rz -t busybox -B zfs --zfsroot tank"
+        )
+        snapshot_raw_ms = timed_in_vm(vm, f"lxc-copy -P {raw} -n rz -N rzsnap -s")
+        timings |= {
+            "zfs_raw_create_ms_in_vm": create_raw_ms,
+            "zfs_console_create_ms_request_to_terminal": create_seconds * 1000,
+            "zfs_console_create_ms_agent": agent_ms(create),
+            "zfs_console_create_ms_commands": sum(c["seconds"] for c in create.commands) * 1000,
+            "zfs_raw_snapshot_ms_in_vm": snapshot_raw_ms,
+            "zfs_console_snapshot_ms_request_to_terminal": snapshot_seconds * 1000,
+            "zfs_console_snapshot_ms_agent": agent_ms(snap),
+            "zfs_console_snapshot_ms_commands": sum(c["seconds"] for c in snap.commands) * 1000,
+        }
+        print("\nvm1 zfs create commands:", [(c["argv"][0], round(c["seconds"], 3)) for c in create.commands])
+        print("vm1 zfs snapshot commands:", [(c["argv"][0], round(c["seconds"], 3)) for c in snap.commands])
+        vm.shell(f"lxc-destroy -P {raw} -n rzsnap && lxc-destroy -P {raw} -n rz && rm -rf {raw}", timeout=120)
+
+        # Taken apart in the only order ZFS allows: the clone, then its origin, then the pool.
+        ok(
+            services.stop_container(
+                actor=admin, ctx=CTX, container=Container.objects.get(pk=zc1snap.pk), force=True
+            )
+        )
+        with pytest.raises(Conflict, match="zc1snap"):
+            services.destroy_container(actor=admin, ctx=CTX, container=Container.objects.get(pk=zc1.pk))
+        for name in ("zc1snap", "zc1"):
+            c = Container.objects.get(host=vm1, lxc_path=pool.lxc_path, name=name)
+            ok(services.destroy_container(actor=admin, ctx=CTX, container=c), 120)
+        left = vm.run(["zfs", "list", "-H", "-t", "all", "-o", "name", "-r", "tank"]).stdout.split()
+        assert left == ["tank"], left
+        wait_for(
+            lambda: not storage_dependants(Pool.objects.get(pk=pool.pk)),
+            60,
+            interval=0.5,
+            what="the pool's inventory without the destroyed datasets",
+        )
+        ok(
+            storage_services.destroy_pool(
+                actor=admin, ctx=CTX, pool=Pool.objects.get(pk=pool.pk), confirm="tank"
+            ),
+            180,
+        )
+        assert vm.run(["zpool", "list", "-H", "-o", "name"]).stdout.split() == []
+        assert not Pool.objects.filter(pk=pool.pk).exists()
+        vm1.refresh_from_db()
+        assert pool.lxc_path not in vm1.lxc_paths
+    finally:
+        vm.shell("udevadm control --exit", timeout=60, check=False)
+
+
 def test_vm_host_runs_its_own_operations_survives_power_off_and_resyncs(
     client, admin, start_agent, vm_host, settings, redis_server
 ):
@@ -398,6 +554,10 @@ def run_vm_host_scenario(client, admin, start_agent, vm_host, redis_server, timi
     table = {f[0]: f[1:] for f in (line.split() for line in lvs.splitlines()) if f}
     assert table["lv1"][0].startswith("o") and table["lv1snap"][0].startswith("s"), table
     assert table["lv1snap"][1] == "lv1", table
+    # A ZFS pool on the VM's second disk, a busybox container on it, started, and a snapshot:
+    # lxc-copy -s makes a real clone of a snapshot of the container's dataset.
+    zfs_pool_step(admin, vm_host, vm1, timings)
+
     # None of vm1's work ran here, none of this host's there.
     assert set(Operation.objects.filter(host=vm1).values_list("worker", flat=True)) == {f"agent-{SLUG}"}
     assert set(Operation.objects.filter(host=local).values_list("worker", flat=True)) == {
