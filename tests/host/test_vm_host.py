@@ -315,10 +315,14 @@ def zfs_pool_step(admin, vm_host: VmHost, vm1: Host, timings: dict[str, float]) 
         ok(services.start_container(actor=admin, ctx=CTX, container=zc1), 120)
         info = vm.run(["lxc-info", "-P", pool.lxc_path, "-n", "zc1", "-s", "-p"]).stdout
         assert "RUNNING" in info and re.search(r"PID:\s+\d+", info), info
-        # Its root is the dataset: the container's own mount table says so.
-        mounts = vm.run(["lxc-attach", "-P", pool.lxc_path, "-n", "zc1", "--", "cat", "/proc/self/mounts"])
-        root = [line.split()[:3] for line in mounts.stdout.splitlines() if line.split()[1:2] == ["/"]]
-        assert root and root[-1] == ["tank/zc1", "/", "zfs"], mounts.stdout
+        # Its root is the dataset: the container's own mount table says so (a command run in it by
+        # vm1's agent).
+        zc1 = Container.objects.get(pk=zc1.pk)
+        mounts = ok(
+            services.attach_command(actor=admin, ctx=CTX, container=zc1, command="cat /proc/self/mounts")
+        ).result["stdout"]
+        root = [line.split()[:3] for line in mounts.splitlines() if line.split()[1:2] == ["/"]]
+        assert root and root[-1] == ["tank/zc1", "/", "zfs"], mounts
         ok(
             services.stop_container(
                 actor=admin, ctx=CTX, container=Container.objects.get(pk=zc1.pk), force=True
