@@ -321,8 +321,13 @@ def zfs_pool_step(admin, vm_host: VmHost, vm1: Host, timings: dict[str, float]) 
         mounts = ok(
             services.attach_command(actor=admin, ctx=CTX, container=zc1, command="cat /proc/self/mounts")
         ).result["stdout"]
-        root = [line.split()[:3] for line in mounts.splitlines() if line.split()[1:2] == ["/"]]
-        assert root and root[-1] == ["tank/zc1", "/", "zfs"], mounts
+        # (vm1's system runs chrooted on an initramfs, so LXC enters the rootfs by chroot and the
+        # table names the container's root /newroot; on a host booted from its disk it is /.)
+        table = [line.split()[:3] for line in mounts.splitlines() if len(line.split()) >= 3]
+        datasets = [(source, point) for source, point, fstype in table if fstype == "zfs"]
+        assert len(datasets) == 1 and datasets[0][0] == "tank/zc1", mounts
+        root = datasets[0][1].rstrip("/")
+        assert [root + "/proc", "proc"] in [[point, fstype] for _, point, fstype in table], mounts
         ok(
             services.stop_container(
                 actor=admin, ctx=CTX, container=Container.objects.get(pk=zc1.pk), force=True
