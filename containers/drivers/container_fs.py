@@ -637,6 +637,42 @@ def root_dir(path: str | os.PathLike[str]) -> Iterator[int]:
         os.close(fd)
 
 
+def stat_in_root(root_fd: int, path: str) -> tuple[os.stat_result, str] | None:
+    """What ``path`` names inside the root of ``root_fd`` (links followed inside it only): its
+    stat and its path in the container, or None when it does not resolve there."""
+    try:
+        fd, name = _open_in_root(root_fd, path)
+    except RootfsError:
+        return None
+    try:
+        return os.fstat(fd), name
+    finally:
+        os.close(fd)
+
+
+def read_head_in_root(root_fd: int, path: str, max_bytes: int) -> bytes | None:
+    """The first ``max_bytes`` of the regular file ``path`` inside the root of ``root_fd`` (links
+    followed inside it only, the inode opened is the one resolved), or None when it is not one."""
+    try:
+        fd, name = _open_in_root(root_fd, path)
+    except RootfsError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        file_fd = _reopen(fd, os.O_RDONLY | os.O_NONBLOCK, name)
+    except RootfsError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return os.read(file_fd, max_bytes)
+    except OSError:
+        return None
+    finally:
+        os.close(file_fd)
+
+
 def _write_parts(path: str) -> list[str]:
     parts = _split(path)
     if not parts:

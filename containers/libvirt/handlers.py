@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -96,28 +97,32 @@ def _build_debian_rootfs(op: Operation, runner: Runner, rootfs: str, release: st
 def boot_warnings(rootfs: str, init: str) -> list[str]:
     """What the console will show once the domain starts, read from its root filesystem here, on
     the host: a busybox init whose rcS runs udhcpc in the foreground shows no prompt until a DHCP
-    lease comes. Only files inside ``rootfs`` are read (links leading out of it are not followed)."""
-    root = os.path.realpath(rootfs)
+    lease comes. Only files inside ``rootfs`` are read: links are resolved inside it
+    (container_fs), never on the host."""
+    from containers.drivers import container_fs
 
-    def inside(relative: str) -> str | None:
-        path = os.path.realpath(os.path.join(root, relative.lstrip("/")))
-        return path if path.startswith(root + "/") else None
-
-    init_path, busybox = inside(init), inside("bin/busybox")
-    if not init_path or not os.path.isfile(init_path) or os.path.basename(init) != "init":
+    if os.path.basename(init) != "init":
         return []
-    # The busybox template hard-links /sbin/init to /bin/busybox; other trees link it symbolically.
-    is_busybox = os.path.basename(init_path) == "busybox" or (
-        busybox is not None and os.path.isfile(busybox) and os.path.samefile(init_path, busybox)
-    )
-    if not is_busybox:
-        return []
-    rcs = inside("etc/init.d/rcS")
     try:
-        with open(rcs or "/nonexistent", encoding="utf-8", errors="replace") as fh:
-            lines = fh.read(65536).splitlines()
-    except OSError:
+        with container_fs.root_dir(rootfs) as root_fd:
+            found = container_fs.stat_in_root(root_fd, init)
+            if found is None or not stat.S_ISREG(found[0].st_mode):
+                return []
+            (init_st, init_name), busybox = found, container_fs.stat_in_root(root_fd, "/bin/busybox")
+            # The busybox template hard-links /sbin/init to /bin/busybox; other trees link it
+            # symbolically.
+            same = busybox is not None and (busybox[0].st_dev, busybox[0].st_ino) == (
+                init_st.st_dev,
+                init_st.st_ino,
+            )
+            if os.path.basename(init_name) != "busybox" and not same:
+                return []
+            head = container_fs.read_head_in_root(root_fd, "/etc/init.d/rcS", 65536)
+    except container_fs.RootfsError:
         return []
+    if head is None:
+        return []
+    lines = head.decode("utf-8", errors="replace").splitlines()
     blocking = [
         ln.strip()
         for ln in lines

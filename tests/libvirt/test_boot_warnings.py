@@ -52,3 +52,17 @@ def test_an_rcs_link_leading_out_of_the_rootfs_is_not_read(tmp_path):
     os.unlink(f"{rootfs}/etc/init.d/rcS")
     os.symlink(str(outside), f"{rootfs}/etc/init.d/rcS")
     assert boot_warnings(rootfs, "/sbin/init") == []
+
+
+def test_links_in_the_rootfs_resolve_as_the_container_sees_them(tmp_path):
+    # An absolute link names a file of the container's tree, not the host's; '..' stops at its root.
+    rootfs = tree(tmp_path / "a", "")
+    os.unlink(f"{rootfs}/etc/init.d/rcS")
+    (tmp_path / "a/etc/rcS.real").write_text(TEMPLATE_RCS)
+    os.symlink("/etc/rcS.real", f"{rootfs}/etc/init.d/rcS")
+    (note,) = boot_warnings(rootfs, "/sbin/init")
+    assert "'/bin/udhcpc' waits" in note
+    (tmp_path / "host-file").write_text("/bin/udhcpc\n")
+    os.unlink(f"{rootfs}/etc/init.d/rcS")
+    os.symlink("../../../host-file", f"{rootfs}/etc/init.d/rcS")
+    assert boot_warnings(rootfs, "/sbin/init") == []
