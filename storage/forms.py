@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from console.models import Host
@@ -17,17 +19,33 @@ class LoopCreateForm(forms.Form):
     )
 
 
-class LoopDetachForm(forms.Form):
-    delete_file = forms.BooleanField(required=False, label="Also delete the backing file")
+class _TypedDeviceForm(forms.Form):
+    """A loop device's destructive action, confirmed by typing the device's name."""
+
     confirm = forms.CharField(label="Type the device (for example /dev/loop0) to confirm")
 
+    def __init__(self, data: Any = None, *, device: str) -> None:
+        super().__init__(data)
+        self.device = device
 
-class LoopMkfsForm(forms.Form):
+    def clean_confirm(self) -> str:
+        value = self.cleaned_data["confirm"]
+        if value != self.device:
+            raise forms.ValidationError(f"type {self.device} to confirm")
+        return value
+
+
+class LoopDetachForm(_TypedDeviceForm):
+    delete_file = forms.BooleanField(required=False, label="Also delete the backing file")
+    field_order = ["delete_file", "confirm"]
+
+
+class LoopMkfsForm(_TypedDeviceForm):
     wipe = forms.BooleanField(
         required=False,
         label="Wipe the device: I confirm that everything it holds now may be destroyed",
     )
-    confirm = forms.CharField(label="Type the device (for example /dev/loop0) to confirm")
+    field_order = ["wipe", "confirm"]
 
 
 class PoolCreateForm(forms.Form):

@@ -117,9 +117,7 @@ def loop_create(request: HttpRequest) -> HttpResponse:
 def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
     loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", loop.host)
-    form = LoopDetachForm(request.POST or None)
-    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"] != loop.device:
-        form.add_error("confirm", f"type {loop.device} to confirm")
+    form = LoopDetachForm(request.POST or None, device=loop.device)
     response, status = queue_from_form(
         request,
         form,
@@ -142,9 +140,7 @@ def loop_detach(request: HttpRequest, pk: int) -> HttpResponse:
 def loop_mkfs(request: HttpRequest, pk: int) -> HttpResponse:
     loop = access.get_for_user(LoopDevice.objects.select_related("host"), request.user, pk=pk)
     access.require_post_role(request, "admin", loop.host)
-    form = LoopMkfsForm(request.POST or None)
-    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"] != loop.device:
-        form.add_error("confirm", f"type {loop.device} to confirm")
+    form = LoopMkfsForm(request.POST or None, device=loop.device)
     response, status = queue_from_form(
         request,
         form,
