@@ -50,10 +50,9 @@ def applies() -> bool:
 
 
 def _hours(value: Any) -> int:
-    try:
-        hours = int(str(value).strip())
-    except ValueError:
-        hours = 0
+    # ASCII digits only: int() would also take "٥", "+5" and "1_0".
+    text = str(value).strip()
+    hours = int(text) if text.isascii() and text.isdigit() else 0
     if not MIN_HOURS <= hours <= MAX_HOURS:
         raise InvalidInput(
             f"a token is valid for {MIN_HOURS} to {MAX_HOURS} hours (a whole number)", field="hours"

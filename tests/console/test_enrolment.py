@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from console import enrolment
-from console.errors import Conflict
+from console.errors import Conflict, InvalidInput
 from console.models import AuditEvent, HostEnrolment
 from console.operations import RequestContext
 from containers import services
@@ -58,3 +58,12 @@ def test_on_sqlite_the_role_command_says_there_are_none(host):
 
     with pytest.raises(CommandError, match="on SQLite"):
         call_command("agent_db_role", host.slug)
+
+
+@pytest.mark.parametrize("typed", ["٥", "+5", "1_0", " 5x", "", "0", "169"])
+def test_a_token_lifetime_is_ascii_digits_from_1_to_168(typed):
+    from console.enrolment import _hours
+
+    with pytest.raises(InvalidInput, match="a token is valid for 1 to 168 hours"):
+        _hours(typed)
+    assert _hours(" 24 ") == 24
