@@ -62,3 +62,8 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
+
+
+def virsh(*words: str) -> subprocess.CompletedProcess:
+    """``virsh -c lxc:/// WORDS...``, its output captured (the test decides what a failure means)."""
+    return subprocess.run(["virsh", "-c", "lxc:///", *words], capture_output=True, text=True, timeout=60)

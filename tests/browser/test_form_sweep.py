@@ -36,7 +36,7 @@ from storage import services as storage
 from storage.models import LoopDevice, Pool
 from tests.browser.helpers import PASSWORD, login
 from tests.browser.world import login_as
-from tests.host.helpers import wait_terminal
+from tests.host.helpers import succeeded
 from tests.hosttools import wait_for
 
 pytestmark = [pytest.mark.host, pytest.mark.browser]
@@ -44,9 +44,7 @@ CTX = RequestContext(ip="127.0.0.1", request_id="form-sweep")
 
 
 def ok(op: Operation, timeout: float = 120) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "succeeded", f"{op.kind}: {op.error}\n{op.log[-2000:]}"
-    return op
+    return succeeded(op, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from containers.models import Container
 from storage import services
 from storage.models import HostStorage, Pool
 from tests.browser.helpers import PASSWORD, SHOTS, login
-from tests.host.helpers import wait_terminal
+from tests.host.helpers import succeeded
 from tests.hosttools import wait_for
 from tests.storage.conftest import storage_env  # noqa: F401 (fixture)
 
@@ -28,9 +28,7 @@ CTX = RequestContext(ip="127.0.0.1", request_id="browser-pool-test")
 
 
 def ok(op: Operation, timeout: float = 120) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "succeeded", f"{op.error}\n{op.log}"
-    return op
+    return succeeded(op, timeout)
 
 
 def _subvolumes(path: str) -> list[str]:

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from tests.host.conftest import *  # noqa: F403
+from tests.hosttools import require_root, require_tool, virsh
 
 # Every domain and network a test defines starts with this; teardown removes only those.
 PREFIX = "ctlv"
@@ -18,22 +19,28 @@ def unique() -> str:
     return f"{PREFIX}{uuid.uuid4().hex[:6]}"
 
 
-def _virsh(*words: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["virsh", "-c", "lxc:///", *words], capture_output=True, text=True, timeout=60)
+@pytest.fixture
+def libvirt_env(libvirt_cleanup):
+    """Root, the tools and a reachable ``lxc:///`` (a test fails, never skips, without them)."""
+    require_root()
+    require_tool("virsh", "losetup", "lxc-create", "truncate")
+    probe = virsh("uri")
+    if probe.returncode != 0:
+        pytest.fail(f"libvirtd is not reachable at lxc:/// (scripts/prepare-host starts it): {probe.stderr}")
 
 
 @pytest.fixture
 def libvirt_cleanup():
     """Destroy and undefine every domain and network named with the test prefix, even on failure."""
     yield
-    for name in _virsh("list", "--all", "--name").stdout.split():
+    for name in virsh("list", "--all", "--name").stdout.split():
         if name.startswith(PREFIX):
-            _virsh("destroy", name)
-            _virsh("undefine", name)
-    for name in _virsh("net-list", "--all", "--name").stdout.split():
+            virsh("destroy", name)
+            virsh("undefine", name)
+    for name in virsh("net-list", "--all", "--name").stdout.split():
         if name.startswith(PREFIX):
-            _virsh("net-destroy", name)
-            _virsh("net-undefine", name)
+            virsh("net-destroy", name)
+            virsh("net-undefine", name)
 
 
 @pytest.fixture

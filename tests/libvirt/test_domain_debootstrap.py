@@ -11,14 +11,15 @@ from console.errors import InvalidInput
 from console.models import Host
 from console.operations import RequestContext
 from containers.libvirt import services as domains
-from tests.hosttools import require_tool
-from tests.libvirt.test_host_libvirt import _virsh, domain_row, libvirt_env, ok  # noqa: F401
+from tests.host.helpers import succeeded as ok
+from tests.hosttools import require_tool, virsh
+from tests.libvirt.test_host_libvirt import domain_row
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-debootstrap-test")
 
 
-def test_domain_on_a_debootstrap_rootfs(libvirt_env, admin, start_agent, unique, settings, tmp_path):  # noqa: F811
+def test_domain_on_a_debootstrap_rootfs(libvirt_env, admin, start_agent, unique, settings, tmp_path):
     require_tool("debootstrap", "rsync")
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
@@ -70,8 +71,8 @@ def test_domain_on_a_debootstrap_rootfs(libvirt_env, admin, start_agent, unique,
         assert "debootstrap" in op.log or "using the cached root filesystem" in op.log
         dom = domain_row(host, unique)
         assert dom is not None and str(rootfs) in dom.domain_xml
-        assert _virsh("domstate", unique).stdout.strip() == "shut off"
+        assert virsh("domstate", unique).stdout.strip() == "shut off"
     finally:
-        _virsh("undefine", unique)
+        virsh("undefine", unique)
         shutil.rmtree(tmp_path / "domains", ignore_errors=True)
     assert not os.path.exists(rootfs)

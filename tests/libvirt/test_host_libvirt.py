@@ -12,44 +12,20 @@ import time
 
 import pytest
 
-from console.models import Host, Operation
+from console.models import Host
 from console.operations import RequestContext
 from containers import services as native
 from containers.choices import Backend
 from containers.libvirt import services as domains
 from containers.libvirt.domain_xml import parse_domain_xml
 from containers.models import Container
-from tests.host.helpers import wait_terminal
-from tests.hosttools import require_root, require_tool, wait_for
+from tests.host.helpers import failed
+from tests.host.helpers import succeeded as ok
+from tests.hosttools import virsh, wait_for
 
 pytestmark = pytest.mark.host
 
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-host-test")
-
-
-def _virsh(*words: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["virsh", "-c", "lxc:///", *words], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def libvirt_env(libvirt_cleanup):
-    require_root()
-    require_tool("virsh", "losetup", "lxc-create", "truncate")
-    probe = _virsh("uri")
-    if probe.returncode != 0:
-        pytest.fail(f"libvirtd is not reachable at lxc:/// (scripts/prepare-host starts it): {probe.stderr}")
-
-
-def ok(op: Operation, timeout: float = 60) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "succeeded", (op.kind, op.error, op.log[-3000:])
-    return op
-
-
-def failed(op: Operation, timeout: float = 60) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "failed", (op.kind, op.log[-3000:])
-    return op
 
 
 def busybox_rootfs(lxc_path: str, name: str) -> str:
@@ -94,7 +70,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     assert dom is not None and dom.state == "STOPPED" and dom.get_backend_display() == "libvirt-LXC"
     mac = parse_domain_xml(dom.domain_xml).interfaces[0]["mac"]
     assert mac.startswith("00:16:3e:")
-    assert _virsh("domstate", unique).stdout.strip() == "shut off"
+    assert virsh("domstate", unique).stdout.strip() == "shut off"
 
     # The same name again is refused before anything is queued.
     with pytest.raises(Exception, match="already exists"):
@@ -123,7 +99,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
             actor=admin, ctx=CTX, container=dom, xml=edited, base_hash=config_hash(dom.domain_xml)
         )
     )
-    assert "<memory unit='KiB'>98304</memory>" in _virsh("dumpxml", "--inactive", unique).stdout
+    assert "<memory unit='KiB'>98304</memory>" in virsh("dumpxml", "--inactive", unique).stdout
     dom = domain_row(host, unique)
     assert (
         parse_domain_xml(dom.domain_xml).memory_kib == 98304
@@ -139,9 +115,9 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
         return domain_row(host, unique)
 
     assert act("start").state == "RUNNING"
-    assert _virsh("domstate", unique).stdout.strip() == "running"
+    assert virsh("domstate", unique).stdout.strip() == "running"
     assert act("suspend").state == "FROZEN"
-    assert _virsh("domstate", unique).stdout.strip() == "paused"
+    assert virsh("domstate", unique).stdout.strip() == "paused"
     assert act("resume").state == "RUNNING"
     assert act("autostart", enabled=True).autostart is True
     assert act("autostart", enabled=False).autostart is False
@@ -159,7 +135,7 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     assert "attach-device" in op.log
     disks = parse_domain_xml(domain_row(host, unique).domain_xml).disks
     assert [(d["source"], d["target"]) for d in disks] == [(loop_device, "vdb")]
-    assert loop_device in _virsh("dumpxml", unique).stdout
+    assert loop_device in virsh("dumpxml", unique).stdout
     from django.test import Client
 
     client = Client()
@@ -180,13 +156,13 @@ def test_domain_lifecycle_and_live_block_device(libvirt_env, loop_device, admin,
     assert "does not exist" in bad.error
     ok(domains.detach_disk(actor=admin, ctx=CTX, container=domain_row(host, unique), target="vdb"))
     assert parse_domain_xml(domain_row(host, unique).domain_xml).disks == []
-    assert loop_device not in _virsh("dumpxml", unique).stdout
+    assert loop_device not in virsh("dumpxml", unique).stdout
 
     assert act("destroy").state == "STOPPED"
-    assert _virsh("domstate", unique).stdout.strip() == "shut off"
+    assert virsh("domstate", unique).stdout.strip() == "shut off"
     ok(domains.domain_action(actor=admin, ctx=CTX, container=domain_row(host, unique), action="undefine"))
     assert domain_row(host, unique) is None
-    assert _virsh("dominfo", unique).returncode != 0
+    assert virsh("dominfo", unique).returncode != 0
 
 
 def test_changes_made_with_virsh_reach_the_inventory_through_events(libvirt_env, admin, start_agent, unique):
@@ -213,7 +189,7 @@ def test_changes_made_with_virsh_reach_the_inventory_through_events(libvirt_env,
         (("destroy", unique), lambda: domain_row(host, unique).state == "STOPPED"),
         (("undefine", unique), lambda: domain_row(host, unique) is None),
     ):
-        assert _virsh(*words).returncode == 0
+        assert virsh(*words).returncode == 0
         started = time.monotonic()
         wait_for(seen, 5, interval=0.02, what=f"virsh {words[0]} to reach the inventory")
         latencies.append(time.monotonic() - started)
@@ -236,7 +212,7 @@ def test_a_missing_root_filesystem_defines_nothing(libvirt_env, admin, start_age
         )
     )
     assert "does not exist" in op.error and "nothing was defined" in op.error
-    assert _virsh("dominfo", unique).returncode != 0
+    assert virsh("dominfo", unique).returncode != 0
 
 
 def test_conversion_of_the_busybox_config_reports_the_tmpfs_size_and_works_once_fixed(
@@ -272,7 +248,7 @@ def test_conversion_of_the_busybox_config_reports_the_tmpfs_size_and_works_once_
     # Defining the reviewed XML makes a libvirt domain next to the native container.
     ok(domains.define_domain_from_xml(actor=admin, ctx=CTX, host=host, xml=xml))
     assert domain_row(host, unique) is not None
-    assert _virsh("dominfo", unique).returncode == 0
+    assert virsh("dominfo", unique).returncode == 0
 
 
 def test_libvirtd_unreachable_fails_fast_and_clearly(libvirt_env, admin, start_agent, unique):

@@ -14,13 +14,14 @@ from console.operations import RequestContext
 from containers import terminal
 from containers.libvirt import services as domains
 from tests.host.helpers import browser_session
-from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row, libvirt_env, ok  # noqa: F401
+from tests.host.helpers import succeeded as ok
+from tests.libvirt.test_host_libvirt import busybox_rootfs, domain_row
 
 pytestmark = pytest.mark.host
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-terminal-test")
 
 
-def test_terminal_on_a_libvirt_domain_console(libvirt_env, admin, start_agent, unique, web):  # noqa: F811
+def test_terminal_on_a_libvirt_domain_console(libvirt_env, admin, start_agent, unique, web):
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
     rootfs = busybox_rootfs(agent.lxc_path, f"{unique}-fs")

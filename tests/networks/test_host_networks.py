@@ -6,45 +6,19 @@ named with the test prefix is destroyed and undefined afterwards.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from console.models import Host, Operation
+from console.models import Host
 from console.operations import RequestContext
 from networks import services as nets
 from networks.models import Network
-from tests.host.helpers import wait_terminal
-from tests.hosttools import require_root, require_tool, wait_for
+from tests.host.helpers import failed
+from tests.host.helpers import succeeded as ok
+from tests.hosttools import virsh, wait_for
 
 pytestmark = pytest.mark.host
 
 CTX = RequestContext(ip="127.0.0.1", request_id="libvirt-host-test")
-
-
-def _virsh(*words: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["virsh", "-c", "lxc:///", *words], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def libvirt_env(libvirt_cleanup):
-    require_root()
-    require_tool("virsh", "losetup", "lxc-create", "truncate")
-    probe = _virsh("uri")
-    if probe.returncode != 0:
-        pytest.fail(f"libvirtd is not reachable at lxc:/// (scripts/prepare-host starts it): {probe.stderr}")
-
-
-def ok(op: Operation, timeout: float = 60) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "succeeded", (op.kind, op.error, op.log[-3000:])
-    return op
-
-
-def failed(op: Operation, timeout: float = 60) -> Operation:
-    op = wait_terminal(op, timeout)
-    assert op.status == "failed", (op.kind, op.log[-3000:])
-    return op
 
 
 def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, unique):
@@ -96,7 +70,7 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
         return Network.objects.filter(pk=net.pk).first()
 
     assert act("start").active is True
-    assert unique in _virsh("net-list", "--name").stdout
+    assert unique in virsh("net-list", "--name").stdout
     with open(f"/sys/class/net/{bridge}/operstate") as fh:
         assert fh.read().strip() in ("up", "down", "unknown")
 
@@ -110,9 +84,9 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
         return Network.objects.get(pk=net.pk)
 
     net = reserve("add", mac="52:54:00:AB:CD:EF", ip="192.168.251.77", name="web1")
-    dumped = _virsh("net-dumpxml", unique).stdout
+    dumped = virsh("net-dumpxml", unique).stdout
     assert "<host mac='52:54:00:ab:cd:ef' name='web1' ip='192.168.251.77'/>" in dumped, dumped
-    inactive = _virsh("net-dumpxml", "--inactive", unique).stdout
+    inactive = virsh("net-dumpxml", "--inactive", unique).stdout
     assert "ip='192.168.251.77'" in inactive, "the saved definition lacks the reservation"
     with open(f"/var/lib/libvirt/dnsmasq/{unique}.hostsfile") as fh:
         assert "52:54:00:ab:cd:ef,192.168.251.77,web1" in fh.read()
@@ -122,13 +96,13 @@ def test_network_define_start_stop_undefine(libvirt_env, admin, start_agent, uni
             actor=admin, ctx=CTX, network=net, change="add", mac="52:54:00:00:00:01", ip="192.168.251.77"
         )
     net = reserve("remove", mac="52:54:00:ab:cd:ef")
-    assert "192.168.251.77" not in _virsh("net-dumpxml", unique).stdout
-    assert "192.168.251.77" not in _virsh("net-dumpxml", "--inactive", unique).stdout
+    assert "192.168.251.77" not in virsh("net-dumpxml", unique).stdout
+    assert "192.168.251.77" not in virsh("net-dumpxml", "--inactive", unique).stdout
     assert act("autostart", enabled=True).autostart is True
     assert act("stop").active is False
     assert act("autostart", enabled=False).autostart is False
     assert act("undefine") is None
-    assert unique not in _virsh("net-list", "--all", "--name").stdout
+    assert unique not in virsh("net-list", "--all", "--name").stdout
 
 
 def test_an_existing_bridge_name_is_refused_by_the_agent(libvirt_env, admin, start_agent, unique):
@@ -147,4 +121,4 @@ def test_an_existing_bridge_name_is_refused_by_the_agent(libvirt_env, admin, sta
         )
     )
     assert "already exists on host" in op.error
-    assert unique not in _virsh("net-list", "--all", "--name").stdout
+    assert unique not in virsh("net-list", "--all", "--name").stdout
