@@ -15,6 +15,7 @@ its Popen handle), and destroys every container it makes.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import socket
@@ -42,6 +43,29 @@ CHROMIUM_ARGS = [  # as tests/browser/conftest.py
     "--disable-quic",
 ]
 
+# Records, in epoch milliseconds, every htmx request (its panel, sent and answered) and every event
+# the page's stream delivers for the panels on it, so each click's time can be split into its steps.
+TRACE = """() => {
+    if (window.__trace) return;
+    window.__trace = [];
+    const now = () => performance.timeOrigin + performance.now();
+    document.addEventListener("htmx:beforeRequest", e => window.__trace.push(
+        ["sent", e.detail.elt.closest("[id]")?.id || "", e.detail.requestConfig.verb, now()]));
+    document.addEventListener("htmx:afterOnLoad", e => window.__trace.push(
+        ["answered", e.detail.elt.closest("[id]")?.id || "", e.detail.requestConfig.verb, now()]));
+    window.__listen = () => {
+        const source = document.body["htmx-internal-data"].sseEventSource;
+        window.__heard = window.__heard || new Set();
+        document.querySelectorAll("[hx-trigger*='sse:'], [sse-swap]").forEach(el => {
+            for (const m of (el.getAttribute("hx-trigger") || "").matchAll(/sse:([\\w-]+)/g)) {
+                if (window.__heard.has(m[1])) continue;
+                window.__heard.add(m[1]);
+                source.addEventListener(m[1], () => window.__trace.push(["event", m[1], "", now()]));
+            }
+        });
+    };
+}"""
+
 # Click the state panel's button (once it is enabled: no operation active) and resolve with the
 # milliseconds until the panel shows ``wanted``.
 CLICK = """async ([label, wanted]) => {
@@ -58,11 +82,19 @@ CLICK = """async ([label, wanted]) => {
     return await new Promise((resolve, reject) => {
         let t0 = 0;
         const obs = new MutationObserver(() => {
-            if (shown()) { obs.disconnect(); resolve(performance.now() - t0); }
+            if (shown()) {
+                obs.disconnect();
+                const t = performance.now();
+                window.__trace.push(["shown", "", "", performance.timeOrigin + t]);
+                resolve(t - t0);
+            }
         });
         obs.observe(document.body, {subtree: true, childList: true, characterData: true});
         setTimeout(() => { obs.disconnect(); reject(new Error(wanted + " not shown in 60 s")); }, 60000);
+        window.__listen();
+        window.__trace.length = 0;
         t0 = performance.now();
+        window.__trace.push(["click", "", "", performance.timeOrigin + t0]);
         find().click();
     });
 }"""
@@ -124,6 +156,8 @@ def main() -> None:
     shown: dict[str, list[float]] = {label: [] for label, _ in STEPS}
     raw: dict[str, list[float]] = {label: [] for label, _ in STEPS}
     took: dict[str, list[float]] = {f"container.{label.lower()}": [] for label, _ in STEPS}
+    traces: dict[str, list[list]] = {label: [] for label, _ in STEPS}
+    operations: list[tuple[str, float, float, float]] = []
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
     try:
         console.wait_registered()
@@ -153,9 +187,11 @@ def main() -> None:
             page.wait_for_function(
                 "() => (document.body['htmx-internal-data'].sseEventSource || {}).readyState === 1"
             )
+            page.evaluate(TRACE)
             for _ in range(args.rounds):
                 for label, wanted in STEPS:
                     shown[label].append(page.evaluate(CLICK, [label, wanted]) / 1000)
+                    traces[label].append(page.evaluate("() => window.__trace.slice()"))
                     if label == "Start":
                         settle(lxc_console, "click")
                     time.sleep(0.3)
@@ -176,6 +212,14 @@ def main() -> None:
         for op in Operation.objects.filter(kind__startswith="container.").exclude(kind="container.create"):
             if op.finished_at:
                 took[op.kind].append((op.finished_at - op.created_at).total_seconds())
+                operations.append(
+                    (
+                        op.kind,
+                        op.created_at.timestamp() * 1000,
+                        (op.started_at or op.created_at).timestamp() * 1000,
+                        op.finished_at.timestamp() * 1000,
+                    )
+                )
     finally:
         web.terminate()
         web.wait(30)
@@ -204,6 +248,64 @@ def main() -> None:
             f"| {statistics.median(ops) * 1000 if ops else float('nan'):.0f} ms "
             f"| {statistics.median(raw[label]) * 1000:.0f} ms |"
         )
+
+    print_breakdown(traces, operations)
+
+
+# The marks of one click, in milliseconds after it, in the order they usually come.
+BREAKDOWN = [
+    ("POST sent", "htmx: the form's request leaves the page"),
+    ("operation row", "the web: session, form, checks, Operation + audit rows (created_at)"),
+    ("claimed", "the wake-up through Redis and Celery, the agent's claim (started_at)"),
+    ("finished", "the agent: the lxc-* command, read-back, terminal write (finished_at)"),
+    ("event in page", "the event that made the panel read itself the last time: publish, relay, stream"),
+    ("panel GET sent", "htmx sends the state panel's request"),
+    ("panel answered", "the web rendered the panel and it arrived"),
+    ("shown", "the new state is in the page"),
+]
+
+
+def split(trace: list, operation: tuple[str, float, float, float]) -> list[float] | None:
+    """One click's marks (ms after the click) from its page trace and its operation's row times."""
+    _, created, started, finished = operation
+    click = next(t for kind, *_, t in trace if kind == "click")
+    shown = next(t for kind, *_, t in trace if kind == "shown")
+    post = next((t for kind, _, verb, t in trace if kind == "sent" and verb == "post"), None)
+    panel = [
+        (kind, t)
+        for kind, elt, verb, t in trace
+        if kind in ("sent", "answered") and elt == "container-state" and verb == "get" and t <= shown
+    ]
+    answered = next((t for kind, t in reversed(panel) if kind == "answered"), None)
+    sent = next((t for kind, t in reversed(panel) if kind == "sent" and answered and t <= answered), None)
+    event = next((t for kind, *_, t in reversed(trace) if kind == "event" and sent and t <= sent), None)
+    if None in (post, answered, sent, event):
+        return None
+    return [t - click for t in (post, created, started, finished, event, sent, answered, shown)]
+
+
+def print_breakdown(traces: dict[str, list[list]], operations: list[tuple[str, float, float, float]]) -> None:
+    print("\nWhere a click's time goes (medians of the rounds, ms after the click):\n")
+    labels = [label for label, _ in STEPS if label != "Stop"]
+    print("| mark | " + " | ".join(labels) + " | what |")
+    print("|---|" + "---|" * len(labels) + "---|")
+    columns = []
+    for label in labels:
+        kind = f"container.{label.lower()}"
+        rows = []
+        for trace in traces[label]:
+            click = next(t for k, *_, t in trace if k == "click")
+            shown = next(t for k, *_, t in trace if k == "shown")
+            ops = [op for op in operations if op[0] == kind and click <= op[1] <= shown]
+            steps = split(trace, ops[0]) if ops else None
+            if steps:
+                rows.append(steps)
+        columns.append(
+            [statistics.median(col) if rows else float("nan") for col in zip(*rows, strict=True)]
+            or [float("nan")] * len(BREAKDOWN)
+        )
+    for i, (step, what) in enumerate(BREAKDOWN):
+        print(f"| {step} | " + " | ".join(f"{col[i]:.1f}" for col in columns) + f" | {what} |")
 
 
 def _listening(port: int) -> bool:
