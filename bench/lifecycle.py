@@ -30,7 +30,7 @@ from bench.harness import ConsoleUnderTest
 ACTION_TOOLS = {
     "create (busybox)": ("lxc-create",),
     "start": ("lxc-start", "lxc-wait"),
-    "freeze": ("lxc-freeze", "lxc-wait"),
+    "freeze": ("lxc-cgroup", "lxc-freeze"),
     "stop (clean)": ("lxc-stop",),
     "snapshot (lxc-copy -s)": ("lxc-copy",),
 }

@@ -288,7 +288,9 @@ class Operation(models.Model):
         no longer runs, so its process is forgotten in the same write, and ``log`` (the rest of its
         output) is appended in it. ``ended`` (when it ended) places it in the operation's timeline
         (bench/lifecycle.py's overhead breakdown)."""
-        commands = Operation.objects.only("commands").get(pk=self.pk).commands
+        # Only the runner of this operation, through this object, writes its commands: the list
+        # it holds is the row's (no read before the write).
+        commands = self.commands or []
         entry = {
             "argv": argv,
             "exit": returncode,

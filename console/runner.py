@@ -199,7 +199,9 @@ class Runner:
         """Run ``argv`` and return its result; raise :class:`CommandError` when it fails and ``check``."""
         args = check_argv(argv)
         timeout = self.default_timeout if timeout is None else timeout
-        who = self._cancel_request()
+        # A cancel is acted on before the next command that changes something; a read
+        # (record=False) changes nothing and is not held up by a query.
+        who = self._cancel_request() if record else ""
         if who:
             self.cancelled_by = who
             self.sink.write(f"# cancelled by {who}: `{shlex.join(args)}` is not run\n")

@@ -136,14 +136,23 @@ def test_commands_records_argv_exit_and_seconds_in_order(operation):
 
 def test_a_quick_command_costs_two_writes_of_its_operation(operation, django_assert_num_queries):
     """The transcript line goes with the process record, the output with the command list's
-    entry: two UPDATEs (and two reads: the cancel check, the command list) per command."""
+    entry: two UPDATEs and one read (the cancel check) per command; the command list is the one
+    the operation holds, not read again. A read (record=False) costs no query."""
     runner = Runner(operation)
-    with django_assert_num_queries(4) as queries:
+    with django_assert_num_queries(3) as queries:
         runner.run(["sh", "-c", "echo out; exit 4"], check=False)
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE", "UPDATE"]
+    with django_assert_num_queries(0):
+        runner.run(["true"], record=False)
+    with django_assert_num_queries(3):
+        runner.run(["sh", "-c", "exit 0"])
     op = fresh(operation)
-    assert op.log == "$ sh -c 'echo out; exit 4'\nout\n# exit status 4\n"
-    assert [c["exit"] for c in op.commands] == [4] and op.process is None
+    assert op.log == "$ sh -c 'echo out; exit 4'\nout\n# exit status 4\n$ sh -c 'exit 0'\n"
+    assert [(c["argv"], c["exit"]) for c in op.commands] == [
+        (["sh", "-c", "echo out; exit 4"], 4),
+        (["sh", "-c", "exit 0"], 0),
+    ]
+    assert op.process is None
 
 
 def test_failed_command_writes_its_exit_status_into_the_log(operation):

@@ -15,6 +15,7 @@ from console.errors import Conflict, InvalidInput
 from console.models import AuditEvent, Operation
 from console.operations import RequestContext
 from containers import services
+from containers.drivers import cgroupfs
 from containers.lxc_config import config_hash
 from containers.models import Container
 from tests.host.helpers import wait_terminal
@@ -60,9 +61,20 @@ def run(op):
 
 def test_freeze_and_unfreeze(admin, local_agent, make_container):
     c = make_container(start=True)
-    run(services.freeze_container(actor=admin, ctx=CTX, container=c))
+    op = run(services.freeze_container(actor=admin, ctx=CTX, container=c))
     c.refresh_from_db()
     assert c.state == "FROZEN" == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-s", "-H")
+    commands = [(command["argv"][0], command["argv"][-2:], command["seconds"]) for command in op.commands]
+    if "freezer" in cgroupfs.mounts():
+        # cgroup v1: the state is written, polled until FROZEN, and lxc-freeze then finds it frozen
+        # at its first read: it does not sleep its second (it did in most freezes before).
+        assert [(tool, tail) for tool, tail, _ in commands] == [
+            ("lxc-cgroup", ["freezer.state", "FROZEN"]),
+            ("lxc-freeze", ["-n", c.name]),
+        ]
+        assert commands[1][2] < 0.9, commands
+    else:
+        assert [tool for tool, _, _ in commands] == ["lxc-freeze"]
     # A frozen container cannot be frozen again.
     with pytest.raises(Conflict):
         services.freeze_container(actor=admin, ctx=CTX, container=c)
