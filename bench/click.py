@@ -15,7 +15,6 @@ its Popen handle), and destroys every container it makes.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import socket
