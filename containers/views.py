@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
@@ -103,12 +104,16 @@ def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         .select_related("actor", "host")
         .defer("log")[:10]
     )
+    # Read only when the part rendered uses them: each live panel is one part of the page, and
+    # several re-read at once after every operation.
     context = {
         "container": container,
-        "destroy_blocked": destroy_blocked(container),
-        "graph": clone_graph(container),
-        "volume": store_volume(container),
-        "mounts": [m for m in LxcConfig(container.config_text).mount_entries if m.bind],
+        "destroy_blocked": SimpleLazyObject(lambda: destroy_blocked(container)),
+        "graph": SimpleLazyObject(lambda: clone_graph(container)),
+        "volume": SimpleLazyObject(lambda: store_volume(container)),
+        "mounts": SimpleLazyObject(
+            lambda: [m for m in LxcConfig(container.config_text).mount_entries if m.bind]
+        ),
         "operations": operations,
         "active": next((op for op in operations if op.is_active), None),
         "can_operate": access.can(request.user, "operate", container.host),
