@@ -6,7 +6,7 @@ the host before it destroys anything.
 
 from __future__ import annotations
 
-from containers.models import Container
+from containers.models import Container, attached_block_devices
 from storage.drivers.pool import Dependant, pool_type
 from storage.models import LoopDevice, Pool
 
@@ -44,11 +44,17 @@ def pool_dependants(pool: Pool) -> list[Dependant]:
 
 
 def loop_device_dependants(loop: LoopDevice) -> list[Dependant]:
-    """Pools made on the device (a mounted btrfs, an LVM PV), or any other mount of it."""
+    """Pools made on the device (a mounted btrfs, an LVM PV), any other mount of it, and a libvirt
+    domain it is attached to (as its stored XML says)."""
     out: list[Dependant] = []
     pools = list(Pool.objects.filter(host=loop.host, source__in=[loop.device, loop.backing_file]))
     for pool in pools:
         out += pool_dependants(pool)
+    domain = attached_block_devices(loop.host).get(loop.device)
+    if domain:
+        out.append(
+            Dependant("domain", domain, f"detach {loop.device} from the domain {domain} (virsh detach-disk)")
+        )
     return _unique(out + loop_device_holders(loop, pools))
 
 

@@ -76,8 +76,6 @@ def create_loop_device(
 def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: bool = False) -> Operation:
     """``mkfs.ext4`` on a loop device, so it can be mounted or given to a domain as the chapter
     does; refused while a pool, a mount or a domain uses it, and over data unless ``wipe``."""
-    from containers.models import attached_block_devices
-
     host = loop.host
     params = {"device": loop.device, "backing_file": loop.backing_file, "wipe": bool(wipe)}
     with operation_request(
@@ -92,9 +90,6 @@ def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: 
         dependants = loop_device_dependants(loop)
         if dependants:
             raise Conflict(refusal_message(loop.device, dependants))
-        domain = attached_block_devices(host).get(loop.device)
-        if domain:
-            raise Conflict(f"{loop.device} is attached to domain {domain!r}: detach it first")
         if active_operation(loop.lock_key):
             raise Conflict(f"an operation on {loop.device} is already running")
         if loop.fstype and not wipe:
@@ -109,7 +104,8 @@ def make_filesystem(*, actor: Any, ctx: RequestContext, loop: LoopDevice, wipe: 
 def detach_loop_device(
     *, actor: Any, ctx: RequestContext, loop: LoopDevice, delete_file: bool = False
 ) -> Operation:
-    """``losetup -d``, refused while a pool or a mount uses the device; optionally delete its file."""
+    """``losetup -d``, refused while a pool, a mount or a libvirt domain uses the device; optionally
+    delete its file."""
     host = loop.host
     params = {"device": loop.device, "backing_file": loop.backing_file, "delete_file": bool(delete_file)}
     with operation_request(

@@ -137,6 +137,29 @@ def test_detach_refused_while_mounted_elsewhere(admin, storage_host):
     assert "umount /mnt/x" in exc.message
 
 
+def test_detach_refused_while_a_domain_has_the_device(client, admin, storage_host):
+    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
+
+    loop = LoopDevice.objects.create(host=storage_host, device="/dev/loop3", backing_file="/x/d.img")
+    xml = build_domain_xml(DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", mac="00:16:3e:00:00:01"))
+    Container.objects.create(
+        host=storage_host,
+        name="dom1",
+        backend="libvirt",
+        state="RUNNING",
+        domain_xml=xml.replace(
+            "</devices>",
+            "<disk type='block' device='disk'><source dev='/dev/loop3'/>"
+            "<target dev='vdb' bus='virtio'/></disk></devices>",
+        ),
+    )
+    exc = refused(lambda: services.detach_loop_device(actor=admin, ctx=CTX, loop=loop), Conflict)
+    assert "domain dom1" in exc.message and "detach /dev/loop3 from the domain dom1" in exc.message
+    client.force_login(admin)
+    page = client.get(f"/storage/loop/{loop.pk}/detach/").content.decode()
+    assert "detach /dev/loop3 from the domain dom1 (virsh detach-disk)" in page
+
+
 def test_detach_a_free_device(admin, storage_host, tmp_path):
     loop = LoopDevice.objects.create(
         host=storage_host, device="/dev/loop0", backing_file=str(tmp_path / "images" / "a.img")

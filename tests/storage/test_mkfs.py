@@ -52,7 +52,8 @@ def test_mkfs_is_refused_on_a_device_a_pool_or_a_domain_uses(client, admin, host
     response = client.post(f"/storage/loop/{used.pk}/mkfs/", {"confirm": "/dev/loop0", "wipe": "on"})
     assert response.status_code == 409 and response.content.decode().count("destroy the btrfs pool fast") == 1
     response = client.post(f"/storage/loop/{given.pk}/mkfs/", {"confirm": "/dev/loop1", "wipe": "on"})
-    assert response.status_code == 409 and "attached to domain &#x27;dom1&#x27;" in response.content.decode()
+    assert response.status_code == 409
+    assert "detach /dev/loop1 from the domain dom1 (virsh detach-disk)" in response.content.decode()
     assert Operation.objects.count() == 0
 
 
