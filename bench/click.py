@@ -1,11 +1,13 @@
 """Click -> state shown, in Chromium, against the raw lxc-* time in the same run.
 
-The console is served by uvicorn (ASGI: the pages' event stream) with one agent; Chromium (Debian's,
-headless, Playwright) opens a busybox container's page and clicks Start, Freeze, Unfreeze and Stop
-``--rounds`` times each. Each figure is measured in the page: from the button's click to the state
-panel showing the new state (a MutationObserver), so it includes the POST, the agent's work, the
-push of the change and the panel's refresh. The raw figure is ``lxc-<action>`` plus ``lxc-wait``
-for the same state on a second container on a path of its own.
+The console is served as ``make run`` serves it (``scripts/web``: uvicorn, ``WEB_WORKERS``
+processes, default 2) with one agent; Chromium (Debian's, headless, Playwright) opens a busybox
+container's page and clicks Start, Freeze, Unfreeze and Stop ``--rounds`` times each. Each figure is
+measured in the page: from the button's click to the state panel showing the new state (a
+MutationObserver), so it includes the POST, the agent's work, the push of the change and the
+panel's refresh. The raw figure is ``lxc-<action>`` plus ``lxc-wait`` for the same state on a
+second container on a path of its own. A second table splits each click into its steps, from a
+trace the page records (its htmx requests and stream events) and the operation row's times.
 
 Run as root:  .venv/bin/python bench/click.py [--rounds 10]
 It uses its own state directory, Redis (loopback, free port), agent and web server (each ended by
@@ -135,19 +137,16 @@ def main() -> None:
     lxc_raw.mkdir()
     console = ConsoleUnderTest(state, lxc_console)
     port = free_port()
+    # Served as `make run` serves it (scripts/web: uvicorn, WEB_WORKERS processes, default 2).
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "console.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        ["scripts/web", "127.0.0.1", str(port)],
         cwd=ROOT,
-        env={**console.env, "ALLOWED_HOSTS": "127.0.0.1", "DJANGO_SETTINGS_MODULE": "console.settings"},
+        env={
+            **console.env,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SETTINGS_MODULE": "console.settings",
+            "VENV_BIN": str(Path(sys.executable).parent),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -235,7 +234,8 @@ def main() -> None:
                 )
         shutil.rmtree(state, ignore_errors=True)
 
-    print(f"\n{args.rounds} rounds on {socket.gethostname()}, Chromium, uvicorn + one agent:\n")
+    workers = os.environ.get("WEB_WORKERS", "2")
+    print(f"\n{args.rounds} rounds on {socket.gethostname()}, Chromium, {workers} web workers, one agent:\n")
     print(
         "| click | state shown | median | p95 | operation (queued -> finished), median | raw lxc-*, median |"
     )

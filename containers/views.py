@@ -119,26 +119,32 @@ def container_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "can_operate": access.can(request.user, "operate", container.host),
         "can_admin": access.can(request.user, "admin", container.host),
     }
-    if request.htmx and request.htmx.target in (
-        "container-state",
-        "container-ops",
-        "container-forms",
-        "container-graph",
-    ):
-        partial = request.htmx.target.removeprefix("container-")
+    # The state panel's read also answers the operations and the clone graph (out of band).
+    partial = _PANELS.get(request.htmx.target or "") if request.htmx else None
+    if partial:
         return render(request, f"containers/container_detail.html#{partial}", context)
     return render(request, "containers/container_detail.html", context)
 
 
+# The page's live panels, by element id, and the part of the page each read renders (the forms
+# keep what is typed in them: they are read again only when an operation ends).
+_PANELS = {
+    "container-state": "refresh",
+    "container-forms": "forms",
+    # Read by pages loaded before the operations and the graph came with the state panel.
+    "container-ops": "ops",
+    "container-graph": "graph",
+}
+
 # Operations after which a container's or domain's row is gone, and the word for what they did.
-_REMOVALS = {ContainerOp.DESTROY: "destroyed", DomainOp.UNDEFINE: "undefined"}
+_REMOVALS: dict[str, str] = {ContainerOp.DESTROY: "destroyed", DomainOp.UNDEFINE: "undefined"}
 
 
 def vanished_panel(request: HtmxHttpRequest) -> HttpResponse:
     """A live panel of a container or domain that no longer exists: what happened to it, read from
     the operations on its lock key (the page sends it, as ``lock``; only operations the user may
     see are read), and a link to the list. 286 stops the panel's polling."""
-    from console.htmx import STOP_POLLING, gone
+    from console.htmx import STOP_POLLING
 
     lock = request.GET.get("lock", "")
     operations = []
@@ -154,6 +160,16 @@ def vanished_panel(request: HtmxHttpRequest) -> HttpResponse:
         return response
     if request.htmx.target != "container-state":
         return HttpResponse("", status=STOP_POLLING)  # its forms have nothing left to act on
+    response = _gone_notice(request, operations)
+    # The recent operations, out of band as with every read of the state panel: the removal shows.
+    ops = render(request, "containers/container_detail.html#ops_oob", {"operations": operations})
+    response.content += ops.content
+    return response
+
+
+def _gone_notice(request: HtmxHttpRequest, operations: list[Operation]) -> HttpResponse:
+    from console.htmx import gone
+
     if not operations:
         return gone(request, "This container or domain no longer exists (or you can no longer see it).")
     last = operations[0]

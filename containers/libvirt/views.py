@@ -31,8 +31,9 @@ from containers.libvirt.forms import (
 from containers.models import Container, attached_block_devices
 from networks.models import Network
 
-# The page's live panels, by element id: each refreshes itself with its partial.
-_PANELS = {"container-state": "state", "container-ops": "ops", "domain-attach": "attach"}
+# The page's live panels, by element id, and the part of the page each read renders: the state
+# panel's read also answers the recent operations (out of band); "ops" for pages loaded before.
+_PANELS = {"container-state": "refresh", "container-ops": "ops", "domain-attach": "attach"}
 
 
 def domain_detail(request: HtmxHttpRequest, container: Container) -> HttpResponse:

@@ -56,7 +56,8 @@ class Walk:
 
     def fresh(self, timeout: float = 10) -> None:
         """Every live panel of the page (an element that reads itself with hx-get: on an event, an
-        operation's end or a timer) shows what the server renders for it now: its words, numbers
+        operation's end or a timer), and every part its read answers out of band, shows what the
+        server renders for it now: its words, numbers
         left out (usage, times and PIDs move on their own), equal to a fresh request made the way
         htmx makes it. Called once an operation is terminal: a panel still showing the old state
         (or one missing a row the operation made) fails the walk."""
@@ -73,6 +74,14 @@ class Walk:
                 const body = await r.text();
                 const t = document.createElement('template');
                 t.innerHTML = body;
+                // Parts answered out of band (the state panel's read brings the operations and
+                // the clone graph): each must equal the element of its id on the page.
+                for (const oob of t.content.querySelectorAll('[hx-swap-oob]')) {
+                    oob.remove();
+                    const shown = document.getElementById(oob.id);
+                    if (!shown || words(shown.textContent) !== words(oob.textContent))
+                        out.push([oob.id, words(shown && shown.textContent), words(oob.textContent)]);
+                }
                 const outer = (el.getAttribute('hx-swap') || '').startsWith('outerHTML');
                 const served = outer && t.content.firstElementChild ? t.content.firstElementChild : t.content;
                 if (words(served.textContent) !== words(el.textContent))

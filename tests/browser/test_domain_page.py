@@ -231,7 +231,7 @@ def test_domain_page_actions_block_devices_and_undefine(
 
     # Undefine while the page is open: one clear notice, no page inside the page.
     partials = _polling_partials(page)
-    assert {target for _, target in partials} >= {"container-state", "container-ops"}
+    assert {target for _, target in partials} >= {"container-state"}
     bodies: list[str] = []
     page.on("response", lambda r: bodies.append(r.text()) if r.request.headers.get("hx-request") else None)
     page.click("button:has-text('Undefine')")
