@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
@@ -262,12 +261,6 @@ def _refresh_container(
     return container
 
 
-@functools.lru_cache(maxsize=1024)
-def _interface(config_text: str) -> str:
-    """The container's first interface's name inside it (parsed once per config text)."""
-    return LxcConfig(config_text).get("lxc.net.0.name") or "eth0"
-
-
 def refresh_running(host: Host) -> int:
     """Refresh the figures (CPU, memory, I/O, network) of the running containers.
 
@@ -293,7 +286,7 @@ def refresh_running(host: Host) -> int:
             continue
         figures = None
         if container.pid:
-            interface = _interface(container.config_text)
+            interface = LxcConfig(container.config_text).get("lxc.net.0.name") or "eth0"
             figures = cgroupfs.usage(container.pid, container.name, interface)
         if figures is None:
             try:

@@ -159,37 +159,9 @@ def net_bytes(pid: int, interface: str) -> tuple[int, int] | None:
     return None
 
 
-# The usage refresh reads every running container every few seconds: where its cgroups are is
-# kept per (init pid, name) instead of being read from /proc/PID/cgroup each time. A kept entry is
-# only ever the container's own cgroup directories (found from the pid once, by their name); when
-# the container stops LXC removes them, a read fails and the entry is found again (or dropped).
-_DIRS: dict[tuple[int, str], dict[str, str]] = {}
-_DIRS_KEPT = 4096
-
-
-def _usage_dirs(pid: int, name: str, *, again: bool = False) -> dict[str, str] | None:
-    key = (int(pid), name)
-    if not again and key in _DIRS:
-        return _DIRS[key]
-    dirs = container_dirs(pid, name)
-    if len(_DIRS) >= _DIRS_KEPT:
-        _DIRS.clear()
-    if dirs:
-        _DIRS[key] = dirs
-    else:
-        _DIRS.pop(key, None)
-    return dirs
-
-
 def usage(pid: int, name: str, interface: str = "eth0") -> dict[str, int] | None:
     """The figures ``lxc-info`` shows (see the module's table), or None when they cannot be read."""
-    figures = _usage(_usage_dirs(pid, name), pid, interface)
-    if figures is None and (int(pid), name) in _DIRS:  # kept directories gone: find them again
-        figures = _usage(_usage_dirs(pid, name, again=True), pid, interface)
-    return figures
-
-
-def _usage(dirs: dict[str, str] | None, pid: int, interface: str) -> dict[str, int] | None:
+    dirs = container_dirs(pid, name)
     if not dirs:
         return None
     figures: dict[str, int | None] = {}

@@ -73,22 +73,6 @@ def test_usage_and_values_match_lxc_info_and_lxc_cgroup(running):
     assert cgroupfs.cgroup_value(pid, name, "../memory.limit_in_bytes") is None
 
 
-def test_kept_cgroup_directories_read_nothing_once_the_container_stopped(running):
-    """The usage refresh keeps where a container's cgroups are; a stopped container (its
-    directories removed) then reads nothing, with its old pid or its next one."""
-    path, name = running
-    pid = int(lxc("lxc-info", "-P", path, "-n", name, "-p", "-H"))
-    assert cgroupfs.usage(pid, name) is not None
-    assert (pid, name) in cgroupfs._DIRS
-    subprocess.run(["lxc-stop", "-P", path, "-n", name, "-k"], check=True, capture_output=True)
-    assert cgroupfs.usage(pid, name) is None
-    assert (pid, name) not in cgroupfs._DIRS
-    subprocess.run(["lxc-start", "-P", path, "-n", name], check=True, capture_output=True)
-    new_pid = int(lxc("lxc-info", "-P", path, "-n", name, "-p", "-H"))
-    figures = cgroupfs.usage(new_pid, name)
-    assert figures is not None and figures["memory_bytes"] > 0
-
-
 def test_the_usage_refresh_reads_files_not_tools(running, host: Host, tmp_path):
     path, name = running
     sync_lxc_path(host, path)
