@@ -167,3 +167,19 @@ def pool(admin, host, **kwargs):
     kwargs.setdefault("name", "fast")
     kwargs.setdefault("kind", "btrfs")
     return lambda: services.create_pool(actor=admin, ctx=CTX, host=host, **kwargs)
+
+
+def domain_with_device(host, device: str, name: str = "dom1"):
+    """A libvirt domain row (as the agent's sync stores it) whose XML gives it ``device``."""
+    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
+    from containers.models import Container
+
+    xml = build_domain_xml(DomainSpec(name, 64, 1, "/bin/sh", "/srv/r", mac="00:16:3e:00:00:01"))
+    disk = f"<disk type='block' device='disk'><source dev='{device}'/><target dev='vdb' bus='virtio'/></disk>"
+    return Container.objects.create(
+        host=host,
+        name=name,
+        backend="libvirt",
+        state="RUNNING",
+        domain_xml=xml.replace("</devices>", disk + "</devices>"),
+    )

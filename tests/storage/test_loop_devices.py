@@ -9,7 +9,7 @@ from console.models import AuditEvent, Operation
 from containers.models import Container
 from storage import services
 from storage.models import LoopDevice, Pool
-from tests.storage.conftest import CTX, refused
+from tests.storage.conftest import CTX, domain_with_device, refused
 
 
 def test_loop_create_redirects_to_the_operation(client, admin, host, inventory):
@@ -138,21 +138,8 @@ def test_detach_refused_while_mounted_elsewhere(admin, storage_host):
 
 
 def test_detach_refused_while_a_domain_has_the_device(client, admin, storage_host):
-    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
-
     loop = LoopDevice.objects.create(host=storage_host, device="/dev/loop3", backing_file="/x/d.img")
-    xml = build_domain_xml(DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", mac="00:16:3e:00:00:01"))
-    Container.objects.create(
-        host=storage_host,
-        name="dom1",
-        backend="libvirt",
-        state="RUNNING",
-        domain_xml=xml.replace(
-            "</devices>",
-            "<disk type='block' device='disk'><source dev='/dev/loop3'/>"
-            "<target dev='vdb' bus='virtio'/></disk></devices>",
-        ),
-    )
+    domain_with_device(storage_host, "/dev/loop3")
     exc = refused(lambda: services.detach_loop_device(actor=admin, ctx=CTX, loop=loop), Conflict)
     assert "domain dom1" in exc.message and "detach /dev/loop3 from the domain dom1" in exc.message
     client.force_login(admin)

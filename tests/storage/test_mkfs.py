@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from console.errors import Conflict
 from console.models import Operation
-from containers.models import Container
 from storage.models import LoopDevice, Pool
-from tests.storage.conftest import pool, refused
+from tests.storage.conftest import domain_with_device, pool, refused
 
 
 def test_mkfs_needs_the_device_typed_and_wipe_over_data(client, admin, host, inventory):
@@ -29,23 +28,10 @@ def test_mkfs_needs_the_device_typed_and_wipe_over_data(client, admin, host, inv
 
 
 def test_mkfs_is_refused_on_a_device_a_pool_or_a_domain_uses(client, admin, host, inventory):
-    from containers.libvirt.domain_xml import DomainSpec, build_domain_xml
-
     used = LoopDevice.objects.create(host=host, device="/dev/loop0", backing_file="/srv/a.img")
     Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop0", lxc_path="/srv/f")
     given = LoopDevice.objects.create(host=host, device="/dev/loop1", backing_file="/srv/b.img")
-    xml = build_domain_xml(DomainSpec("dom1", 64, 1, "/bin/sh", "/srv/r", mac="00:16:3e:00:00:01"))
-    Container.objects.create(
-        host=host,
-        name="dom1",
-        backend="libvirt",
-        state="RUNNING",
-        domain_xml=xml.replace(
-            "</devices>",
-            "<disk type='block' device='disk'><source dev='/dev/loop1'/>"
-            "<target dev='vdb' bus='virtio'/></disk></devices>",
-        ),
-    )
+    domain_with_device(host, "/dev/loop1")
     client.force_login(admin)
     page = client.get(f"/storage/loop/{used.pk}/mkfs/").content.decode()
     assert '<button type="submit" class="danger" disabled' in page
