@@ -50,19 +50,20 @@ def loop_device_dependants(loop: LoopDevice) -> list[Dependant]:
     pools = list(Pool.objects.filter(host=loop.host, source__in=[loop.device, loop.backing_file]))
     for pool in pools:
         out += pool_dependants(pool)
-    domain = attached_block_devices(loop.host).get(loop.device)
+    return _unique(out + loop_device_holders(loop, pools, attached_block_devices(loop.host)))
+
+
+def loop_device_holders(loop: LoopDevice, pools: list[Pool], domains: dict[str, str]) -> list[Dependant]:
+    """What holds the device directly (its pools, a mount, a physical volume, a libvirt domain),
+    read from ``pools`` (any of the host's) and ``domains`` (the host's
+    ``containers.models.attached_block_devices``), already fetched, without a query: what lives on
+    those pools is not listed (the storage page names the pool; the detach page lists everything)."""
+    out: list[Dependant] = []
+    domain = domains.get(loop.device)
     if domain:
         out.append(
             Dependant("domain", domain, f"detach {loop.device} from the domain {domain} (virsh detach-disk)")
         )
-    return _unique(out + loop_device_holders(loop, pools))
-
-
-def loop_device_holders(loop: LoopDevice, pools: list[Pool]) -> list[Dependant]:
-    """What holds the device directly (its pools, a mount, a physical volume), read from ``pools``
-    (any of the host's, already fetched) without a query: what lives on those pools is not listed
-    (the storage page names the pool; the detach page lists everything)."""
-    out: list[Dependant] = []
     pools = [p for p in pools if p.host_id == loop.host_id and p.source in (loop.device, loop.backing_file)]
     for pool in pools:
         out.append(Dependant("pool", pool.name, f"destroy the {pool_type(pool.kind).noun} {pool.name}"))

@@ -20,7 +20,7 @@ from console.forms import host_form, queue_from_form
 from console.htmx import HtmxHttpRequest
 from console.models import Host, Operation
 from console.operations import RequestContext
-from containers.models import Container
+from containers.models import Container, attached_block_devices_of
 from storage import conf, services
 from storage.choices import StorageOp
 from storage.dependencies import loop_device_dependants, loop_device_holders, pool_dependants
@@ -40,15 +40,15 @@ def _recent_operations(hosts: list[Host]) -> list[Operation]:
     )
 
 
-def _holders(loop: LoopDevice, pools: list[Pool]) -> str:
-    return ", ".join(f"{d.kind} {d.name}" for d in loop_device_holders(loop, pools))
+def _holders(loop: LoopDevice, pools: list[Pool], domains: dict[str, str]) -> str:
+    return ", ".join(f"{d.kind} {d.name}" for d in loop_device_holders(loop, pools, domains))
 
 
 @require_http_methods(["GET", "HEAD"])
 @login_required
 def storage_index(request: HttpRequest) -> HttpResponse:
     hosts = list(_visible_hosts(request))
-    # Three queries for all hosts together (not three per host), grouped here.
+    # A few queries for all hosts together (not per host), grouped here.
     inventories = {s.host_id: s for s in HostStorage.objects.filter(host__in=hosts)}
     loops: dict[int, list[LoopDevice]] = {}
     for loop in LoopDevice.objects.filter(host__in=hosts):
@@ -65,13 +65,18 @@ def storage_index(request: HttpRequest) -> HttpResponse:
     )
     for pool in Pool.objects.filter(host__in=hosts).annotate(containers_on=Coalesce(Subquery(living), 0)):
         pools.setdefault(pool.host_id, []).append(pool)
+    # The block devices the hosts' libvirt domains have (one query): Detach is disabled for those.
+    domains = attached_block_devices_of(hosts)
     sections = [
         {
             "host": host,
             "inventory": inventories.get(host.pk),
             # With what holds it: Detach is then shown disabled with the reason (the detach page
             # lists everything that depends, in the order to remove it).
-            "loops": [(loop, _holders(loop, pools.get(host.pk, []))) for loop in loops.get(host.pk, [])],
+            "loops": [
+                (loop, _holders(loop, pools.get(host.pk, []), domains.get(host.pk, {})))
+                for loop in loops.get(host.pk, [])
+            ],
             "pools": pools.get(host.pk, []),
             "can_admin": access.can(request.user, "admin", host),
         }

@@ -175,11 +175,13 @@ def test_storage_page_offers_detach_only_for_a_loop_nothing_holds(client, admin,
     mounted = LoopDevice.objects.create(
         host=host, device="/dev/loop2", backing_file="/srv/c.img", fstype="ext4", mountpoint="/mnt/c"
     )
+    given = LoopDevice.objects.create(host=host, device="/dev/loop3", backing_file="/srv/d.img")
     Pool.objects.create(host=host, name="fast", kind="btrfs", source="/dev/loop1", lxc_path="/srv/f")
+    domain_with_device(host, "/dev/loop3")
     client.force_login(admin)
     page = client.get("/storage/").content.decode()
     assert f"/storage/loop/{free.pk}/detach/" in page
-    for held, reason in ((pooled, "pool fast"), (mounted, "mount /mnt/c")):
+    for held, reason in ((pooled, "pool fast"), (mounted, "mount /mnt/c"), (given, "domain dom1")):
         assert f"/storage/loop/{held.pk}/detach/" not in page
         assert f'disabled title="remove what depends on it first: {reason}"' in page
         why = f"Detach is not possible while these depend on it: {reason}."
