@@ -300,8 +300,7 @@ def print_breakdown(traces: dict[str, list[list]], operations: list[tuple[str, f
             if steps:
                 rows.append(steps)
         columns.append(
-            [statistics.median(col) if rows else float("nan") for col in zip(*rows, strict=True)]
-            or [float("nan")] * len(BREAKDOWN)
+            [statistics.median(col) for col in zip(*rows, strict=True)] or [float("nan")] * len(BREAKDOWN)
         )
     for i, (step, what) in enumerate(BREAKDOWN):
         print(f"| {step} | " + " | ".join(f"{col[i]:.1f}" for col in columns) + f" | {what} |")
