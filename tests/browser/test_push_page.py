@@ -43,12 +43,20 @@ def _click_until(page, button: str, wanted: str) -> float:
     return time.monotonic() - started
 
 
-def test_start_and_freeze_show_within_a_second_or_two_by_push(browser, page, web, make_user, start_agent):
+def test_start_and_freeze_show_within_a_second_or_two_by_push(
+    browser, page, web, make_user, start_agent, tmp_path
+):
     make_user("push-admin", role="admin", password=PASSWORD)
     agent = start_agent()
     host = Host.objects.get(slug=agent.slug)
     name = f"push-{uuid.uuid4().hex[:6]}"
-    busybox(agent.lxc_path, name)
+    # Start takes a second (a pre-start hook sleeps), so the operation card's first read, made as
+    # it appears, finds it still running, and only its operation's event can show "succeeded"
+    # before the 10-s poll. Without the hook the agent may finish before that first read.
+    hook = tmp_path / "slow-start"
+    hook.write_text("#!/bin/sh\nsleep 1\n")
+    hook.chmod(0o755)
+    busybox(agent.lxc_path, name, f"lxc.hook.pre-start = {hook}")
     container = wait_for(
         lambda: Container.objects.filter(host=host, name=name).exclude(config_text="").first(),
         20,
