@@ -51,3 +51,24 @@ def test_a_deep_page_counts_ten_pages_past_it_and_the_last_page_is_exact(client,
 def test_a_short_list_is_counted_exactly(client, superuser, rows):
     client.force_login(superuser)
     assert pagination(client, "/audit/?result=accepted&q=t/1") == "Page 1 of 10 (100 in all)"
+
+
+def test_a_deep_page_reads_its_keys_through_an_index_then_its_rows_in_order(client, viewer, rows):
+    """A viewer's rows are filtered with an OR (their own rows, or their hosts' non-refusals): the
+    page's keys are read first, and on SQLite the offset is skipped in the covering index
+    audit_newest_first instead of reading (and joining) every row before the page."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    client.force_login(viewer)
+    with CaptureQueriesContext(connection) as ctx:
+        body = client.get("/audit/?page=7").content.decode()
+    # Newest first: page 7 of 10 rows holds t/189 down to t/180, in that order.
+    shown = re.findall(r"container t/(\d{3})", body)
+    assert shown == [f"{i:03d}" for i in range(189, 179, -1)], shown
+    (keys,) = [q["sql"] for q in ctx.captured_queries if "OFFSET 60" in q["sql"]]
+    assert "JOIN" not in keys and keys.startswith('SELECT "console_auditevent"."id" AS "pk" FROM'), keys
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {keys}")
+            plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "COVERING INDEX audit_newest_first" in plan and "TEMP B-TREE" not in plan, plan
