@@ -83,6 +83,19 @@ class OperationQuerySet(models.QuerySet["Operation"]):
         """The pending or running operation that holds ``lock_key``, if any."""
         return self.filter(lock_key=lock_key, status__in=ACTIVE_STATUSES).first()
 
+    def newest_of_kinds(self, kinds: list[str], count: int = 10) -> list[Operation]:
+        """The ``count`` newest operations of these kinds (the storage and networks pages' boxes).
+
+        One query per kind, each reading its newest rows from the (kind, newest first) index, then
+        the rows: the planner, given ``kind IN (...)``, walked the whole table newest first
+        whenever those kinds were rare (20 ms at 20,000 operations with no storage operation)."""
+        keys: list[int] = []
+        for kind in kinds:
+            keys += self.filter(kind=kind).order_by("-created_at", "-id").values_list("pk", flat=True)[:count]
+        return list(
+            self.model.objects.filter(pk__in=keys).select_related("host", "actor").defer("log")[:count]
+        )
+
     def claimable(self, host: Host) -> OperationQuerySet:
         """``host``'s pending operations, oldest first: what its agent claims from the database."""
         return self.filter(host=host, status=OperationStatus.PENDING).order_by("created_at", "id")
@@ -165,6 +178,7 @@ class Operation(models.Model):
             # that order lets a page read its rows without sorting the whole table.
             models.Index(fields=["-created_at", "-id"], name="operation_newest_first"),
             models.Index(fields=["host", "-created_at", "-id"], name="operation_host_newest"),
+            models.Index(fields=["kind", "-created_at", "-id"], name="operation_kind_newest"),
         ]
 
     def __str__(self) -> str:

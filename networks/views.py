@@ -26,11 +26,7 @@ from networks.network_xml import parse_network_xml
 def network_index(request: HttpRequest) -> HttpResponse:
     hosts = access.for_user(Host.objects.all(), request.user)
     networks = access.for_user(Network.objects.select_related("host"), request.user)
-    operations = (
-        Operation.objects.filter(host__in=hosts, kind__in=NetworkOp.values)
-        .select_related("host", "actor")
-        .defer("log")[:10]
-    )
+    operations = Operation.objects.filter(host__in=hosts).newest_of_kinds(NetworkOp.values)
     context = {
         "networks": networks,
         "operations": operations,

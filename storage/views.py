@@ -33,11 +33,7 @@ def _visible_hosts(request: HttpRequest) -> list[Host]:
 
 
 def _recent_operations(hosts: list[Host]) -> list[Operation]:
-    return list(
-        Operation.objects.filter(host__in=hosts, kind__in=StorageOp.values)
-        .select_related("host", "actor")
-        .defer("log")[:10]
-    )
+    return Operation.objects.filter(host__in=hosts).newest_of_kinds(StorageOp.values)
 
 
 def _holders(loop: LoopDevice, pools: list[Pool], domains: dict[str, str]) -> str:

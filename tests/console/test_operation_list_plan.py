@@ -31,3 +31,45 @@ def test_the_list_page_does_not_sort_the_table(client, superuser, host):
         cursor.execute(f"EXPLAIN QUERY PLAN {rows}")
         plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
     assert "operation_newest_first" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_the_storage_and_networks_boxes_read_each_kind_from_its_index(host, make_user):
+    """Operations.newest_of_kinds: the newest of the given kinds, newest first, of the hosts in
+    the queryset only; each kind's query is read from operation_kind_newest on SQLite (the
+    planner, given ``kind IN (...)``, walked the whole table when those kinds were rare)."""
+    from console.models import Host
+
+    other = Host.objects.create(slug="other", name="other")
+    rows = [
+        Operation(
+            kind=kind,
+            host=where,
+            target=f"{kind}-{i}",
+            lock_key=f"{kind}-{i}-{where.slug}",
+            status="succeeded",
+        )
+        for i in range(8)
+        for kind in ("container.start", "storage.loop.create", "storage.pool.create")
+        for where in (host, other)
+    ]
+    Operation.objects.bulk_create(rows)
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    with CaptureQueriesContext(connection) as seen:
+        got = Operation.objects.filter(host=host).newest_of_kinds(
+            ["storage.loop.create", "storage.pool.create"], 5
+        )
+    ours = [op for op in Operation.objects.filter(host=host, kind__startswith="storage.")][:5]
+    assert [op.pk for op in got] == [op.pk for op in ours] and len(got) == 5
+    assert {op.host_id for op in got} == {host.pk} and all(op.kind.startswith("storage.") for op in got)
+    if connection.vendor == "sqlite":
+        per_kind = [
+            q["sql"] for q in seen.captured_queries if "LIMIT 5" in q["sql"] and '"kind" =' in q["sql"]
+        ]
+        assert len(per_kind) == 2, seen.captured_queries
+        for sql in per_kind:
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+                plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "operation_kind_newest" in plan and "TEMP B-TREE" not in plan, plan
