@@ -159,6 +159,75 @@ def net_bytes(pid: int, interface: str) -> tuple[int, int] | None:
     return None
 
 
+def is_init(pid: int, name: str) -> bool:
+    """``pid`` is still the init of the container ``name``: it is in the container's cgroup
+    (:func:`container_dirs`) and its parent is LXC's monitor process (``[lxc monitor] PATH NAME``),
+    which a pid reused by another process of the container would not have."""
+    if not container_dirs(pid, name):
+        return False
+    stat = _read(f"/proc/{int(pid)}/stat")
+    fields = (stat or "").rpartition(")")[2].split()
+    if len(fields) < 2 or not fields[1].isascii() or not fields[1].isdigit():
+        return False
+    try:
+        with open(f"/proc/{int(fields[1])}/cmdline", "rb") as f:
+            parent = f.read(4096)
+    except OSError:
+        return False
+    return parent.startswith(b"[lxc monitor] ") and parent.rstrip(b"\0").endswith(f" {name}".encode())
+
+
+def addresses(pid: int) -> list[str] | None:
+    """The addresses ``lxc-info`` and ``lxc-ls`` show for the container whose init is ``pid``: read
+    in its network namespace's ``/proc/PID/net`` files instead of a process that enters it.
+
+    IPv4: the kernel's local routes (``fib_trie``: an address with "/32 host LOCAL"), except
+    127.0.0.0/8 (LXC leaves out the interface ``lo``; an address put on ``lo`` outside 127/8 is
+    the one case shown here and not by LXC). IPv6: ``if_inet6`` entries of global scope on any
+    interface but ``lo``. None when the files cannot be read."""
+    import ipaddress
+
+    trie = _read(f"/proc/{int(pid)}/net/fib_trie")
+    inet6 = _read(f"/proc/{int(pid)}/net/if_inet6")
+    if trie is None:
+        return None
+    v4: list[str] = []
+    last = ""
+    for line in trie.splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            last = text[4:]
+        elif text == "/32 host LOCAL" and last and last not in v4 and not last.startswith("127."):
+            v4.append(last)
+    v6: list[str] = []
+    for line in (inet6 or "").splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[3] == "00" and fields[5] != "lo":
+            try:
+                address = ipaddress.IPv6Address(bytes.fromhex(fields[0])).compressed
+            except ValueError:
+                continue
+            if address not in v6:
+                v6.append(address)
+    return ordered([*v4, *v6])
+
+
+def ordered(ips: list[str]) -> list[str]:
+    """Addresses in one order whoever read them (``lxc-info`` lists them per interface, in the
+    order they were added; :func:`addresses` by value): IPv4 then IPv6, each by value; anything
+    that does not parse last, as it came."""
+    import ipaddress
+
+    def key(text: str) -> tuple[int, bytes]:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return (2, b"")
+        return (address.version // 6, address.packed)
+
+    return sorted(ips, key=key)
+
+
 def usage(pid: int, name: str, interface: str = "eth0") -> dict[str, int] | None:
     """The figures ``lxc-info`` shows (see the module's table), or None when they cannot be read."""
     dirs = container_dirs(pid, name)

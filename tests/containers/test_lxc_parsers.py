@@ -9,10 +9,10 @@ import pytest
 
 from console.errors import InvalidInput
 from console.runner import CommandError, Runner
+from containers.drivers import cgroupfs
 from containers.drivers.lxc import (
     LxcDriver,
     first_error_in_log,
-    parse_fancy_list,
     parse_info,
 )
 from containers.lxc_config import ContainerConfig, parse_config
@@ -97,79 +97,16 @@ def test_parse_info_of_nothing():
     assert (info.name, info.state, info.pid, info.ips) == ("", "UNKNOWN", None, [])
 
 
-# --- lxc-ls -f ----------------------------------------------------------------------------------
-
-# Captured on this machine: lxc-ls -P DIR -f -F NAME,STATE,PID,AUTOSTART,GROUPS,IPV4,IPV6 with two
-# busybox containers, one with "lxc.group = web", "lxc.group = db" and "lxc.start.auto = 1".
-# Note the trailing space on every line, and that lxc-ls joins groups with ", ".
-LS_REAL = (
-    "NAME            STATE   PID AUTOSTART GROUPS  IPV4 IPV6 \n"
-    "longername-db.2 STOPPED -   1         web, db -    -    \n"
-    "x               STOPPED -   0         -       -    -    \n"
-)
+# --- addresses ---------------------------------------------------------------------------------
 
 
-def lxc_ls_table(rows):
-    """Lay out rows as lxc-ls -f does: each column padded to its widest cell plus one space."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "".join("".join(cell.ljust(w) + " " for cell, w in zip(row, widths)) + "\n" for row in rows)
-
-
-HEADER = ["NAME", "STATE", "PID", "AUTOSTART", "GROUPS", "IPV4", "IPV6"]
-
-
-def test_the_table_helper_reproduces_real_lxc_ls_output():
-    rows = [
-        HEADER,
-        ["longername-db.2", "STOPPED", "-", "1", "web, db", "-", "-"],
-        ["x", "STOPPED", "-", "0", "-", "-", "-"],
-    ]
-    assert lxc_ls_table(rows) == LS_REAL
-
-
-def test_parse_fancy_list_on_real_output():
-    infos = parse_fancy_list(LS_REAL)
-    assert [i.name for i in infos] == ["longername-db.2", "x"]
-    assert [i.state for i in infos] == ["STOPPED", "STOPPED"]
-    assert [i.pid for i in infos] == [None, None]
-    assert [i.autostart for i in infos] == [True, False]
-    assert [i.ips for i in infos] == [[], []]
-    assert infos[1].groups == []
-
-
-def test_parse_fancy_list_group_names_from_real_output_are_clean():
-    assert parse_fancy_list(LS_REAL)[0].groups == ["web", "db"]
-
-
-def test_parse_fancy_list_uses_column_offsets_for_values_with_spaces():
-    text = lxc_ls_table(
-        [
-            HEADER,
-            ["web1", "RUNNING", "8377", "1", "web,db", "10.0.3.48, 10.0.3.5", "-"],
-            ["db-primary.2", "RUNNING", "12001", "0", "-", "10.0.3.7", "fd42::7"],
-            ["t", "STOPPED", "-", "0", "-", "-", "-"],
-            ["frozen_1", "FROZEN", "77", "0", "db", "-", "fd42::1, fd42::2"],
-        ]
-    )
-    web1, db, t, frozen = parse_fancy_list(text)
-    assert (web1.name, web1.state, web1.pid, web1.autostart) == ("web1", "RUNNING", 8377, True)
-    assert web1.ips == ["10.0.3.48", "10.0.3.5"]
-    assert web1.groups == ["web", "db"]
-    assert (db.name, db.pid, db.autostart, db.groups) == ("db-primary.2", 12001, False, [])
-    assert db.ips == ["10.0.3.7", "fd42::7"]
-    assert (t.name, t.state, t.pid, t.ips, t.groups) == ("t", "STOPPED", None, [], [])
-    assert frozen.state == "FROZEN" and frozen.ips == ["fd42::1", "fd42::2"] and frozen.groups == ["db"]
-
-
-def test_parse_fancy_list_with_the_narrow_header_from_the_brief():
-    text = "NAME STATE   PID  AUTOSTART GROUPS IPV4 IPV6 \nt1   RUNNING 8377 0         -      -    -    \n"
-    (info,) = parse_fancy_list(text)
-    assert (info.name, info.state, info.pid, info.autostart, info.ips) == ("t1", "RUNNING", 8377, False, [])
-
-
-@pytest.mark.parametrize("text", ["", "\n\n", "NAME STATE PID AUTOSTART GROUPS IPV4 IPV6 \n"])
-def test_parse_fancy_list_without_rows(text):
-    assert parse_fancy_list(text) == []
+def test_addresses_are_put_in_one_order_whoever_read_them():
+    """lxc-info lists a container's addresses per interface as they were added; the sync reads
+    them by value (cgroupfs.addresses): both are stored in this order, or each sync would
+    rewrite the row."""
+    read = ["10.0.3.200", "fd00::5", "10.0.3.7", "not-an-address", "2001:db8::1", "9.9.9.9"]
+    expected = ["9.9.9.9", "10.0.3.7", "10.0.3.200", "2001:db8::1", "fd00::5", "not-an-address"]
+    assert cgroupfs.ordered(read) == expected
 
 
 # --- config files -------------------------------------------------------------------------------

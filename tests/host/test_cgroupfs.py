@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from console.models import Host
+from console.runner import Runner
 from containers.drivers import cgroupfs
 from containers.drivers.lxc import parse_info
 from containers.inventory import refresh_running, sync_lxc_path
@@ -120,3 +121,91 @@ def test_a_container_whose_name_another_lxc_path_holds_is_read_from_its_files(ru
         assert not cgroupfs._suffixed(f"lxc.payload.{name}-", f"lxc.payload.{name}")
     finally:
         destroy_all_containers(other)
+
+
+class CountingRunner(Runner):
+    """A real runner that also keeps every argv it ran."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.argvs: list[list[str]] = []
+
+    def run(self, argv, *args, **kwargs):  # type: ignore[override]
+        self.argvs.append(list(argv))
+        return super().run(argv, *args, **kwargs)
+
+
+def _lxc_info_view(path: str, name: str) -> tuple:
+    info = parse_info(lxc("lxc-info", "-P", path, "-n", name, "-H"))
+    return (info.state, info.pid if info.state != "STOPPED" else None, cgroupfs.ordered(info.ips))
+
+
+def test_the_sync_reads_states_pids_and_addresses_as_lxc_info_without_a_process_per_container(running, host):
+    """The periodic sync lists states with three plain lxc-ls (no `lxc-ls -f`, which forks three
+    processes per container); a running container's pid is kept while it is still its init and
+    its addresses are read from /proc; what it stores equals lxc-info's view. A container
+    restarted behind the console's back (its pid gone) is asked with lxc-info."""
+    path, name = running
+    for other, freeze in (("cg2", True), ("cg3", False)):
+        create = ["lxc-create", "-P", path, "-n", other, "-t", "busybox"]
+        subprocess.run(create, check=True, capture_output=True)
+        with open(f"{path}/{other}/config", "a") as f:
+            f.write("lxc.apparmor.profile = unconfined\n")
+        if freeze:
+            subprocess.run(["lxc-start", "-P", path, "-n", other], check=True, capture_output=True)
+            subprocess.run(["lxc-freeze", "-P", path, "-n", other], check=True, capture_output=True)
+    attach = ["lxc-attach", "-P", path, "-n", name, "--", "ip"]
+    for argv in (
+        [*attach, "addr", "add", "192.0.2.200/24", "dev", "eth0"],
+        [*attach, "addr", "add", "192.0.2.7/24", "dev", "eth0"],
+        [*attach, "-6", "addr", "add", "2001:db8::5/64", "dev", "eth0"],
+    ):
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    sync_lxc_path(host, path)  # no pids known yet: lxc-info for each running one
+    runner = CountingRunner()
+    views: dict[str, tuple] = {}
+    for _ in range(40):  # the addresses settle (IPv6 duplicate detection, DHCP): compare when still
+        before = {n: _lxc_info_view(path, n) for n in (name, "cg2", "cg3")}
+        runner.argvs.clear()
+        sync_lxc_path(host, path, runner)
+        views = {c.name: (c.state, c.pid, c.ips) for c in Container.objects.filter(host=host, lxc_path=path)}
+        if before == {n: _lxc_info_view(path, n) for n in before}:
+            break
+        time.sleep(0.25)
+    assert views == before, (views, before)
+    assert views[name][0] == "RUNNING" and views["cg2"][0] == "FROZEN"
+    assert views["cg3"] == ("STOPPED", None, [])
+    assert {"192.0.2.7", "192.0.2.200", "2001:db8::5"} <= set(views[name][2])
+    assert views[name][2].index("192.0.2.7") < views[name][2].index("192.0.2.200")
+    tools = [argv[0] for argv in runner.argvs]
+    assert tools == ["lxc-ls", "lxc-ls", "lxc-ls"], runner.argvs
+
+    # Another process of the container is not its init; nor is the init of another container.
+    helper = subprocess.Popen(["lxc-attach", "-P", path, "-n", name, "--", "sleep", "30"])
+    try:
+        init = views[name][1]
+        procs: set[int] = set()
+        for _ in range(40):
+            dirs = cgroupfs.container_dirs(init, name) or {}
+            procs = {
+                int(p) for d in dirs.values() for p in open(os.path.join(d, "cgroup.procs")).read().split()
+            } - {init}
+            if procs:
+                break
+            time.sleep(0.1)
+        assert procs, "the helper never showed in the container's cgroup"
+        assert cgroupfs.is_init(init, name)
+        assert not any(cgroupfs.is_init(pid, name) for pid in procs)
+        assert not cgroupfs.is_init(views["cg2"][1], name)
+    finally:
+        helper.kill()
+        helper.wait(10)
+
+    # Restarted outside the console: the known pid is gone, lxc-info gives the new one.
+    subprocess.run(["lxc-stop", "-P", path, "-n", name, "-k"], check=True, capture_output=True, timeout=60)
+    subprocess.run(["lxc-start", "-P", path, "-n", name], check=True, capture_output=True, timeout=60)
+    runner.argvs.clear()
+    sync_lxc_path(host, path, runner)
+    row = Container.objects.get(host=host, lxc_path=path, name=name)
+    assert row.state == "RUNNING" and row.pid != init and row.pid == _lxc_info_view(path, name)[1]
+    assert [argv[0] for argv in runner.argvs].count("lxc-info") == 1, runner.argvs
