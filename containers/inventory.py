@@ -317,7 +317,9 @@ def _write_usage(rows: list[Container]) -> None:
     half of the refresh's CPU at 40 running containers. The statement names only the model's
     own table and columns, quoted by the database backend."""
     meta, field = Container._meta, Container._meta.get_field("usage")
-    table, column, key = map(connection.ops.quote_name, (meta.db_table, field.column, meta.pk.column))
+    table, column, key = (
+        connection.ops.quote_name(str(x)) for x in (meta.db_table, field.column, meta.pk.column)
+    )
     statement = f"UPDATE {table} SET {column} = %s WHERE {key} = %s"  # noqa: S608 (names of the model)
     params = [(field.get_db_prep_save(row.usage, connection), row.pk) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:

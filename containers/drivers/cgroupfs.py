@@ -159,11 +159,12 @@ def net_bytes(pid: int, interface: str) -> tuple[int, int] | None:
     return None
 
 
-def is_init(pid: int, name: str) -> bool:
+def is_init(pid: int, name: str, dirs: dict[str, str] | None = None) -> bool:
     """``pid`` is still the init of the container ``name``: it is in the container's cgroup
-    (:func:`container_dirs`) and its parent is LXC's monitor process (``[lxc monitor] PATH NAME``),
-    which a pid reused by another process of the container would not have."""
-    if not container_dirs(pid, name):
+    (:func:`container_dirs`, or ``dirs`` when the caller read them) and its parent is LXC's
+    monitor process (``[lxc monitor] PATH NAME``), which a pid reused by another process of the
+    container would not have."""
+    if not (dirs or container_dirs(pid, name)):
         return False
     stat = _read(f"/proc/{int(pid)}/stat")
     fields = (stat or "").rpartition(")")[2].split()
@@ -175,6 +176,18 @@ def is_init(pid: int, name: str) -> bool:
     except OSError:
         return False
     return parent.startswith(b"[lxc monitor] ") and parent.rstrip(b"\0").endswith(f" {name}".encode())
+
+
+def freezer_state(dirs: dict[str, str]) -> str | None:
+    """The container's state as its freezer gives it (what ``lxc-info -s`` shows of a running
+    container): FROZEN, FREEZING (v1, on its way) or RUNNING; None when it cannot be read."""
+    if "freezer" in dirs:
+        text = (_read(os.path.join(dirs["freezer"], "freezer.state")) or "").strip()
+        return {"FROZEN": "FROZEN", "FREEZING": "FREEZING", "THAWED": "RUNNING"}.get(text)
+    if UNIFIED in dirs:
+        frozen = _keyed(_read(os.path.join(dirs[UNIFIED], "cgroup.events"))).get("frozen")
+        return None if frozen is None else ("FROZEN" if frozen else "RUNNING")
+    return None
 
 
 def addresses(pid: int) -> list[str] | None:

@@ -546,38 +546,40 @@ class LxcDriver:
         """Every container under the LXC path, with its state, and a running one's pid and
         addresses (autostart and groups: the inventory reads the config).
 
-        Three plain listings (``lxc-ls -1``: all, ``--active``, ``--frozen``) give the states;
-        ``lxc-ls -f`` gave them in one, but forks three processes per container to read its
-        figures (110 ms of CPU per sync at 40 containers). A running container's pid is the one
-        in ``pids`` (what the inventory last read) while it is still that container's init
-        (:func:`cgroupfs.is_init`), and its addresses are read from its network namespace's
-        /proc files; otherwise, and when those files cannot be read, ``lxc-info`` is asked for
-        that container. Transitional states (STARTING, STOPPING) read as RUNNING here; lxc-monitor's
-        events and the operations' own reads show them.
+        Two plain listings (``lxc-ls -1``: all, and ``--active``) tell stopped from running;
+        ``lxc-ls -f`` gave the states in one, but forks three processes per container to read
+        its figures (110 ms of CPU per sync at 40 containers). A running container's pid is the
+        one in ``pids`` (what the inventory last read) while it is still that container's init
+        (:func:`cgroupfs.is_init`); then whether it is frozen is read from its freezer cgroup and
+        its addresses from its network namespace's /proc files. Otherwise, and when those files
+        cannot be read, ``lxc-info`` is asked for that container. Transitional states
+        (STARTING, STOPPING) read as RUNNING here; lxc-monitor's events and the operations' own
+        reads show them.
 
         lxc-ls leaves out a container whose config LXC cannot load; it still exists (its
         directory and config are there) and is listed here in state UNKNOWN, so it stays on the
         console and its config can be repaired."""
         if not os.path.isdir(self.lxc_path):
             return []
-        names, active, frozen = (self._ls(*which) for which in ((), ("--active",), ("--frozen",)))
+        names, active = self._ls(), set(self._ls("--active"))
         infos = []
         for name in names:
             if name not in active:
                 infos.append(ContainerInfo(name=name, state="STOPPED"))
                 continue
             pid = (pids or {}).get(name)
-            ips = cgroupfs.addresses(pid) if pid and cgroupfs.is_init(pid, name) else None
-            if pid is None or ips is None:
+            dirs = cgroupfs.container_dirs(pid, name) if pid else None
+            known = pid is not None and dirs is not None and cgroupfs.is_init(pid, name, dirs)
+            state = cgroupfs.freezer_state(dirs) if known and dirs else None
+            ips = cgroupfs.addresses(pid) if known and pid else None
+            if pid is None or state is None or ips is None:
                 try:
                     info = self.info(name)
                 except CommandError:  # it stopped since the listing: the next sync reads it
-                    info = ContainerInfo(name=name, state="FROZEN" if name in frozen else "RUNNING")
+                    info = ContainerInfo(name=name, state="RUNNING")
                 infos.append(ContainerInfo(name=name, state=info.state, pid=info.pid, ips=info.ips))
                 continue
-            infos.append(
-                ContainerInfo(name=name, state="FROZEN" if name in frozen else "RUNNING", pid=pid, ips=ips)
-            )
+            infos.append(ContainerInfo(name=name, state=state, pid=pid, ips=ips))
         listed = {info.name for info in infos}
         for name in sorted(self.config_dirs()):
             if name not in listed:

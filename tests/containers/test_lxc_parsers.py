@@ -109,6 +109,31 @@ def test_addresses_are_put_in_one_order_whoever_read_them():
     assert cgroupfs.ordered(read) == expected
 
 
+@pytest.mark.parametrize(
+    ("files", "state"),
+    [
+        ({"freezer.state": "FROZEN\n"}, "FROZEN"),
+        ({"freezer.state": "FREEZING\n"}, "FREEZING"),
+        ({"freezer.state": "THAWED\n"}, "RUNNING"),
+        ({"freezer.state": ""}, None),
+        ({"cgroup.events": "populated 1\nfrozen 1\n"}, "FROZEN"),
+        ({"cgroup.events": "populated 1\nfrozen 0\n"}, "RUNNING"),
+        ({"cgroup.events": "populated 1\n"}, None),
+        ({}, None),
+    ],
+)
+def test_the_freezer_state_of_cgroup_v1_and_v2(tmp_path, files, state):
+    """The formats of both hierarchies (this host runs v1; its live reading is compared with
+    lxc-info in tests/host/test_cgroupfs.py)."""
+    dirs = {}
+    for filename, text in files.items():
+        where = tmp_path / ("v1" if filename.startswith("freezer") else "v2")
+        where.mkdir(exist_ok=True)
+        (where / filename).write_text(text)
+        dirs["freezer" if filename.startswith("freezer") else cgroupfs.UNIFIED] = str(where)
+    assert cgroupfs.freezer_state(dirs) == state
+
+
 # --- config files -------------------------------------------------------------------------------
 
 CONFIG = """\

@@ -141,9 +141,10 @@ def _lxc_info_view(path: str, name: str) -> tuple:
 
 
 def test_the_sync_reads_states_pids_and_addresses_as_lxc_info_without_a_process_per_container(running, host):
-    """The periodic sync lists states with three plain lxc-ls (no `lxc-ls -f`, which forks three
-    processes per container); a running container's pid is kept while it is still its init and
-    its addresses are read from /proc; what it stores equals lxc-info's view. A container
+    """The periodic sync lists states with two plain lxc-ls (no `lxc-ls -f`, which forks three
+    processes per container); a running container's pid is kept while it is still its init, its
+    freezer state and addresses are read from cgroup and /proc files; what it stores equals
+    lxc-info's view. A container
     restarted behind the console's back (its pid gone) is asked with lxc-info."""
     path, name = running
     for other, freeze in (("cg2", True), ("cg3", False)):
@@ -178,7 +179,7 @@ def test_the_sync_reads_states_pids_and_addresses_as_lxc_info_without_a_process_
     assert {"192.0.2.7", "192.0.2.200", "2001:db8::5"} <= set(views[name][2])
     assert views[name][2].index("192.0.2.7") < views[name][2].index("192.0.2.200")
     tools = [argv[0] for argv in runner.argvs]
-    assert tools == ["lxc-ls", "lxc-ls", "lxc-ls"], runner.argvs
+    assert tools == ["lxc-ls", "lxc-ls"], runner.argvs
 
     # Another process of the container is not its init; nor is the init of another container.
     helper = subprocess.Popen(["lxc-attach", "-P", path, "-n", name, "--", "sleep", "30"])
