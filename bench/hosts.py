@@ -145,7 +145,7 @@ def install_simulation() -> None:
         def _sim(self) -> SimHost:
             return SIM_HOSTS[self.lxc_path]
 
-        def list(self):
+        def list(self, pids=None):
             sim = self._sim()
             return [sim.info(name) for name in sim.states]
 
@@ -168,9 +168,14 @@ def install_simulation() -> None:
         found = SIM_BY_PID.get(pid)
         return found[0].usage(found[1]) if found else None
 
+    from containers.drivers import cgroupfs
+
     inventory.LxcDriver = SimDriver  # type: ignore[misc]
     inventory.cgroupfs = SimpleNamespace(  # type: ignore[assignment]
-        container_dirs=lambda pid, name: None, usage=usage, cgroup_value=lambda *a: None
+        container_dirs=lambda pid, name: None,
+        usage=usage,
+        cgroup_value=lambda *a: None,
+        ordered=cgroupfs.ordered,
     )
 
 

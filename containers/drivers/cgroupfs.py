@@ -63,10 +63,8 @@ def mounts() -> dict[str, str]:
 
 def cgroups_of(pid: int) -> dict[str, str]:
     """{controller: path} of process ``pid`` ("" for the v2 hierarchy); {} if it is gone."""
-    try:
-        with open(f"/proc/{int(pid)}/cgroup") as f:
-            text = f.read()
-    except OSError:
+    text = _read(f"/proc/{int(pid)}/cgroup")
+    if text is None:
         return {}
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -101,12 +99,28 @@ def _suffixed(leaf: str, payload: str) -> bool:
     return head == payload and number.isascii() and number.isdigit()
 
 
-def _read(path: str) -> str | None:
+def _read_bytes(path: str) -> bytes | None:
+    """A kernel file's content, or None. Plain ``os.open``/``os.read``: a third of ``open()``'s
+    cost (no buffered text wrapper), which counts at six files per running container every few
+    seconds."""
     try:
-        with open(path) as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _read(path: str) -> str | None:
+    data = _read_bytes(path)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def _number(text: str | None) -> int | None:
@@ -170,11 +184,7 @@ def is_init(pid: int, name: str, dirs: dict[str, str] | None = None) -> bool:
     fields = (stat or "").rpartition(")")[2].split()
     if len(fields) < 2 or not fields[1].isascii() or not fields[1].isdigit():
         return False
-    try:
-        with open(f"/proc/{int(fields[1])}/cmdline", "rb") as f:
-            parent = f.read(4096)
-    except OSError:
-        return False
+    parent = _read_bytes(f"/proc/{int(fields[1])}/cmdline") or b""
     return parent.startswith(b"[lxc monitor] ") and parent.rstrip(b"\0").endswith(f" {name}".encode())
 
 
