@@ -29,7 +29,7 @@ from bench.harness import ConsoleUnderTest
 # The command(s) that do an action's work; the operation's other commands are its refresh.
 ACTION_TOOLS = {
     "create (busybox)": ("lxc-create",),
-    "start": ("lxc-start", "lxc-wait"),
+    "start": ("lxc-start",),
     "freeze": ("lxc-cgroup", "lxc-freeze"),
     "stop (clean)": ("lxc-stop",),
     "snapshot (lxc-copy -s)": ("lxc-copy",),
@@ -123,9 +123,8 @@ def main() -> None:
             record("create (busybox)", con, raw)
             c = Container.objects.get(name=n)
 
-            raw = timed_raw("lxc-start", *raw_p, "-n", n, "-d") + timed_raw(
-                "lxc-wait", *raw_p, "-n", n, "-s", "RUNNING", "-t", "10"
-            )
+            # lxc-start -d returns once the container is RUNNING, lxc-freeze once it is FROZEN.
+            raw = timed_raw("lxc-start", *raw_p, "-n", n, "-d")
             con = timed_console(f"/containers/{c.pk}/start/", {})
             record("start", con, raw)
             # Compare settled containers: busybox's init ignores signals and freezes slowly
@@ -133,9 +132,7 @@ def main() -> None:
             settle(lxc_raw, n)
             settle(lxc_console, n)
 
-            raw = timed_raw("lxc-freeze", *raw_p, "-n", n) + timed_raw(
-                "lxc-wait", *raw_p, "-n", n, "-s", "FROZEN", "-t", "10"
-            )
+            raw = timed_raw("lxc-freeze", *raw_p, "-n", n)
             con = timed_console(f"/containers/{c.pk}/freeze/", {})
             record("freeze", con, raw)
             timed_raw("lxc-unfreeze", *raw_p, "-n", n)

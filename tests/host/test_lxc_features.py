@@ -83,6 +83,17 @@ def test_freeze_and_unfreeze(admin, local_agent, make_container):
     assert c.state == "RUNNING" == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-s", "-H")
 
 
+def test_start_is_one_command_and_shows_running(admin, local_agent, make_container):
+    """lxc-start -d returns once the container is RUNNING (LXC 3+: its state socket), so the
+    console runs no lxc-wait after it; the row and lxc-info agree right after."""
+    c = make_container()
+    op = run(services.start_container(actor=admin, ctx=CTX, container=c))
+    assert [command["argv"][0] for command in op.commands] == ["lxc-start"], op.commands
+    c.refresh_from_db()
+    assert c.state == "RUNNING" == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-s", "-H")
+    assert c.pid and str(c.pid) == lxc("lxc-info", "-P", c.lxc_path, "-n", c.name, "-p", "-H")
+
+
 def test_restart_gives_a_new_init_pid(admin, local_agent, make_container):
     c = make_container(start=True)
     old_pid = c.pid
