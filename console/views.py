@@ -78,9 +78,9 @@ class CappedPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
-        keys = list(self.object_list.values_list("pk", flat=True)[bottom:top])
-        rows = {row.pk: row for row in self.object_list.filter(pk__in=keys)}
-        return self._get_page([rows[key] for key in keys if key in rows], number, self)
+        keys = list(self.queryset.values_list("pk", flat=True)[bottom:top])
+        rows = {row.pk: row for row in self.queryset.filter(pk__in=keys)}
+        return Page([rows[key] for key in keys if key in rows], number, self)
 
 
 def paginate(request: HttpRequest, queryset, per_page: int | None = None):

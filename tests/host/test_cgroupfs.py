@@ -130,7 +130,7 @@ class CountingRunner(Runner):
         super().__init__(None)
         self.argvs: list[list[str]] = []
 
-    def run(self, argv, *args, **kwargs):  # type: ignore[override]
+    def run(self, argv, *args, **kwargs):
         self.argvs.append(list(argv))
         return super().run(argv, *args, **kwargs)
 
