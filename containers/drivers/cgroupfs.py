@@ -173,19 +173,21 @@ def net_bytes(pid: int, interface: str) -> tuple[int, int] | None:
     return None
 
 
-def is_init(pid: int, name: str, dirs: dict[str, str] | None = None) -> bool:
+def is_init(pid: int, name: str, dirs: dict[str, str] | None = None, lxc_path: str = "") -> bool:
     """``pid`` is still the init of the container ``name``: it is in the container's cgroup
     (:func:`container_dirs`, or ``dirs`` when the caller read them) and its parent is LXC's
-    monitor process (``[lxc monitor] PATH NAME``), which a pid reused by another process of the
-    container would not have."""
+    monitor process (``[lxc monitor] PATH NAME``, of ``lxc_path`` when given), which a pid
+    reused by another process of the container would not have."""
     if not (dirs or container_dirs(pid, name)):
         return False
     stat = _read(f"/proc/{int(pid)}/stat")
     fields = (stat or "").rpartition(")")[2].split()
     if len(fields) < 2 or not fields[1].isascii() or not fields[1].isdigit():
         return False
-    parent = _read_bytes(f"/proc/{int(fields[1])}/cmdline") or b""
-    return parent.startswith(b"[lxc monitor] ") and parent.rstrip(b"\0").endswith(f" {name}".encode())
+    text = (_read_bytes(f"/proc/{int(fields[1])}/cmdline") or b"").rstrip(b"\0").decode("utf-8", "replace")
+    if lxc_path:
+        return text == f"[lxc monitor] {lxc_path} {name}"
+    return text.startswith("[lxc monitor] ") and text.endswith(f" {name}")
 
 
 def freezer_state(dirs: dict[str, str]) -> str | None:

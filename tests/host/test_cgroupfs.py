@@ -195,7 +195,8 @@ def test_the_sync_reads_states_pids_and_addresses_as_lxc_info_without_a_process_
                 break
             time.sleep(0.1)
         assert procs, "the helper never showed in the container's cgroup"
-        assert cgroupfs.is_init(init, name)
+        assert cgroupfs.is_init(init, name) and cgroupfs.is_init(init, name, lxc_path=path)
+        assert not cgroupfs.is_init(init, name, lxc_path=f"{path}-other")  # another path's monitor
         assert not any(cgroupfs.is_init(pid, name) for pid in procs)
         assert not cgroupfs.is_init(views["cg2"][1], name)
     finally:
