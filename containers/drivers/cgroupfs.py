@@ -28,6 +28,7 @@ tools.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 
@@ -210,8 +211,6 @@ def addresses(pid: int) -> list[str] | None:
     127.0.0.0/8 (LXC leaves out the interface ``lo``; an address put on ``lo`` outside 127/8 is
     the one case shown here and not by LXC). IPv6: ``if_inet6`` entries of global scope on any
     interface but ``lo``. None when the files cannot be read."""
-    import ipaddress
-
     trie = _read(f"/proc/{int(pid)}/net/fib_trie")
     inet6 = _read(f"/proc/{int(pid)}/net/if_inet6")
     if trie is None:
@@ -241,7 +240,6 @@ def ordered(ips: list[str]) -> list[str]:
     """Addresses in one order whoever read them (``lxc-info`` lists them per interface, in the
     order they were added; :func:`addresses` by value): IPv4 then IPv6, each by value; anything
     that does not parse last, as it came."""
-    import ipaddress
 
     def key(text: str) -> tuple[int, bytes]:
         try:

@@ -567,10 +567,10 @@ class LxcDriver:
                 continue
             pid = (pids or {}).get(name)
             dirs = cgroupfs.container_dirs(pid, name) if pid else None
-            known = pid is not None and dirs is not None and cgroupfs.is_init(pid, name, dirs, self.lxc_path)
-            state = cgroupfs.freezer_state(dirs) if known and dirs else None
-            ips = cgroupfs.addresses(pid) if known and pid else None
-            if pid is None or state is None or ips is None:
+            state = ips = None
+            if pid and dirs and cgroupfs.is_init(pid, name, dirs, self.lxc_path):
+                state, ips = cgroupfs.freezer_state(dirs), cgroupfs.addresses(pid)
+            if state is None or ips is None:
                 try:
                     info = self.info(name)
                 except CommandError:  # it stopped since the listing: the next sync reads it
