@@ -5,12 +5,13 @@ and the page is never reloaded."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
 import pytest
 
-from console.models import Host
+from console.models import Host, Operation
 from containers.models import Container
 from tests.browser.helpers import PASSWORD, busybox, login
 from tests.hosttools import wait_for
@@ -98,5 +99,59 @@ def test_start_and_freeze_show_within_a_second_or_two_by_push(
 
     assert page.evaluate("() => window.__loaded") == "once"
     assert page.evaluate("() => window.__push.fullPages") == []
+    page.locator("#container-state").get_by_role("button", name="Stop", exact=True).click()
+    page.locator("#container-state dd.state", has_text="STOPPED").wait_for(timeout=60000)
+
+
+def test_an_event_that_comes_while_the_cards_read_is_on_its_way_is_not_lost(
+    page, web, make_user, start_agent, tmp_path
+):
+    """The card replaces itself (outerHTML) with each read. An event that came while a read was on
+    its way was queued on the old card (hx-sync queue last), and htmx drops a request of an element
+    no longer in the page: the card kept the state read before the event until its 10-s poll. Here
+    the card's first read is held in the browser until the operation has ended and its event has
+    come, then answered with what the server said before: the card must read itself again."""
+    make_user("push-race", role="admin", password=PASSWORD)
+    agent = start_agent()
+    host = Host.objects.get(slug=agent.slug)
+    name = f"race-{uuid.uuid4().hex[:6]}"
+    hook = tmp_path / "slow-start"  # the card's first read comes before the end
+    hook.write_text("#!/bin/sh\nsleep 1\n")
+    hook.chmod(0o755)
+    busybox(agent.lxc_path, name, f"lxc.hook.pre-start = {hook}")
+    container = wait_for(
+        lambda: Container.objects.filter(host=host, name=name).exclude(config_text="").first(),
+        20,
+        what="the container in the inventory",
+    )
+    base = f"http://{web}"
+    login(page, base, "push-race")
+    page.goto(f"{base}/containers/{container.pk}/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.wait_for_function(STREAM_OPEN, timeout=10000)
+
+    held: list[str] = []
+    card_url = re.compile(r"/operations/(\d+)/card/")
+
+    def hold_first_read(route):
+        if held:
+            route.continue_()
+            return
+        answer = route.fetch()  # the server's answer now: the operation has not ended
+        op_id = int(card_url.search(route.request.url).group(1))
+        wait_for(lambda: Operation.objects.get(pk=op_id).is_terminal, 30, what="the operation's end")
+        time.sleep(1.0)  # its event reaches the page meanwhile
+        route.fulfill(response=answer)
+        held.append(answer.text())
+
+    page.route(card_url, hold_first_read)
+    page.locator("#container-state").get_by_role("button", name="Start", exact=True).click()
+    for _ in range(300):  # (the handler runs while the page is waited on)
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held and 'data-status="succeeded"' not in held[0], held
+    page.locator("#action-result section.operation[data-status=succeeded]").wait_for(timeout=3000)
+    page.unroute(card_url)
     page.locator("#container-state").get_by_role("button", name="Stop", exact=True).click()
     page.locator("#container-state dd.state", has_text="STOPPED").wait_for(timeout=60000)
