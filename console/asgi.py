@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
@@ -50,10 +51,27 @@ async def application(scope: dict, receive, send) -> None:
     elif scope["type"] != "http" or _is_stream(scope):
         await django_app(scope, receive, send)
     else:
+        arrived = time.perf_counter()
         free = _threads()
         executor = await free.get()
+        waited = time.perf_counter() - arrived
         try:
             async with ThreadSensitiveContext(executor=executor):
-                await django_app(scope, receive, send)
+                await django_app(scope, receive, _timed(send, arrived, waited))
         finally:
             free.put_nowait(executor)
+
+
+def _timed(send, arrived: float, waited: float):
+    """``send`` adding a Server-Timing header to the response: how long the request waited for a
+    thread (``wait``) and how long from its arrival to its answer (``app``), in ms (the browser's
+    developer tools show them; bench/click.py reads them)."""
+
+    async def timed_send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            took = (time.perf_counter() - arrived) * 1000
+            value = f"wait;dur={waited * 1000:.1f}, app;dur={took:.1f}".encode()
+            message = {**message, "headers": [*message.get("headers", []), (b"server-timing", value)]}
+        await send(message)
+
+    return timed_send

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,13 +46,14 @@ _CHILD = textwrap.dedent(
             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
         }
         await application(scope, receive, send)
-        return sent[0]["status"]
+        return sent[0]["status"], dict(sent[0]["headers"]).get(b"server-timing", b"").decode()
 
     async def main():
         return await asyncio.gather(*(one("/login/") for _ in range(20)))
 
-    statuses = asyncio.run(main())
-    print(json.dumps({"statuses": statuses, "threads": threads}))
+    answers = asyncio.run(main())
+    print(json.dumps({"statuses": [a[0] for a in answers], "timings": [a[1] for a in answers],
+                      "threads": threads}))
     """
 )
 
@@ -76,3 +78,9 @@ def test_twenty_requests_at_once_run_on_at_most_web_threads_threads():
     assert len(result["threads"]) == 20
     # Three threads of the worker's own, reused: not one new thread per request.
     assert set(result["threads"]) <= {"web-0_0", "web-1_0", "web-2_0"}, result["threads"]
+    # Each answer says how long it waited for a thread and how long it took (Server-Timing, read by
+    # the browser's developer tools and bench/click.py): 17 of the 20 had to wait.
+    timings = [dict(re.findall(r"(\w+);dur=([\d.]+)", value)) for value in result["timings"]]
+    assert all(t.keys() == {"wait", "app"} for t in timings), result["timings"]
+    assert all(float(t["app"]) >= float(t["wait"]) for t in timings), result["timings"]
+    assert sum(float(t["wait"]) > 0.5 for t in timings) >= 10, result["timings"]
