@@ -44,16 +44,14 @@ def _click_until(page, button: str, wanted: str) -> float:
     return time.monotonic() - started
 
 
-def test_start_and_freeze_show_within_a_second_or_two_by_push(
-    browser, page, web, make_user, start_agent, tmp_path
-):
-    make_user("push-admin", role="admin", password=PASSWORD)
-    agent = start_agent()
+def _open_slow_starting_container(page, web, make_user, agent, tmp_path, prefix: str) -> tuple[str, str]:
+    """A busybox container whose Start takes a second (a pre-start hook sleeps), its page open
+    in ``page`` as an admin with the event stream connected: its name and the console's base URL.
+    The operation card's first read, made as the card appears, then finds the start still
+    running; without the hook the agent may finish before that first read."""
+    make_user(f"{prefix}-admin", role="admin", password=PASSWORD)
     host = Host.objects.get(slug=agent.slug)
-    name = f"push-{uuid.uuid4().hex[:6]}"
-    # Start takes a second (a pre-start hook sleeps), so the operation card's first read, made as
-    # it appears, finds it still running, and only its operation's event can show "succeeded"
-    # before the 10-s poll. Without the hook the agent may finish before that first read.
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     hook = tmp_path / "slow-start"
     hook.write_text("#!/bin/sh\nsleep 1\n")
     hook.chmod(0o755)
@@ -64,12 +62,19 @@ def test_start_and_freeze_show_within_a_second_or_two_by_push(
         what="the container in the inventory",
     )
     base = f"http://{web}"
-    login(page, base, "push-admin")
+    login(page, base, f"{prefix}-admin")
     page.goto(f"{base}/containers/{container.pk}/")
-    page.evaluate("() => { window.__loaded = 'once'; }")  # gone if the page ever reloads
-    page.evaluate(WATCH)
     page.on("dialog", lambda dialog: dialog.accept())
     page.wait_for_function(STREAM_OPEN, timeout=10000)
+    return name, base
+
+
+def test_start_and_freeze_show_within_a_second_or_two_by_push(
+    browser, page, web, make_user, start_agent, tmp_path
+):
+    name, base = _open_slow_starting_container(page, web, make_user, start_agent(), tmp_path, "push")
+    page.evaluate("() => { window.__loaded = 'once'; }")  # gone if the page ever reloads
+    page.evaluate(WATCH)
 
     took = _click_until(page, "Start", "RUNNING")
     card = page.locator("#action-result section.operation[data-status=succeeded]")
@@ -111,24 +116,7 @@ def test_an_event_that_comes_while_the_cards_read_is_on_its_way_is_not_lost(
     no longer in the page: the card kept the state read before the event until its 10-s poll. Here
     the card's first read is held in the browser until the operation has ended and its event has
     come, then answered with what the server said before: the card must read itself again."""
-    make_user("push-race", role="admin", password=PASSWORD)
-    agent = start_agent()
-    host = Host.objects.get(slug=agent.slug)
-    name = f"race-{uuid.uuid4().hex[:6]}"
-    hook = tmp_path / "slow-start"  # the card's first read comes before the end
-    hook.write_text("#!/bin/sh\nsleep 1\n")
-    hook.chmod(0o755)
-    busybox(agent.lxc_path, name, f"lxc.hook.pre-start = {hook}")
-    container = wait_for(
-        lambda: Container.objects.filter(host=host, name=name).exclude(config_text="").first(),
-        20,
-        what="the container in the inventory",
-    )
-    base = f"http://{web}"
-    login(page, base, "push-race")
-    page.goto(f"{base}/containers/{container.pk}/")
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.wait_for_function(STREAM_OPEN, timeout=10000)
+    _open_slow_starting_container(page, web, make_user, start_agent(), tmp_path, "race")
 
     held: list[str] = []
     card_url = re.compile(r"/operations/(\d+)/card/")
