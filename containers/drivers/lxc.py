@@ -556,7 +556,9 @@ class LxcDriver:
 
         lxc-ls leaves out a container whose config LXC cannot load; it still exists (its
         directory and config are there) and is listed here in state UNKNOWN, so it stays on the
-        console and its config can be repaired."""
+        console and its config can be repaired. A directory with a config that the listing left
+        out is asked with ``lxc-info`` first: a container made just after the listing (an
+        ``lxc-create`` in a shell) is not one LXC cannot load."""
         if not os.path.isdir(self.lxc_path):
             return []
         names, active = self._ls(), set(self._ls("--active"))
@@ -580,8 +582,14 @@ class LxcDriver:
             infos.append(ContainerInfo(name=name, state=state, pid=pid, ips=ips))
         listed = {info.name for info in infos}
         for name in sorted(self.config_dirs()):
-            if name not in listed:
+            if name in listed:
+                continue
+            try:
+                info = self.info(name)
+            except CommandError:  # LXC cannot load its config
                 infos.append(ContainerInfo(name=name, state="UNKNOWN"))
+            else:  # made after the listing
+                infos.append(ContainerInfo(name=name, state=info.state, pid=info.pid, ips=info.ips))
         return infos
 
     def _ls(self, *which: str) -> builtins.list[str]:

@@ -199,6 +199,40 @@ def test_a_container_lxc_cannot_load_is_still_listed(lxc_path):
         driver.write_config(name, old)
 
 
+class CreatesAfterTheListing(Runner):
+    """A real runner; right after the first ``lxc-ls`` it ran, a container appears (as an
+    ``lxc-create`` in a shell would make one between the sync's listing and its directory scan)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(None)
+        self.path, self.name, self.made = path, name, False
+
+    def run(self, argv, *args, **kwargs):
+        result = super().run(argv, *args, **kwargs)
+        if argv[0] == "lxc-ls" and not self.made:
+            self.made = True
+            (self.path / self.name).mkdir()
+            (self.path / self.name / "config").write_text(
+                f"lxc.rootfs.path = dir:{self.path}/{self.name}/rootfs\n{CONFIGS['default']}"
+            )
+        return result
+
+
+def test_a_container_made_after_the_listing_is_not_taken_for_one_lxc_cannot_load(lxc_path):
+    """CI caught the sync storing a container an `lxc-create` was making as UNKNOWN (the state
+    of a config LXC cannot load): the listing ran just before its config was written, the
+    directory scan just after. Such a container is asked with lxc-info and listed STOPPED."""
+    name = "late"
+    driver = LxcDriver(CreatesAfterTheListing(lxc_path, name), str(lxc_path))
+    try:
+        listed = {info.name: info.state for info in driver.list()}
+        assert driver.runner.made
+        assert listed[name] == "STOPPED", listed
+        assert set(listed) == {*CONFIGS, name}
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(lxc_path / name)], check=True)
+
+
 def test_an_unloadable_config_stays_on_the_console_and_is_repaired_from_the_raw_editor(
     lxc_path, admin, client
 ):
