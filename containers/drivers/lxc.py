@@ -573,24 +573,24 @@ class LxcDriver:
             if pid and dirs and cgroupfs.is_init(pid, name, dirs, self.lxc_path):
                 state, ips = cgroupfs.freezer_state(dirs), cgroupfs.addresses(pid)
             if state is None or ips is None:
-                try:
-                    info = self.info(name)
-                except CommandError:  # it stopped since the listing: the next sync reads it
-                    info = ContainerInfo(name=name, state="RUNNING")
-                infos.append(ContainerInfo(name=name, state=info.state, pid=info.pid, ips=info.ips))
-                continue
-            infos.append(ContainerInfo(name=name, state=state, pid=pid, ips=ips))
+                # (lxc-info failing: it stopped since the listing; the next sync reads it)
+                infos.append(self._asked(name, failed="RUNNING"))
+            else:
+                infos.append(ContainerInfo(name=name, state=state, pid=pid, ips=ips))
         listed = {info.name for info in infos}
         for name in sorted(self.config_dirs()):
-            if name in listed:
-                continue
-            try:
-                info = self.info(name)
-            except CommandError:  # LXC cannot load its config
-                infos.append(ContainerInfo(name=name, state="UNKNOWN"))
-            else:  # made after the listing
-                infos.append(ContainerInfo(name=name, state=info.state, pid=info.pid, ips=info.ips))
+            if name not in listed:  # LXC cannot load its config (UNKNOWN), or made after the listing
+                infos.append(self._asked(name, failed="UNKNOWN"))
         return infos
+
+    def _asked(self, name: str, *, failed: str) -> ContainerInfo:
+        """``lxc-info``'s state, pid and addresses of ``name`` (its usage is the refresh's), or
+        the state ``failed`` alone when ``lxc-info`` fails."""
+        try:
+            info = self.info(name)
+        except CommandError:
+            return ContainerInfo(name=name, state=failed)
+        return ContainerInfo(name=name, state=info.state, pid=info.pid, ips=info.ips)
 
     def _ls(self, *which: str) -> builtins.list[str]:
         """Names ``lxc-ls -1`` prints (``which``: a state filter such as ``--active``)."""
